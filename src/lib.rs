@@ -2,3 +2,4 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod core;
+pub mod ffi;

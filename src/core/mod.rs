@@ -1,7 +1,16 @@
 //! The safe core: no C types, no raw pointers. The ffi layer is a thin shell around it.
 #![forbid(unsafe_code)]
 
+pub mod artifacts;
+pub mod diag;
 pub mod error;
+pub mod failure;
+pub mod http;
+pub mod info;
+pub mod job;
 pub mod model;
+pub mod payload;
 pub mod persist;
+pub mod runner;
 pub mod system_id;
+pub mod trace;

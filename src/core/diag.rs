@@ -1,0 +1,221 @@
+//! Diagnostics: where the library's own log lines go.
+//!
+//! The library never prints by itself. A line goes to the installed sink (the C side installs
+//! one from `glr_set_log_callback`); with no sink installed, `GLR_LOG=error|warn|info|debug`
+//! in the environment (read once, on first use) sends lines at that level and more severe to
+//! stderr as `gitlab_runner_api: <level>: <message>`; otherwise lines are dropped.
+//!
+//! Logging is cheap when nobody listens: [`enabled`] is one atomic load, so code that has to
+//! format a message should check it first:
+//! ```
+//! use gitlab_runner_api::core::diag;
+//! let (bytes, job) = (4096, 42);
+//! if diag::enabled(diag::Level::Debug) {
+//!     diag::debug(&format!("trace: sent {bytes} bytes of job {job}"));
+//! }
+//! ```
+//! No internal lock is held while the sink runs, so a sink may log or call back into the
+//! library. A panicking sink is contained here: the line is lost, the caller is not disturbed.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+
+/// Severity of a line. The numbers are part of the C API (`GLR_LOG_ERROR` 1 ... `GLR_LOG_DEBUG` 4):
+/// smaller is more severe, like the `log` crate and syslog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Level {
+    /// Something failed and the caller will see an error (or a panic was caught).
+    Error = 1,
+    /// Something unexpected that the library worked around (a retry, a resync, a lenient parse).
+    Warn = 2,
+    /// A notable step: a request made, a job received, a job finished.
+    Info = 3,
+    /// Detail for debugging the library itself.
+    Debug = 4,
+}
+
+impl Level {
+    /// The lowercase name used in `GLR_LOG` and in stderr lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+
+    /// The level named by a `GLR_LOG` value (case-insensitive, surrounding blanks ignored).
+    pub fn from_name(name: &str) -> Option<Level> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "error" => Some(Level::Error),
+            "warn" | "warning" => Some(Level::Warn),
+            "info" => Some(Level::Info),
+            "debug" => Some(Level::Debug),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A diagnostics receiver. It is called on the thread that logs (possibly a background thread of
+/// the library) and may be called from several threads at once.
+pub type Sink = Box<dyn Fn(Level, &str) + Send + Sync>;
+
+type SharedSink = Arc<dyn Fn(Level, &str) + Send + Sync>;
+
+static SINK: RwLock<Option<SharedSink>> = RwLock::new(None);
+
+/// Most verbose level anyone listens to: 0 = nobody, 1..=4 = a `Level`, `UNKNOWN` = not yet
+/// computed (the environment has not been read).
+static MAX_LEVEL: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = u8::MAX;
+const OFF: u8 = 0;
+
+/// The level `GLR_LOG` asks for, read once; `OFF` when unset or unrecognised.
+fn env_level() -> u8 {
+    static ENV: OnceLock<u8> = OnceLock::new();
+    *ENV.get_or_init(|| std::env::var("GLR_LOG").ok().and_then(|v| Level::from_name(&v)).map_or(OFF, |l| l as u8))
+}
+
+/// The max level for a given sink state: a sink receives everything, stderr what `GLR_LOG` says.
+fn max_level_for(sink_installed: bool) -> u8 {
+    if sink_installed {
+        Level::Debug as u8
+    } else {
+        env_level()
+    }
+}
+
+/// Installs (`Some`) or removes (`None`) the process-wide sink, replacing any previous one.
+/// A call to the previous sink that is already running may still finish after this returns.
+pub fn set_sink(sink: Option<Sink>) {
+    let mut slot = SINK.write().unwrap_or_else(PoisonError::into_inner);
+    *slot = sink.map(SharedSink::from);
+    // Stored while the write lock is held, so a concurrent first `enabled` cannot overwrite it
+    // with a value computed from the old sink.
+    MAX_LEVEL.store(max_level_for(slot.is_some()), Ordering::Release);
+}
+
+/// Whether a line at `level` would go anywhere. One atomic load once initialised.
+pub fn enabled(level: Level) -> bool {
+    let mut max = MAX_LEVEL.load(Ordering::Acquire);
+    if max == UNKNOWN {
+        let slot = SINK.read().unwrap_or_else(PoisonError::into_inner);
+        let computed = max_level_for(slot.is_some());
+        max = match MAX_LEVEL.compare_exchange(UNKNOWN, computed, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => computed,
+            Err(current) => current,
+        };
+    }
+    (level as u8) <= max
+}
+
+/// Sends one line to the sink, or to stderr when `GLR_LOG` asks for it, or nowhere.
+pub fn emit(level: Level, message: &str) {
+    if !enabled(level) {
+        return;
+    }
+    // Clone the sink out so no lock is held while it runs (it may log or replace the sink).
+    let sink = SINK.read().unwrap_or_else(PoisonError::into_inner).clone();
+    match sink {
+        Some(sink) => {
+            // A panicking sink must not turn a log line into a failure of the caller.
+            let _ = catch_unwind(AssertUnwindSafe(|| sink(level, message)));
+        }
+        None => {
+            if (level as u8) <= env_level() {
+                eprintln!("gitlab_runner_api: {level}: {message}");
+            }
+        }
+    }
+}
+
+/// `emit(Level::Error, message)`.
+pub fn error(message: &str) {
+    emit(Level::Error, message)
+}
+
+/// `emit(Level::Warn, message)`.
+pub fn warn(message: &str) {
+    emit(Level::Warn, message)
+}
+
+/// `emit(Level::Info, message)`.
+pub fn info(message: &str) {
+    emit(Level::Info, message)
+}
+
+/// `emit(Level::Debug, message)`.
+pub fn debug(message: &str) {
+    emit(Level::Debug, message)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// The sink is process-wide: tests that install one (here and in the ffi layer) take this.
+    pub(crate) static SINK_TEST_LOCK: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn levels_order_and_names() {
+        assert!(Level::Error < Level::Warn && Level::Warn < Level::Info && Level::Info < Level::Debug);
+        for l in [Level::Error, Level::Warn, Level::Info, Level::Debug] {
+            assert_eq!(Level::from_name(l.as_str()), Some(l));
+        }
+        assert_eq!(Level::from_name(" DEBUG\n"), Some(Level::Debug));
+        assert_eq!(Level::from_name("trace"), None);
+        assert_eq!([Level::Error as u8, Level::Debug as u8], [1, 4]);
+    }
+
+    #[test]
+    fn sink_receives_lines_and_can_be_removed() {
+        let _lock = SINK_TEST_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        set_sink(Some(Box::new(move |level, msg| s.lock().unwrap().push((level, msg.to_owned())))));
+        assert!(enabled(Level::Debug));
+        debug("d");
+        error("e");
+        set_sink(None);
+        debug("after removal");
+        assert_eq!(*seen.lock().unwrap(), vec![(Level::Debug, "d".to_owned()), (Level::Error, "e".to_owned())]);
+        assert_eq!(enabled(Level::Error), env_level() >= Level::Error as u8);
+    }
+
+    #[test]
+    fn sink_may_log_and_replace_itself_without_deadlock() {
+        let _lock = SINK_TEST_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = Arc::new(Mutex::new(0));
+        let c = count.clone();
+        set_sink(Some(Box::new(move |_, msg| {
+            *c.lock().unwrap() += 1;
+            if msg == "outer" {
+                info("inner"); // re-entrant log
+                set_sink(None); // replacing the sink from inside it
+            }
+        })));
+        info("outer");
+        assert_eq!(*count.lock().unwrap(), 2);
+        info("dropped");
+        assert_eq!(*count.lock().unwrap(), 2);
+    }
+
+    #[test]
+    fn panicking_sink_is_contained() {
+        let _lock = SINK_TEST_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        set_sink(Some(Box::new(|_, _| panic!("sink bug"))));
+        warn("boom"); // must return normally
+        set_sink(None);
+    }
+}

@@ -1,0 +1,360 @@
+//! The one shared HTTP client: user agent, timeouts, TLS (system trust store plus an optional
+//! extra CA file), proxies from the environment, and retries with backoff like the official runner
+//! (408, 429, 500, 502, 503, 504 and >= 512; at most 5 attempts; `Retry-After` honoured).
+
+use super::error::{Error, ErrorKind, Result};
+use reqwest::blocking::Client;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::{OnceLock, RwLock};
+use std::time::Duration;
+
+/// At most this many attempts per request, as the official runner.
+pub const MAX_ATTEMPTS: u32 = 5;
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A `Retry-After` longer than this is cut short: a library call must not hang for hours.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(120);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Long enough for GitLab's long polling (Workhorse holds a job request up to ~50 s).
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub use reqwest::Method;
+
+/// What a request carries.
+pub enum Body {
+    None,
+    Json(serde_json::Value),
+    Text(Vec<u8>),
+}
+
+pub struct Request {
+    pub method: Method,
+    /// Full URL (base + `/api/v4/...`).
+    pub url: String,
+    /// Method and path for messages, e.g. `PATCH /api/v4/jobs/42/trace` (never a token).
+    pub what: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+    /// Safe to send twice: then transport failures after the request may have reached the
+    /// server are retried too (a failure to connect is always retried).
+    pub idempotent: bool,
+}
+
+impl Request {
+    pub fn new(method: Method, base_url: &str, path: &str) -> Self {
+        Request {
+            what: format!("{method} {}", path.split('?').next().unwrap_or(path)),
+            url: format!("{base_url}{path}"),
+            method,
+            headers: Vec::new(),
+            body: Body::None,
+            idempotent: false,
+        }
+    }
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Body::Json(body);
+        self
+    }
+    pub fn text(mut self, body: Vec<u8>) -> Self {
+        self.body = Body::Text(body);
+        self
+    }
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// How many attempts it took (for messages).
+    pub attempts: u32,
+    pub what: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    /// The body as JSON, or a parse error naming the request.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::parse(format!("{}: {} with a body that is not valid JSON ({e})", self.what, self.status))
+        })
+    }
+
+    /// The error for a status the caller did not expect: `PUT /api/v4/jobs/42: 500 Internal
+    /// Server Error after 5 attempts: <GitLab's message>`.
+    pub fn unexpected(&self) -> Error {
+        self.error(ErrorKind::Http)
+    }
+
+    pub fn error(&self, kind: ErrorKind) -> Error {
+        let reason = reqwest::StatusCode::from_u16(self.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        let mut msg = format!("{}: {} {reason}", self.what, self.status);
+        if self.attempts > 1 {
+            msg.push_str(&format!(" after {} attempts", self.attempts));
+        }
+        if let Some(detail) = gitlab_message(&self.body) {
+            msg.push_str(": ");
+            msg.push_str(&detail);
+        }
+        Error::new(kind, msg)
+    }
+}
+
+/// GitLab's error text from a `{"message": ...}` or `{"error": ...}` body, shortened. GitLab
+/// never echoes tokens there, and we only ever show this field, not arbitrary bodies.
+fn gitlab_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let m = v.get("message").or_else(|| v.get("error"))?;
+    let text = match m {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Some(text.chars().take(300).collect())
+}
+
+fn timeout_setting() -> &'static RwLock<Duration> {
+    static T: OnceLock<RwLock<Duration>> = OnceLock::new();
+    T.get_or_init(|| {
+        let from_env = std::env::var("GLR_HTTP_TIMEOUT")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        RwLock::new(from_env.unwrap_or(DEFAULT_REQUEST_TIMEOUT))
+    })
+}
+
+/// Sets the whole-request timeout of every later request (default 120 s, or `GLR_HTTP_TIMEOUT`).
+pub fn set_request_timeout(timeout: Duration) {
+    *timeout_setting().write().unwrap_or_else(|e| e.into_inner()) = timeout;
+}
+
+pub fn request_timeout() -> Duration {
+    *timeout_setting().read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn user_agent() -> String {
+    format!(
+        "gitlab_runner_api/{} ({}; {})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+fn build_client() -> Result<Client> {
+    let mut builder = Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_native_certs(true)
+        .tls_built_in_webpki_certs(true)
+        .min_tls_version(reqwest::tls::Version::TLS_1_2)
+        .user_agent(user_agent())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(None::<Duration>)
+        .pool_idle_timeout(Duration::from_secs(90));
+    if let Ok(path) = std::env::var("GLR_CA_FILE") {
+        if !path.is_empty() {
+            let pem = std::fs::read(&path)
+                .map_err(|e| Error::io(format!("extra CA file {path} (GLR_CA_FILE): {e}")))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| Error::invalid(format!("extra CA file {path} (GLR_CA_FILE): not PEM certificates: {e}")))?;
+            if certs.is_empty() {
+                return Err(Error::invalid(format!("extra CA file {path} (GLR_CA_FILE) holds no certificate")));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+    }
+    builder.build().map_err(|e| Error::new(ErrorKind::Network, format!("cannot set up the HTTP client: {e}")))
+}
+
+fn client() -> Result<&'static Client> {
+    static CLIENT: OnceLock<std::result::Result<Client, Error>> = OnceLock::new();
+    CLIENT.get_or_init(build_client).as_ref().map_err(Clone::clone)
+}
+
+fn is_retriable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504) || status >= 512
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_MIN.saturating_mul(1u32 << attempt.min(16));
+    let exp = exp.min(BACKOFF_MAX);
+    // Up to 25 % jitter so many runners do not retry in lockstep.
+    let mut b = [0u8; 2];
+    let _ = getrandom::getrandom(&mut b);
+    let jitter = exp.mul_f64(f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) * 0.25);
+    exp + jitter
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(v).min(RETRY_AFTER_MAX))
+}
+
+fn request_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::getrandom(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Sends `req`, retrying as described above. Returns the final response whatever its status
+/// (after the retries a retriable status is returned to the caller); errors only when no
+/// response could be had.
+pub fn send(req: &Request) -> Result<Response> {
+    let client = client()?;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match send_once(client, req) {
+            Ok((status, headers, body)) => {
+                if is_retriable_status(status) && attempt < MAX_ATTEMPTS {
+                    let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt - 1));
+                    super::diag::debug(&format!(
+                        "{}: {status}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
+                        req.what,
+                        wait.as_millis()
+                    ));
+                    std::thread::sleep(wait);
+                    continue;
+                }
+                return Ok(Response { status, headers, body, attempts: attempt, what: req.what.clone() });
+            }
+            Err(e) => {
+                let may_retry = e.is_connect() || req.idempotent;
+                if may_retry && attempt < MAX_ATTEMPTS {
+                    let wait = backoff(attempt - 1);
+                    super::diag::debug(&format!(
+                        "{}: {}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
+                        req.what,
+                        describe(&e),
+                        wait.as_millis()
+                    ));
+                    std::thread::sleep(wait);
+                    continue;
+                }
+                let tries = if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() };
+                return Err(Error::new(ErrorKind::Network, format!("{}: {}{tries}", req.what, describe(&e))));
+            }
+        }
+    }
+}
+
+/// Sends one multipart upload (not retried here: a streamed body cannot be replayed, so the
+/// artifact uploader re-opens the file and decides). Returns status, `Location` and GitLab's
+/// message.
+pub fn send_multipart(
+    url: &str,
+    what: &str,
+    job_token: &str,
+    form: reqwest::blocking::multipart::Form,
+) -> Result<(u16, Option<String>, Option<String>)> {
+    let client = client()?;
+    let resp = client
+        .post(url)
+        .header("job-token", job_token)
+        .header("x-request-id", request_id())
+        .timeout(request_timeout().max(Duration::from_secs(3600)))
+        .multipart(form)
+        .send()
+        .map_err(|e| Error::new(ErrorKind::Network, format!("{what}: {}", describe(&e))))?;
+    let status = resp.status().as_u16();
+    let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
+    Ok((status, location, gitlab_message(&body)))
+}
+
+fn send_once(client: &Client, req: &Request) -> std::result::Result<(u16, HeaderMap, Vec<u8>), reqwest::Error> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &req.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            headers.insert(n, v);
+        }
+    }
+    headers.insert("x-request-id", HeaderValue::from_str(&request_id()).expect("hex is a valid header value"));
+    let mut builder = client.request(req.method.clone(), &req.url).headers(headers).timeout(request_timeout());
+    builder = match &req.body {
+        Body::None => builder,
+        Body::Json(v) => builder
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(v).expect("a JSON value serialises")),
+        Body::Text(bytes) => builder.header("content-type", "text/plain").body(bytes.clone()),
+    };
+    let resp = builder.send()?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.bytes()?.to_vec();
+    Ok((status, headers, body))
+}
+
+/// A transport error in words, without the URL (reqwest puts it in its Display) so that a
+/// URL with credentials in it can never reach a message.
+fn describe(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the response was cut short"
+    } else if e.is_request() {
+        "the request failed"
+    } else {
+        "network error"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what} ({detail})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retriable_statuses_match_the_official_runner() {
+        for s in [408, 429, 500, 502, 503, 504, 512, 599] {
+            assert!(is_retriable_status(s), "{s}");
+        }
+        for s in [200, 201, 204, 400, 403, 404, 409, 416, 501, 505, 511] {
+            assert!(!is_retriable_status(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(0) >= BACKOFF_MIN && backoff(0) < BACKOFF_MIN * 2);
+        assert!(backoff(3) >= BACKOFF_MIN * 8);
+        assert!(backoff(30) <= BACKOFF_MAX + BACKOFF_MAX / 4);
+    }
+
+    #[test]
+    fn gitlab_messages_are_extracted_and_shortened() {
+        assert_eq!(gitlab_message(br#"{"message":"403 Forbidden"}"#).as_deref(), Some("403 Forbidden"));
+        assert_eq!(gitlab_message(br#"{"error":"token is missing"}"#).as_deref(), Some("token is missing"));
+        assert_eq!(gitlab_message(b"<html>"), None);
+        let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(1000));
+        assert_eq!(gitlab_message(long.as_bytes()).unwrap().len(), 300);
+    }
+}

@@ -1,0 +1,138 @@
+//! The `info` object a runner sends with verify, job requests and job updates: who it is and,
+//! honestly, which features it supports (the library's own plus what the executor declared).
+
+use super::model::{Identity, RunnerData};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// Every feature key of the official runner, in its order; all are always sent.
+pub const FEATURE_KEYS: &[&str] = &[
+    "variables",
+    "image",
+    "services",
+    "artifacts",
+    "cache",
+    "fallback_cache_keys",
+    "shared",
+    "upload_multiple_artifacts",
+    "upload_raw_artifacts",
+    "session",
+    "terminal",
+    "refspecs",
+    "masking",
+    "proxy",
+    "raw_variables",
+    "artifacts_exclude",
+    "multi_build_steps",
+    "trace_reset",
+    "trace_checksum",
+    "trace_size",
+    "vault_secrets",
+    "cancelable",
+    "return_exit_code",
+    "service_variables",
+    "service_multiple_aliases",
+    "image_executor_opts",
+    "service_executor_opts",
+    "cancel_gracefully",
+    "native_steps_integration",
+    "two_phase_job_commit",
+    "job_inputs",
+];
+
+/// What the library itself does, whatever the executor: re-sending the whole trace on 412,
+/// checksums and sizes on the final update, reporting GitLab's cancel (hard and graceful),
+/// sending exit codes, and committing a job with `state=running` before using it.
+pub const LIBRARY_FEATURES: &[&str] = &[
+    "trace_reset",
+    "trace_checksum",
+    "trace_size",
+    "cancelable",
+    "cancel_gracefully",
+    "return_exit_code",
+    "two_phase_job_commit",
+];
+
+/// Whether `name` can be a feature key (lowercase letters, digits, `_`).
+pub fn is_valid_feature_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// GOARCH-style architecture names, as GitLab shows them for the official runner.
+fn default_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+pub fn features_json(declared: &BTreeMap<String, bool>) -> Value {
+    let mut map = Map::new();
+    for key in FEATURE_KEYS {
+        let on = declared.get(*key).copied().unwrap_or_else(|| LIBRARY_FEATURES.contains(key));
+        map.insert((*key).to_string(), Value::Bool(on));
+    }
+    for (key, on) in declared {
+        if !map.contains_key(key) {
+            map.insert(key.clone(), Value::Bool(*on));
+        }
+    }
+    Value::Object(map)
+}
+
+pub fn identity_json(identity: &Identity, features: &BTreeMap<String, bool>) -> Value {
+    let mut info = Map::new();
+    let or = |v: &Option<String>, default: &str| v.clone().unwrap_or_else(|| default.to_string());
+    info.insert("name".into(), json!(or(&identity.name, "gitlab_runner_api")));
+    info.insert("version".into(), json!(or(&identity.version, env!("CARGO_PKG_VERSION"))));
+    if let Some(r) = &identity.revision {
+        info.insert("revision".into(), json!(r));
+    }
+    info.insert("platform".into(), json!(or(&identity.platform, std::env::consts::OS)));
+    info.insert("architecture".into(), json!(or(&identity.architecture, default_architecture())));
+    if let Some(e) = &identity.executor {
+        info.insert("executor".into(), json!(e));
+    }
+    info.insert("features".into(), features_json(features));
+    info.insert("config".into(), json!({"gpus": ""}));
+    Value::Object(info)
+}
+
+pub fn info_json(runner: &RunnerData) -> Value {
+    identity_json(&runner.identity, &runner.features)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_official_keys_are_sent_and_declared_ones_win() {
+        let mut declared = BTreeMap::new();
+        declared.insert("refspecs".to_string(), true);
+        declared.insert("cancel_gracefully".to_string(), false);
+        declared.insert("my_extra".to_string(), true);
+        let f = features_json(&declared);
+        let obj = f.as_object().unwrap();
+        assert_eq!(obj.len(), FEATURE_KEYS.len() + 1);
+        assert_eq!(obj["refspecs"], true);
+        assert_eq!(obj["cancel_gracefully"], false);
+        assert_eq!(obj["trace_checksum"], true);
+        assert_eq!(obj["image"], false);
+        assert_eq!(obj["my_extra"], true);
+        assert_eq!(obj.keys().next().unwrap(), "variables");
+    }
+
+    #[test]
+    fn identity_defaults_fill_the_wire_only() {
+        let info = identity_json(&Identity { executor: Some("custom".into()), ..Default::default() }, &BTreeMap::new());
+        assert_eq!(info["name"], "gitlab_runner_api");
+        assert_eq!(info["executor"], "custom");
+        assert!(info.get("revision").is_none());
+        assert_eq!(info["config"]["gpus"], "");
+        assert!(is_valid_feature_name("image") && !is_valid_feature_name("Bad-Name") && !is_valid_feature_name(""));
+    }
+}

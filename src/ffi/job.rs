@@ -1,0 +1,567 @@
+//! `glr_job`: a job taken from GitLab. Each function: argument checks, one call into
+//! `core::job`, result mapping.
+
+use super::artifacts::glr_artifacts;
+use super::guard::{guard, guard_result, invalid_arg, FfiResult};
+use super::handle::{free_handle, handle_ref, new_handle, out_arg};
+use super::status::glr_status;
+use super::strings::{bytes_arg, owned_c_bytes, owned_c_string, str_arg, BorrowedStrings};
+use crate::core::artifacts::ArtifactSet;
+use crate::core::failure;
+use crate::core::job::{Job, Outcome};
+use crate::core::model::JobState;
+use crate::core::payload::JobInfo;
+use crate::core::persist;
+use std::ffi::c_char;
+use std::path::Path;
+use std::ptr;
+
+/// The job is running.
+pub const GLR_JOB_RUNNING: i32 = 0;
+/// The job was reported successful.
+pub const GLR_JOB_SUCCESS: i32 = 1;
+/// The job was reported failed.
+pub const GLR_JOB_FAILED: i32 = 2;
+/// GitLab asked for a graceful stop: run your after_script, log, then finish the job.
+pub const GLR_JOB_CANCELING: i32 = 3;
+/// GitLab stopped the job; calls that report to GitLab return GLR_ERR_JOB_CANCELED.
+pub const GLR_JOB_CANCELED: i32 = 4;
+
+/// Variable flag: the value is public (not secret).
+pub const GLR_VAR_PUBLIC: u32 = 1;
+/// Variable flag: the value is masked in the job log.
+pub const GLR_VAR_MASKED: u32 = 2;
+/// Variable flag: the variable is a file variable (the value is the file's content).
+pub const GLR_VAR_FILE: u32 = 4;
+/// Variable flag: the value must not be expanded.
+pub const GLR_VAR_RAW: u32 = 8;
+
+/// A failure reason for glr_job_set_failed(), in GitLab's own numbering.
+pub type glr_failure_reason = i32;
+/// unknown_failure
+pub const GLR_FAILURE_UNKNOWN: glr_failure_reason = 0;
+/// script_failure: the job's script failed (use glr_job_set_exit_code() too).
+pub const GLR_FAILURE_SCRIPT: glr_failure_reason = 1;
+/// api_failure
+pub const GLR_FAILURE_API: glr_failure_reason = 2;
+/// stuck_or_timeout_failure
+pub const GLR_FAILURE_STUCK_OR_TIMEOUT: glr_failure_reason = 3;
+/// runner_system_failure: the runner or the system it runs on failed.
+pub const GLR_FAILURE_RUNNER_SYSTEM: glr_failure_reason = 4;
+/// missing_dependency_failure
+pub const GLR_FAILURE_MISSING_DEPENDENCY: glr_failure_reason = 5;
+/// runner_unsupported
+pub const GLR_FAILURE_RUNNER_UNSUPPORTED: glr_failure_reason = 6;
+/// job_execution_timeout
+pub const GLR_FAILURE_JOB_EXECUTION_TIMEOUT: glr_failure_reason = 8;
+/// runner_configuration_error (sent as script_failure to a GitLab that does not know it)
+pub const GLR_FAILURE_RUNNER_CONFIGURATION_ERROR: glr_failure_reason = 31;
+/// runner_external_dependency_failure (sent as runner_system_failure to an older GitLab)
+pub const GLR_FAILURE_RUNNER_EXTERNAL_DEPENDENCY: glr_failure_reason = 32;
+/// runner_interrupted (sent as unknown_failure to an older GitLab)
+pub const GLR_FAILURE_RUNNER_INTERRUPTED: glr_failure_reason = 33;
+
+/// A job taken from GitLab. Obtained from glr_runner_request_job(), glr_job_loads() or
+/// glr_job_load(); freed with glr_job_free().
+///
+/// Thread safety: every function may be called on the same job from several threads at once.
+/// Appending to the log never waits for the network, even while another thread flushes.
+pub struct glr_job {
+    pub(crate) inner: Job,
+    strings: BorrowedStrings,
+}
+
+impl glr_job {
+    pub(crate) fn new(inner: Job) -> Self {
+        glr_job { inner, strings: BorrowedStrings::new() }
+    }
+}
+
+/// GitLab's name of a failure reason ("script_failure"...), or NULL for a value that is not a
+/// GLR_FAILURE_* constant. Static text.
+#[no_mangle]
+pub extern "C" fn glr_failure_reason_str(reason: glr_failure_reason) -> *const c_char {
+    match failure::FAILURE_REASONS.iter().position(|(n, _)| *n == reason) {
+        Some(i) => FAILURE_REASON_NAMES[i].as_ptr().cast(),
+        None => ptr::null(),
+    }
+}
+
+/// NUL-terminated copies of `failure::FAILURE_REASONS`' names, same order (checked by a test).
+const FAILURE_REASON_NAMES: &[&[u8]] = &[
+    b"unknown_failure\0",
+    b"script_failure\0",
+    b"api_failure\0",
+    b"stuck_or_timeout_failure\0",
+    b"runner_system_failure\0",
+    b"missing_dependency_failure\0",
+    b"runner_unsupported\0",
+    b"job_execution_timeout\0",
+    b"runner_configuration_error\0",
+    b"runner_external_dependency_failure\0",
+    b"runner_interrupted\0",
+];
+
+/// # Safety
+/// `job` is NULL or a live handle.
+unsafe fn job_ref<'a>(job: *const glr_job) -> FfiResult<&'a glr_job> {
+    unsafe { handle_ref(job, "job") }
+}
+
+/// # Safety
+/// `job` is NULL or a live handle.
+unsafe fn job_field<T>(job: *const glr_job, default: T, f: impl FnOnce(&glr_job) -> FfiResult<T>) -> T {
+    guard_result(default, || f(unsafe { job_ref(job) }?))
+}
+
+/// # Safety
+/// `job` is NULL or a live handle.
+unsafe fn job_str(job: *const glr_job, f: impl FnOnce(&JobInfo) -> Option<&str>) -> *const c_char {
+    unsafe { job_field(job, ptr::null(), |j| Ok(j.strings.get_opt(f(j.inner.info())))) }
+}
+
+fn index_err(what: &str, index: usize, count: usize) -> super::guard::FfiError {
+    invalid_arg("index", format!("{index} >= {what} count {count}"))
+}
+
+/// The job's id (0 if `job` is NULL).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_id(job: *const glr_job) -> i64 {
+    unsafe { job_field(job, 0, |j| Ok(j.inner.id())) }
+}
+
+/// The job token (a secret: CI_JOB_TOKEN). Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_token(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| Some(&i.token)) }
+}
+
+/// `job_info.name`, or NULL when GitLab did not send it. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_name(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.name.as_deref()) }
+}
+
+/// `job_info.stage`, or NULL. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_stage(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.stage.as_deref()) }
+}
+
+/// `git_info.ref` (branch or tag name), or NULL. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_ref(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.git_ref.as_deref()) }
+}
+
+/// `git_info.repo_url` (it embeds the job token: never log it), or NULL.
+/// Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_repo_url(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.repo_url.as_deref()) }
+}
+
+/// `git_info.sha`, or NULL. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_commit_sha(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.commit_sha.as_deref()) }
+}
+
+/// The CI_COMMIT_MESSAGE variable, or NULL. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_commit_message(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.commit_message.as_deref()) }
+}
+
+/// The GITLAB_USER_LOGIN variable, or NULL. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_username(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.username.as_deref()) }
+}
+
+/// The CI_PROJECT_URL variable, or NULL. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_project_url(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.project_url.as_deref()) }
+}
+
+/// The CI_PROJECT_PATH variable ("group/project"), or NULL. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_project_path(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.project_path.as_deref()) }
+}
+
+/// The CI_PROJECT_NAME variable (else `job_info.project_name`), or NULL.
+/// Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_project_name(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.project_name.as_deref()) }
+}
+
+/// The CI_JOB_URL variable, or NULL. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_job_url(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.job_url.as_deref()) }
+}
+
+/// The CI_PIPELINE_URL variable, or NULL. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_pipeline_url(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.pipeline_url.as_deref()) }
+}
+
+/// The pipeline id as GitLab sends it (the CI_PIPELINE_ID variable, else
+/// `job_info.pipeline_id`), as text, or NULL. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_pipeline_id(job: *const glr_job) -> *const c_char {
+    unsafe { job_str(job, |i| i.pipeline_id.as_deref()) }
+}
+
+/// 1 if the job runs for a branch, 0 for a tag, -1 when unknown (or `job` is NULL).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_is_branch(job: *const glr_job) -> i32 {
+    unsafe { job_field(job, -1, |j| Ok(j.inner.info().is_branch.map_or(-1, i32::from))) }
+}
+
+/// The job's state: GLR_JOB_RUNNING, _SUCCESS, _FAILED, _CANCELING or _CANCELED (-1 if `job`
+/// is NULL). Learned from GitLab's answers to log uploads, glr_job_auth() and the final update.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_state(job: *const glr_job) -> i32 {
+    unsafe {
+        job_field(job, -1, |j| {
+            Ok(match j.inner.state() {
+                JobState::Running => GLR_JOB_RUNNING,
+                JobState::Success => GLR_JOB_SUCCESS,
+                JobState::Failed => GLR_JOB_FAILED,
+                JobState::Canceling => GLR_JOB_CANCELING,
+                JobState::Canceled => GLR_JOB_CANCELED,
+            })
+        })
+    }
+}
+
+/// How many `script` lines the job has (of every step named "script"; 0 if `job` is NULL).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_script_count(job: *const glr_job) -> usize {
+    unsafe { job_field(job, 0, |j| Ok(j.inner.info().script.len())) }
+}
+
+/// `script` line number `index`, or NULL when out of range (GLR_ERR_INVALID_ARGUMENT as last
+/// error). Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_script_line(job: *const glr_job, index: usize) -> *const c_char {
+    unsafe {
+        job_field(job, ptr::null(), |j| {
+            let lines = &j.inner.info().script;
+            lines.get(index).map(|l| j.strings.get(l)).ok_or_else(|| index_err("script line", index, lines.len()))
+        })
+    }
+}
+
+/// How many `after_script` lines the job has (0 if none).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_after_script_count(job: *const glr_job) -> usize {
+    unsafe { job_field(job, 0, |j| Ok(j.inner.info().after_script.len())) }
+}
+
+/// `after_script` line number `index`, or NULL when out of range. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_after_script_line(job: *const glr_job, index: usize) -> *const c_char {
+    unsafe {
+        job_field(job, ptr::null(), |j| {
+            let lines = &j.inner.info().after_script;
+            lines.get(index).map(|l| j.strings.get(l)).ok_or_else(|| index_err("after_script line", index, lines.len()))
+        })
+    }
+}
+
+/// How many variables GitLab sent (in payload order).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_variable_count(job: *const glr_job) -> usize {
+    unsafe { job_field(job, 0, |j| Ok(j.inner.info().variables.len())) }
+}
+
+/// The key of variable `index`, or NULL when out of range. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_variable_key(job: *const glr_job, index: usize) -> *const c_char {
+    unsafe {
+        job_field(job, ptr::null(), |j| {
+            let vars = &j.inner.info().variables;
+            vars.get(index).map(|v| j.strings.get(&v.key)).ok_or_else(|| index_err("variable", index, vars.len()))
+        })
+    }
+}
+
+/// The value of variable `index`, or NULL when out of range. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_variable_value(job: *const glr_job, index: usize) -> *const c_char {
+    unsafe {
+        job_field(job, ptr::null(), |j| {
+            let vars = &j.inner.info().variables;
+            vars.get(index).map(|v| j.strings.get(&v.value)).ok_or_else(|| index_err("variable", index, vars.len()))
+        })
+    }
+}
+
+/// The flags of variable `index` (GLR_VAR_PUBLIC | _MASKED | _FILE | _RAW), 0 when out of range.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_variable_flags(job: *const glr_job, index: usize) -> u32 {
+    unsafe {
+        job_field(job, 0, |j| {
+            let vars = &j.inner.info().variables;
+            vars.get(index).map(|v| v.flags).ok_or_else(|| index_err("variable", index, vars.len()))
+        })
+    }
+}
+
+/// The value of the variable named `key` (the last one if repeated), or NULL when GitLab did
+/// not send it. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_variable(job: *const glr_job, key: *const c_char) -> *const c_char {
+    unsafe {
+        job_field(job, ptr::null(), |j| {
+            let key = str_arg(key, "key")?;
+            Ok(j.strings.get_opt(j.inner.info().variable(key)))
+        })
+    }
+}
+
+/// The job payload exactly as GitLab sent it (JSON), for everything without an accessor
+/// (image, services, cache, artifacts, ...). On success `*out` is a new string, freed with
+/// glr_string_free(). Errors: GLR_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_payload(job: *const glr_job, out: *mut *mut c_char) -> glr_status {
+    guard(|| {
+        let out = unsafe { out_arg(out, "out") }?;
+        let job = unsafe { job_ref(job) }?;
+        out.write(owned_c_string(&job.inner.payload().to_string()));
+        Ok(())
+    })
+}
+
+/// The registry credential for pulling `image` (e.g. "registry.example.com/group/img:tag"): of
+/// the job's credentials of type "registry" whose URL is a prefix of the image name, the
+/// longest. On success `*username_out` and `*password_out` are new strings, each freed with
+/// glr_string_free(). Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_UTF8, GLR_ERR_NOT_FOUND.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_get_registry_credential(
+    job: *const glr_job,
+    image: *const c_char,
+    username_out: *mut *mut c_char,
+    password_out: *mut *mut c_char,
+) -> glr_status {
+    guard(|| {
+        let user_out = unsafe { out_arg(username_out, "username_out") }?;
+        let pass_out = unsafe { out_arg(password_out, "password_out") }?;
+        let job = unsafe { job_ref(job) }?;
+        let image = unsafe { str_arg(image, "image") }?;
+        let (user, pass) = job.inner.registry_credential(image)?;
+        user_out.write(owned_c_string(&user));
+        pass_out.write(owned_c_string(&pass));
+        Ok(())
+    })
+}
+
+/// Appends `len` bytes of `data` to the job log (any bytes; invalid UTF-8 becomes U+FFFD). Never
+/// waits on the network: the text is uploaded by glr_job_log_flush() and when the job finishes.
+/// `data` may be NULL when `len` is 0. Safe from several threads at once.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_ALREADY_FINISHED, GLR_ERR_JOB_CANCELED.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_log_append(job: *mut glr_job, data: *const c_char, len: usize) -> glr_status {
+    guard(|| {
+        let job = unsafe { job_ref(job) }?;
+        let data = unsafe { bytes_arg(data, len, "data") }?;
+        Ok(job.inner.append_log(data)?)
+    })
+}
+
+/// Uploads everything appended so far and returns when GitLab acknowledged all of it.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_ALREADY_FINISHED, GLR_ERR_JOB_CANCELED (GitLab stopped
+/// the job), GLR_ERR_NETWORK, GLR_ERR_HTTP. Nothing appended is lost on error: it is sent again.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_log_flush(job: *mut glr_job) -> glr_status {
+    guard(|| Ok(unsafe { job_ref(job) }?.inner.flush_log()?))
+}
+
+/// The whole log as stored (after UTF-8 repair). On success `*out` is a new NUL-terminated
+/// string freed with glr_string_free(), and `*len_out` (if `len_out` is not NULL) its length in
+/// bytes. Errors: GLR_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_log(job: *const glr_job, out: *mut *mut c_char, len_out: *mut usize) -> glr_status {
+    guard(|| {
+        let out = unsafe { out_arg(out, "out") }?;
+        let job = unsafe { job_ref(job) }?;
+        let text = job.inner.log_text();
+        if let Some(len) = unsafe { len_out.as_mut() } {
+            *len = text.len();
+        }
+        out.write(owned_c_bytes(text.as_bytes()));
+        Ok(())
+    })
+}
+
+/// Keep-alive and cancel check (`PUT /api/v4/jobs/:id state=running`, like the Python
+/// package's `auth()`). Afterwards glr_job_state() tells whether GitLab asks to cancel.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_JOB_CANCELED (GitLab stopped the job or rejects its
+/// token), GLR_ERR_ALREADY_FINISHED, GLR_ERR_NETWORK, GLR_ERR_HTTP.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_auth(job: *mut glr_job) -> glr_status {
+    guard(|| Ok(unsafe { job_ref(job) }?.inner.auth()?))
+}
+
+/// Records the exit code of the job's script, sent with glr_job_set_failed() (a code of 0 is
+/// never sent, as with the official runner). Errors: GLR_ERR_NULL_ARGUMENT,
+/// GLR_ERR_ALREADY_FINISHED, GLR_ERR_JOB_CANCELED.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_set_exit_code(job: *mut glr_job, exit_code: i32) -> glr_status {
+    guard(|| Ok(unsafe { job_ref(job) }?.inner.set_exit_code(exit_code)?))
+}
+
+/// # Safety
+/// `artifacts` is NULL or a live handle.
+unsafe fn artifact_set(artifacts: *const glr_artifacts) -> ArtifactSet {
+    unsafe { artifacts.as_ref() }.map(glr_artifacts::snapshot).unwrap_or_default()
+}
+
+/// Reports the job successful: uploads `artifacts` (NULL: none; only read), then the whole
+/// log, then the final update (with the log's checksum and size), waiting while GitLab says it
+/// is still storing the log.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_ALREADY_FINISHED (reported before),
+/// GLR_ERR_JOB_CANCELED, GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_IO (an artifact file). On
+/// error the job stays running, so the call can be repeated or the job failed instead.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_set_success(job: *mut glr_job, artifacts: *const glr_artifacts) -> glr_status {
+    guard(|| {
+        let job = unsafe { job_ref(job) }?;
+        Ok(job.inner.finish_with_artifacts(Outcome::Success, &unsafe { artifact_set(artifacts) })?)
+    })
+}
+
+/// Reports the job failed with `reason` (a GLR_FAILURE_* value; mapped to what the job's GitLab
+/// accepts, like the official runner) and the exit code set with glr_job_set_exit_code().
+/// Uploads `artifacts` first (NULL: none). Otherwise as glr_job_set_success().
+///
+/// Errors: as glr_job_set_success(), plus GLR_ERR_INVALID_ARGUMENT for an unknown `reason`.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_set_failed(
+    job: *mut glr_job,
+    reason: glr_failure_reason,
+    artifacts: *const glr_artifacts,
+) -> glr_status {
+    guard(|| {
+        let job = unsafe { job_ref(job) }?;
+        let name = failure::name_of(reason).ok_or_else(|| invalid_arg("reason", format!("{reason} is not a GLR_FAILURE_* value")))?;
+        Ok(job.inner.finish_with_artifacts(Outcome::Failed(name.to_string()), &unsafe { artifact_set(artifacts) })?)
+    })
+}
+
+/// Serialises the job (our JSON format v2: runner, payload, state, log and how much of it GitLab
+/// acknowledged), so another process can finish it with glr_job_loads(). It holds the job and
+/// runner tokens and secret variables: keep it secret. On success `*out` is a new string, freed
+/// with glr_string_free(). Errors: GLR_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_dumps(job: *const glr_job, out: *mut *mut c_char) -> glr_status {
+    guard(|| {
+        let out = unsafe { out_arg(out, "out") }?;
+        let job = unsafe { job_ref(job) }?;
+        out.write(owned_c_string(&persist::job_to_string(&job.inner.to_data())));
+        Ok(())
+    })
+}
+
+/// Restores a job from glr_job_dumps() output or from the Python package's format
+/// (`[1, "<runner>", payload, state, log]`). Offline: no request is made. The log continues
+/// where GitLab's copy ends, even if another process appended meanwhile.
+///
+/// On success `*out` is a new job. Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_UTF8, GLR_ERR_PARSE.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_loads(data: *const c_char, out: *mut *mut glr_job) -> glr_status {
+    guard(|| {
+        let out = unsafe { out_arg(out, "out") }?;
+        let data = unsafe { str_arg(data, "data") }?;
+        out.write(new_handle(glr_job::new(Job::from_data(persist::job_from_str(data)?)?)));
+        Ok(())
+    })
+}
+
+/// Writes glr_job_dumps() output to `path`, atomically and with mode 0600.
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_UTF8, GLR_ERR_IO.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_dump(job: *const glr_job, path: *const c_char) -> glr_status {
+    guard(|| {
+        let job = unsafe { job_ref(job) }?;
+        let path = unsafe { str_arg(path, "path") }?;
+        Ok(persist::write_file_atomic(Path::new(path), &persist::job_to_string(&job.inner.to_data()))?)
+    })
+}
+
+/// Reads a job from a file written by glr_job_dump() (or the Python package). Offline.
+/// On success `*out` is a new job. Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_UTF8,
+/// GLR_ERR_IO, GLR_ERR_PARSE.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_load(path: *const c_char, out: *mut *mut glr_job) -> glr_status {
+    guard(|| {
+        let out = unsafe { out_arg(out, "out") }?;
+        let path = unsafe { str_arg(path, "path") }?;
+        let data = persist::read_file(Path::new(path))?;
+        out.write(new_handle(glr_job::new(Job::from_data(persist::job_from_str(&data)?)?)));
+        Ok(())
+    })
+}
+
+/// Frees a job. NULL is a no-op. Must not be called twice, nor while another thread uses it.
+/// Log text not yet uploaded is not sent: flush or finish the job (or dump it) first.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_free(job: *mut glr_job) {
+    unsafe { free_handle(job) }
+}
+
+/// How many jobs this job depends on (whose artifacts it may download).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_dependency_count(job: *const glr_job) -> usize {
+    unsafe { job_field(job, 0, |j| Ok(j.inner.info().dependencies.len())) }
+}
+
+/// The job id of dependency `index`, or 0 when out of range.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_dependency_id(job: *const glr_job, index: usize) -> i64 {
+    unsafe {
+        job_field(job, 0, |j| {
+            let deps = &j.inner.info().dependencies;
+            deps.get(index).map(|d| d.id).ok_or_else(|| index_err("dependency", index, deps.len()))
+        })
+    }
+}
+
+/// The job name of dependency `index`, or NULL. Borrowed: valid until glr_job_free().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_dependency_name(job: *const glr_job, index: usize) -> *const c_char {
+    unsafe {
+        job_field(job, ptr::null(), |j| {
+            let deps = &j.inner.info().dependencies;
+            let dep = deps.get(index).ok_or_else(|| index_err("dependency", index, deps.len()))?;
+            Ok(j.strings.get_opt(dep.name.as_deref()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_reason_names_match_the_core_list() {
+        assert_eq!(FAILURE_REASON_NAMES.len(), failure::FAILURE_REASONS.len());
+        for (i, (n, name)) in failure::FAILURE_REASONS.iter().enumerate() {
+            let c = unsafe { std::ffi::CStr::from_ptr(glr_failure_reason_str(*n)) };
+            assert_eq!(c.to_str().unwrap(), *name);
+            assert_eq!(FAILURE_REASON_NAMES[i], format!("{name}\0").as_bytes());
+        }
+        assert!(glr_failure_reason_str(7).is_null());
+        assert!(glr_failure_reason_str(-5).is_null());
+    }
+}
