@@ -178,17 +178,24 @@ pub(crate) mod tests {
         assert_eq!([Level::Error as u8, Level::Debug as u8], [1, 4]);
     }
 
+    // The sink is process-wide and other tests may log while one of these has it installed:
+    // each test only counts its own lines, marked with a prefix of its own.
+
     #[test]
     fn sink_receives_lines_and_can_be_removed() {
         let _lock = SINK_TEST_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
-        set_sink(Some(Box::new(move |level, msg| s.lock().unwrap().push((level, msg.to_owned())))));
+        set_sink(Some(Box::new(move |level, msg| {
+            if let Some(m) = msg.strip_prefix("t1:") {
+                s.lock().unwrap().push((level, m.to_owned()))
+            }
+        })));
         assert!(enabled(Level::Debug));
-        debug("d");
-        error("e");
+        debug("t1:d");
+        error("t1:e");
         set_sink(None);
-        debug("after removal");
+        debug("t1:after removal");
         assert_eq!(*seen.lock().unwrap(), vec![(Level::Debug, "d".to_owned()), (Level::Error, "e".to_owned())]);
         assert_eq!(enabled(Level::Error), env_level() >= Level::Error as u8);
     }
@@ -199,15 +206,18 @@ pub(crate) mod tests {
         let count = Arc::new(Mutex::new(0));
         let c = count.clone();
         set_sink(Some(Box::new(move |_, msg| {
+            if !msg.starts_with("t2:") {
+                return;
+            }
             *c.lock().unwrap() += 1;
-            if msg == "outer" {
-                info("inner"); // re-entrant log
+            if msg == "t2:outer" {
+                info("t2:inner"); // re-entrant log
                 set_sink(None); // replacing the sink from inside it
             }
         })));
-        info("outer");
+        info("t2:outer");
         assert_eq!(*count.lock().unwrap(), 2);
-        info("dropped");
+        info("t2:dropped");
         assert_eq!(*count.lock().unwrap(), 2);
     }
 

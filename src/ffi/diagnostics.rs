@@ -1,0 +1,99 @@
+//! The diagnostics callback: the C face of `core::diag`.
+
+use std::ffi::{c_char, c_void, CString};
+
+use super::guard::guard_value;
+use crate::core::diag::{self, Level};
+
+/// Log level of an error: something failed (or an internal panic was caught).
+pub const GLR_LOG_ERROR: i32 = 1;
+/// Log level of a warning: something unexpected that the library worked around (retry, resync).
+pub const GLR_LOG_WARN: i32 = 2;
+/// Log level of information: notable steps (requests, jobs received and finished).
+pub const GLR_LOG_INFO: i32 = 3;
+/// Log level of debugging detail.
+pub const GLR_LOG_DEBUG: i32 = 4;
+
+const _: () = {
+    assert!(GLR_LOG_ERROR == Level::Error as i32);
+    assert!(GLR_LOG_WARN == Level::Warn as i32);
+    assert!(GLR_LOG_INFO == Level::Info as i32);
+    assert!(GLR_LOG_DEBUG == Level::Debug as i32);
+};
+
+/// Receives the library's diagnostics: `userdata` as given to glr_set_log_callback(), a
+/// `GLR_LOG_*` level (smaller is more severe), and one line of text without a trailing newline
+/// (NUL-terminated UTF-8, borrowed: valid only during the call; copy it to keep it).
+pub type glr_log_callback = Option<unsafe extern "C" fn(userdata: *mut c_void, level: i32, message: *const c_char)>;
+
+/// Installs the process-wide diagnostics callback, replacing the previous one; a NULL
+/// `callback` turns diagnostics off. The library never prints by itself: without a callback,
+/// lines go to stderr only if the environment variable `GLR_LOG` is `error`, `warn`, `info` or
+/// `debug` (read once), and are dropped otherwise. With a callback, every level is passed; filter
+/// in the callback.
+///
+/// The callback is called on the thread that logs, which may be a thread of the caller or a
+/// background thread of the library, and may be called from several threads at once: it must be
+/// thread-safe. It must not unwind (no C++ exception or longjmp may leave it; catch everything
+/// inside). The library holds no internal lock while calling it, so it may call library
+/// functions, but note that most of them clear the thread's last error. A call already in
+/// progress may still complete after the callback was replaced, so keep `userdata` valid until
+/// it is certain that no call is running.
+///
+/// @param callback The function to call, or NULL to turn the callback off.
+/// @param userdata Passed unchanged to every call of `callback`; may be NULL. Not freed by the library.
+#[no_mangle]
+pub unsafe extern "C" fn glr_set_log_callback(callback: glr_log_callback, userdata: *mut c_void) {
+    // Stored as an integer: the pointer is the caller's, and the caller promised thread-safety.
+    let userdata = userdata as usize;
+    guard_value((), || {
+        diag::set_sink(callback.map(|cb| -> diag::Sink {
+            Box::new(move |level: Level, message: &str| {
+                let message = CString::new(message.replace('\0', "\u{FFFD}")).unwrap_or_default();
+                // SAFETY: the caller of glr_set_log_callback promised a callable, thread-safe,
+                // non-unwinding function and a `userdata` it accepts.
+                unsafe { cb(userdata as *mut c_void, level as i32, message.as_ptr()) }
+            })
+        }))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::diag::tests::SINK_TEST_LOCK;
+    use std::ffi::CStr;
+    use std::sync::{Mutex, PoisonError};
+
+    unsafe extern "C" fn collect(userdata: *mut c_void, level: i32, message: *const c_char) {
+        let seen = unsafe { &*(userdata as *const Mutex<Vec<(i32, String)>>) };
+        let text = unsafe { CStr::from_ptr(message) }.to_str().unwrap();
+        // other tests may log meanwhile: keep only this test's lines
+        if let Some(text) = text.strip_prefix("cb:") {
+            seen.lock().unwrap().push((level, text.to_owned()));
+        }
+    }
+
+    #[test]
+    fn callback_receives_levels_and_text() {
+        let _lock = SINK_TEST_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
+        unsafe { glr_set_log_callback(Some(collect), &seen as *const _ as *mut c_void) };
+        diag::debug("cb:d1");
+        diag::error("cb:e\0x");
+        std::thread::scope(|s| {
+            s.spawn(|| diag::warn("cb:from another thread"));
+        });
+        unsafe { glr_set_log_callback(None, std::ptr::null_mut()) };
+        diag::info("cb:not delivered");
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (GLR_LOG_DEBUG, "d1".to_owned()),
+                (GLR_LOG_ERROR, "e\u{FFFD}x".to_owned()),
+                (GLR_LOG_WARN, "from another thread".to_owned()),
+            ]
+        );
+    }
+}

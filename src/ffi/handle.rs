@@ -1,0 +1,159 @@
+//! Opaque handles and out-parameters.
+//!
+//! A handle is a `Box<T>` given to C as `*mut T` ([`new_handle`]) and taken back only by
+//! [`free_handle`]. In between it is only ever borrowed as `&T` ([`handle_ref`]), also for
+//! functions whose C signature takes a non-const pointer: mutation goes through locks inside
+//! `T`, so two C threads using one handle at once serialise instead of aliasing a `&mut`.
+//! Handle types are declared in C style so cbindgen emits them as opaque typedefs:
+//! `pub struct glr_job { ... }` (not `#[repr(C)]`) -> `typedef struct glr_job glr_job;`.
+
+use std::marker::PhantomData;
+
+use super::guard::{guard_quiet, null_arg, FfiResult};
+
+/// Moves `value` to the heap and returns the handle C will own (never NULL).
+pub(crate) fn new_handle<T>(value: T) -> *mut T {
+    Box::into_raw(Box::new(value))
+}
+
+/// Borrows the handle `p` (a `*mut T` coerces), or `GLR_ERR_NULL_ARGUMENT` ("`name` is NULL").
+///
+/// # Safety
+/// `p` is NULL or a handle from [`new_handle`] that C has not freed, and stays so for `'a`.
+pub(crate) unsafe fn handle_ref<'a, T>(p: *const T, name: &str) -> FfiResult<&'a T> {
+    // SAFETY: by the caller's contract a non-NULL `p` points to a live `T`.
+    unsafe { p.as_ref() }.ok_or_else(|| null_arg(name))
+}
+
+/// Drops the handle `p`; NULL is a no-op. A panic in `T`'s destructor is caught and recorded as
+/// the thread's last error (nothing else touches it, so a free between a failing call and
+/// glr_last_error_message() keeps the message). The complete body of a `glr_*_free` function.
+///
+/// # Safety
+/// `p` is NULL or a handle from [`new_handle`] that was not freed before; C must not use it
+/// after this call (no other thread may be using it either).
+pub(crate) unsafe fn free_handle<T>(p: *mut T) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: by the caller's contract `p` came from Box::into_raw and is freed only once.
+    let boxed = unsafe { Box::from_raw(p) };
+    guard_quiet(move || drop(boxed));
+}
+
+/// Writes `value` to the out-parameter `out`; NULL is a no-op (check with [`out_arg`] first).
+///
+/// # Safety
+/// `out` is NULL or valid for a write of `T`. The old content is overwritten without being
+/// dropped (it is C data, typically an uninitialised pointer).
+pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL and writable by the caller's contract.
+        unsafe { out.write(value) }
+    }
+}
+
+/// A checked, non-NULL out-parameter, obtained before any work is done and written only on
+/// success (C sees `*out` unchanged on failure).
+pub(crate) struct Out<'a, T> {
+    ptr: *mut T,
+    _lifetime: PhantomData<&'a mut T>,
+}
+
+/// Checks the out-parameter `out` for NULL (`GLR_ERR_NULL_ARGUMENT`, "`name` is NULL").
+/// Call it first, so a NULL `out` fails before anything happens (no request sent, no file written).
+///
+/// # Safety
+/// `out` is NULL or valid for a write of `T` for `'a`.
+pub(crate) unsafe fn out_arg<'a, T>(out: *mut T, name: &str) -> FfiResult<Out<'a, T>> {
+    if out.is_null() {
+        Err(null_arg(name))
+    } else {
+        Ok(Out { ptr: out, _lifetime: PhantomData })
+    }
+}
+
+impl<T> Out<'_, T> {
+    /// Stores the result. Do this last, once nothing can fail any more: a value written and then
+    /// followed by an error would leak (C does not free on failure).
+    pub(crate) fn write(self, value: T) {
+        // SAFETY: checked non-NULL and writable in out_arg.
+        unsafe { write_out(self.ptr, value) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::guard::{guard, tests::last_message};
+    use crate::ffi::status::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    struct Probe(Arc<AtomicUsize>);
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn handle_life_cycle() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let h = new_handle(Probe(drops.clone()));
+        assert!(!h.is_null());
+        let r = unsafe { handle_ref(h, "probe") }.unwrap();
+        assert!(Arc::ptr_eq(&r.0, &drops));
+        unsafe { free_handle(h) };
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        unsafe { free_handle::<Probe>(std::ptr::null_mut()) };
+    }
+
+    #[test]
+    fn null_handle_is_an_error() {
+        let e = unsafe { handle_ref::<u32>(std::ptr::null(), "runner") }.unwrap_err();
+        assert_eq!((e.status, e.message.as_str()), (GLR_ERR_NULL_ARGUMENT, "runner is NULL"));
+    }
+
+    #[test]
+    fn panicking_destructor_is_contained() {
+        struct Bad;
+        impl Drop for Bad {
+            fn drop(&mut self) {
+                panic!("drop failed")
+            }
+        }
+        unsafe { free_handle(new_handle(Bad)) };
+        assert!(last_message().starts_with("internal panic: drop failed"));
+    }
+
+    #[test]
+    fn out_is_written_only_on_success() {
+        let mut out: *mut u32 = std::ptr::null_mut();
+        let st = guard(|| {
+            let _out = unsafe { out_arg(&mut out, "out") }?;
+            // fails before writing
+            Err(null_arg("data"))
+        });
+        assert_eq!(st, GLR_ERR_NULL_ARGUMENT);
+        assert!(out.is_null());
+
+        let st = guard(|| {
+            let out = unsafe { out_arg(&mut out, "out") }?;
+            out.write(new_handle(7));
+            Ok(())
+        });
+        assert_eq!(st, GLR_OK);
+        assert_eq!(unsafe { *out }, 7);
+        unsafe { free_handle(out) };
+
+        let st = guard(|| {
+            unsafe { out_arg::<*mut u32>(std::ptr::null_mut(), "job_out") }?;
+            unreachable!("work must not start with a NULL out");
+        });
+        assert_eq!(st, GLR_ERR_NULL_ARGUMENT);
+        assert_eq!(last_message(), "job_out is NULL");
+
+        unsafe { write_out::<u32>(std::ptr::null_mut(), 1) }; // no-op
+    }
+}

@@ -1,0 +1,38 @@
+//! The C ABI: `extern "C"` functions only, each a thin shell around one call into the core.
+//!
+//! Every exported function follows the same shape (see `guard`, `handle`, `strings`):
+//! guard (panic boundary + last error) -> argument checks (NULL, UTF-8, out-params first) ->
+//! one call into `crate::core` -> map the result (`core::error::Error` -> `glr_status`).
+//! Items here are named in C style because cbindgen turns this module, and only this module,
+//! into `include/gitlab_runner_api.h`; their doc comments are the header's documentation, in
+//! the order of the module declarations below (keep them in reading order, not sorted).
+#![allow(non_camel_case_types)]
+// One safety contract covers every exported function and is stated once in the header and the
+// README: pointer arguments are NULL or valid (handles live, strings NUL-terminated, buffers as
+// long as their length argument). Repeating it on 100 functions would drown their real docs.
+#![allow(clippy::missing_safety_doc)]
+
+pub mod version;
+
+pub mod status;
+
+// The helpers of guard, handle and strings are for runner.rs and job.rs; until those use them
+// all, some are unused outside tests.
+#[allow(dead_code)]
+pub mod guard;
+
+#[allow(dead_code)]
+pub mod strings;
+
+#[allow(dead_code)]
+pub mod handle;
+
+pub mod diagnostics;
+
+pub mod options;
+
+pub mod runner;
+
+pub mod job;
+
+pub mod artifacts;

@@ -1,0 +1,243 @@
+//! Strings across the boundary: checked input, owned output (`glr_string_free`), and borrowed
+//! output cached per handle ([`BorrowedStrings`]).
+//!
+//! Owned strings are allocated with a hidden length header in front of the bytes, so
+//! `glr_string_free` never has to trust `strlen` (byte buffers handed out with a length may
+//! contain NUL bytes) and never mixes allocators with C's `free`.
+
+use std::alloc::{self, Layout};
+use std::collections::HashMap;
+use std::ffi::{c_char, CStr, CString};
+use std::sync::{Mutex, PoisonError};
+
+use super::guard::{guard_quiet, null_arg, FfiError, FfiResult};
+use super::status::*;
+
+/// A NUL-terminated UTF-8 argument, borrowed for the duration of the call.
+/// NULL gives `GLR_ERR_NULL_ARGUMENT` ("`name` is NULL"), bad UTF-8 `GLR_ERR_INVALID_UTF8`.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string that stays valid and unchanged for `'a`.
+pub(crate) unsafe fn str_arg<'a>(p: *const c_char, name: &str) -> FfiResult<&'a str> {
+    match unsafe { opt_str_arg(p, name) }? {
+        Some(s) => Ok(s),
+        None => Err(null_arg(name)),
+    }
+}
+
+/// Like [`str_arg`], but NULL is allowed and gives `None` (optional arguments).
+///
+/// # Safety
+/// As [`str_arg`].
+pub(crate) unsafe fn opt_str_arg<'a>(p: *const c_char, name: &str) -> FfiResult<Option<&'a str>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) => Err(FfiError::new(
+            GLR_ERR_INVALID_UTF8,
+            format!("{name} is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+        )),
+    }
+}
+
+/// A `(data, len)` byte argument. NULL with `len == 0` is an empty slice; NULL with `len > 0` is
+/// `GLR_ERR_NULL_ARGUMENT`; `len > isize::MAX` is `GLR_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `p` is NULL or points to `len` readable bytes that stay valid and unchanged for `'a`.
+pub(crate) unsafe fn bytes_arg<'a>(p: *const c_char, len: usize, name: &str) -> FfiResult<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(FfiError::new(GLR_ERR_NULL_ARGUMENT, format!("{name} is NULL but its length is {len}")));
+    }
+    if len > isize::MAX as usize {
+        return Err(FfiError::new(GLR_ERR_INVALID_ARGUMENT, format!("{name}: length {len} is too large")));
+    }
+    // SAFETY: non-NULL, `len` readable bytes by the caller's contract, len <= isize::MAX.
+    Ok(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) })
+}
+
+const HEADER: usize = std::mem::size_of::<usize>();
+
+fn owned_layout(len: usize) -> Layout {
+    // header + bytes + NUL; only fails for lengths no allocation could have.
+    Layout::from_size_align(HEADER + len + 1, std::mem::align_of::<usize>()).expect("string too large")
+}
+
+/// A fresh copy of `bytes` for C, NUL-terminated (the bytes may contain NULs; callers that hand
+/// such data out also report its length). Never NULL; freed with `glr_string_free`.
+pub(crate) fn owned_c_bytes(bytes: &[u8]) -> *mut c_char {
+    let layout = owned_layout(bytes.len());
+    // SAFETY: the layout is non-zero-sized; the writes stay inside it (header, bytes, NUL).
+    unsafe {
+        let base = alloc::alloc(layout);
+        if base.is_null() {
+            alloc::handle_alloc_error(layout);
+        }
+        base.cast::<usize>().write(bytes.len());
+        let data = base.add(HEADER);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+        *data.add(bytes.len()) = 0;
+        data.cast()
+    }
+}
+
+/// A fresh NUL-terminated copy of `s` for C, freed with `glr_string_free`. Never NULL.
+/// NUL characters inside `s` (which C could not see past) are replaced with U+FFFD, so the C
+/// string always holds the whole text.
+pub(crate) fn owned_c_string(s: &str) -> *mut c_char {
+    if s.contains('\0') {
+        owned_c_bytes(s.replace('\0', "\u{FFFD}").as_bytes())
+    } else {
+        owned_c_bytes(s.as_bytes())
+    }
+}
+
+/// Frees a string returned by this library through a `char **` out-parameter (dumps, payload,
+/// log, credentials...). NULL is a no-op.
+///
+/// Only pass strings this library allocated, each once; never pass them to free(), and never
+/// pass the borrowed `const char *` returned by getters. Thread-safe. Does not clear the
+/// thread's last error.
+#[no_mangle]
+pub unsafe extern "C" fn glr_string_free(s: *mut c_char) {
+    if s.is_null() {
+        return;
+    }
+    guard_quiet(|| {
+        // SAFETY: `s` came from owned_c_bytes, so a length header precedes it and the block
+        // was allocated with owned_layout(len).
+        unsafe {
+            let base = s.cast::<u8>().sub(HEADER);
+            let len = base.cast::<usize>().read();
+            alloc::dealloc(base, owned_layout(len));
+        }
+    })
+}
+
+/// Borrowed strings for getters: each distinct value is converted to a C string once and kept
+/// until this cache (that is, its handle) is dropped, so the pointer handed to C stays valid
+/// "until the handle is freed" even if the underlying value later changes. Thread-safe.
+///
+/// ```ignore
+/// pub struct glr_job { job: core::job::Job, strings: BorrowedStrings }
+/// // in glr_job_name:  Ok(job.strings.get_opt(job.job.name()))
+/// ```
+#[derive(Default)]
+pub(crate) struct BorrowedStrings {
+    // The CString's heap buffer does not move when the map rehashes, and entries are never
+    // removed, so pointers into it live as long as the map.
+    cache: Mutex<HashMap<Box<str>, CString>>,
+}
+
+impl BorrowedStrings {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// A `const char *` holding `value` (NULs replaced with U+FFFD), valid while `self` lives.
+    pub(crate) fn get(&self, value: &str) -> *const c_char {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cache.get(value) {
+            return c.as_ptr();
+        }
+        let c = CString::new(value.replace('\0', "\u{FFFD}")).expect("NULs were replaced");
+        let p = c.as_ptr();
+        cache.insert(value.into(), c);
+        p
+    }
+
+    /// [`get`](Self::get) for optional values: `None` gives NULL.
+    pub(crate) fn get_opt(&self, value: Option<&str>) -> *const c_char {
+        value.map_or(std::ptr::null(), |v| self.get(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err<T: std::fmt::Debug>(r: FfiResult<T>) -> FfiError {
+        r.unwrap_err()
+    }
+
+    #[test]
+    fn str_arg_checks() {
+        unsafe {
+            assert_eq!(str_arg(c"api".as_ptr(), "url").unwrap(), "api");
+            assert_eq!(str_arg(c"".as_ptr(), "url").unwrap(), "");
+            let e = err(str_arg(std::ptr::null(), "api_url"));
+            assert_eq!((e.status, e.message.as_str()), (GLR_ERR_NULL_ARGUMENT, "api_url is NULL"));
+            let bad = b"ab\xffc\0";
+            let e = err(str_arg(bad.as_ptr().cast(), "token"));
+            assert_eq!(e.status, GLR_ERR_INVALID_UTF8);
+            assert_eq!(e.message, "token is not valid UTF-8 (invalid byte at offset 2)");
+
+            assert_eq!(opt_str_arg(std::ptr::null(), "x").unwrap(), None);
+            assert_eq!(opt_str_arg(c"é".as_ptr(), "x").unwrap(), Some("é"));
+            assert_eq!(err(opt_str_arg(bad.as_ptr().cast(), "x")).status, GLR_ERR_INVALID_UTF8);
+        }
+    }
+
+    #[test]
+    fn bytes_arg_checks() {
+        unsafe {
+            assert_eq!(bytes_arg(std::ptr::null(), 0, "data").unwrap(), b"");
+            let e = err(bytes_arg(std::ptr::null(), 3, "data"));
+            assert_eq!((e.status, e.message.as_str()), (GLR_ERR_NULL_ARGUMENT, "data is NULL but its length is 3"));
+            let d = b"a\0\xffb";
+            assert_eq!(bytes_arg(d.as_ptr().cast(), 4, "data").unwrap(), d);
+            assert_eq!(bytes_arg(d.as_ptr().cast(), 0, "data").unwrap(), b"");
+            let e = err(bytes_arg(d.as_ptr().cast(), usize::MAX, "data"));
+            assert_eq!(e.status, GLR_ERR_INVALID_ARGUMENT);
+        }
+    }
+
+    #[test]
+    fn owned_strings_round_trip() {
+        for s in ["", "x", "héllo wörld", &"long ".repeat(10_000)] {
+            let p = owned_c_string(s);
+            assert!(!p.is_null());
+            assert_eq!(unsafe { CStr::from_ptr(p) }.to_str().unwrap(), s);
+            unsafe { glr_string_free(p) };
+        }
+        unsafe { glr_string_free(std::ptr::null_mut()) };
+    }
+
+    #[test]
+    fn owned_string_nul_is_replaced() {
+        let p = owned_c_string("a\0b");
+        assert_eq!(unsafe { CStr::from_ptr(p) }.to_str().unwrap(), "a\u{FFFD}b");
+        unsafe { glr_string_free(p) };
+    }
+
+    #[test]
+    fn owned_bytes_keep_nuls() {
+        let data = b"a\0b\0";
+        let p = owned_c_bytes(data);
+        let back = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), data.len() + 1) };
+        assert_eq!(back, b"a\0b\0\0");
+        unsafe { glr_string_free(p) };
+    }
+
+    #[test]
+    fn borrowed_strings_are_stable_and_shared() {
+        let cache = BorrowedStrings::new();
+        let a = cache.get("alpha");
+        // many inserts force rehashing; earlier pointers must stay valid
+        let others: Vec<_> = (0..1000).map(|i| cache.get(&format!("v{i}"))).collect();
+        assert_eq!(cache.get("alpha"), a);
+        assert_eq!(unsafe { CStr::from_ptr(a) }.to_str().unwrap(), "alpha");
+        assert_eq!(unsafe { CStr::from_ptr(others[999]) }.to_str().unwrap(), "v999");
+        assert!(cache.get_opt(None).is_null());
+        assert_eq!(cache.get_opt(Some("alpha")), a);
+        let n = cache.get("n\0ul");
+        assert_eq!(unsafe { CStr::from_ptr(n) }.to_str().unwrap(), "n\u{FFFD}ul");
+    }
+}
