@@ -1,0 +1,226 @@
+//! Artifacts (protocol §5): `POST /api/v4/jobs/:id/artifacts` (multipart part `file`, type,
+//! format and expiry in the query) and `GET /api/v4/jobs/:id/artifacts` for dependencies, plus
+//! the `/__storage/...` links that stand in for object storage in direct-download mode.
+
+use super::common::{authenticate_job, check, forbidden, grape_error, job_token, message, status, Params};
+use crate::model::ArtifactRecord;
+use crate::state::Shared;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Multipart, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Request, Uri};
+use axum::response::Response;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// `Ci::JobArtifact.file_types` (protocol §5.1).
+const FILE_TYPES: &[&str] = &[
+    "archive",
+    "metadata",
+    "trace",
+    "junit",
+    "metrics",
+    "metrics_referee",
+    "network_referee",
+    "dotenv",
+    "cobertura",
+    "jacoco",
+    "cluster_applications",
+    "cyclonedx",
+    "annotations",
+    "repository_xray",
+    "lsif",
+    "sast",
+    "secret_detection",
+    "dependency_scanning",
+    "container_scanning",
+    "cluster_image_scanning",
+    "dast",
+    "license_scanning",
+    "accessibility",
+    "codequality",
+    "performance",
+    "browser_performance",
+    "load_performance",
+    "terraform",
+    "requirements",
+    "requirements_v2",
+    "coverage_fuzzing",
+    "api_fuzzing",
+];
+/// `Ci::JobArtifact.file_formats`.
+const FILE_FORMATS: &[&str] = &["raw", "zip", "gzip"];
+
+pub(crate) async fn upload(
+    State(s): State<Arc<Shared>>,
+    Path(raw_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query = match Params::parse(&uri, &HeaderMap::new(), &[]) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let cfg = s.config();
+
+    // Step 1, Workhorse's call to /artifacts/authorize: its params, the job token, the size.
+    let mut errors = Vec::new();
+    let id = raw_id.parse::<i64>().ok();
+    if id.is_none() {
+        errors.push("id is invalid".into());
+    }
+    let artifact_type = query.string("artifact_type", &mut errors).unwrap_or_else(|| "archive".into());
+    if !FILE_TYPES.contains(&artifact_type.as_str()) {
+        errors.push("artifact_type does not have a valid value".into());
+    }
+    if let Err(r) = check(errors) {
+        return r;
+    }
+    let id = id.unwrap_or_default();
+    let token = job_token(Some(&query), &headers);
+    if let Err(r) = authenticate_job(&s.lock(), id, &token, false) {
+        return r;
+    }
+    if body.len() > cfg.max_artifact_size {
+        return message(413, "413 Request Entity Too Large");
+    }
+
+    // Step 2, Workhorse stores the file and Rails validates the upload params.
+    let (file, fields) = parse_multipart(&headers, body).await;
+    let mut p = query;
+    for (k, v) in fields {
+        p.0.insert(k, Value::String(v));
+    }
+    let mut errors = Vec::new();
+    if file.is_none() {
+        errors.push("file is missing".into());
+    }
+    let expire_in = p.string("expire_in", &mut errors);
+    let artifact_type = p.string("artifact_type", &mut errors).unwrap_or_else(|| "archive".into());
+    if !FILE_TYPES.contains(&artifact_type.as_str()) {
+        errors.push("artifact_type does not have a valid value".into());
+    }
+    let artifact_format = p.string("artifact_format", &mut errors).unwrap_or_else(|| "zip".into());
+    if !FILE_FORMATS.contains(&artifact_format.as_str()) {
+        errors.push("artifact_format does not have a valid value".into());
+    }
+    if let Err(r) = check(errors) {
+        return r;
+    }
+    let Some((filename, data)) = file else { return grape_error("file is missing") };
+    if data.len() > cfg.max_artifact_size {
+        return message(413, "413 Request Entity Too Large");
+    }
+
+    let mut inner = s.lock();
+    // The job may have been finished or canceled while the body streamed in.
+    if let Err(r) = authenticate_job(&inner, id, &token, false) {
+        return r;
+    }
+    let Some(job) = inner.jobs.get_mut(&id) else { return forbidden(None) };
+    // CreateService: an identical re-upload (same type, same content) succeeds without a
+    // duplicate, which makes client retries idempotent; different content is a 400.
+    if let Some(existing) = job.artifacts.iter().find(|a| a.artifact_type == artifact_type) {
+        if existing.data != data {
+            return message(400, "another artifact of the same type already exists");
+        }
+    } else {
+        job.artifacts.push(ArtifactRecord { artifact_type, artifact_format, expire_in, filename, data });
+    }
+    let mut r = Response::new(Body::from("201"));
+    *r.status_mut() = status(201);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// The `file` part (filename, bytes) and every other text field of a multipart body.
+async fn parse_multipart(headers: &HeaderMap, body: Bytes) -> (Option<(String, Vec<u8>)>, Vec<(String, String)>) {
+    let mut req = Request::new(Body::from(body));
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        req.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+    }
+    let mut file = None;
+    let mut fields = Vec::new();
+    let Ok(mut mp) = Multipart::from_request(req, &()).await else {
+        return (None, fields);
+    };
+    while let Ok(Some(field)) = mp.next_field().await {
+        let name = field.name().unwrap_or("").to_string();
+        let filename = field.file_name().map(str::to_owned);
+        let Ok(data) = field.bytes().await else { break };
+        if name == "file" {
+            file = Some((filename.unwrap_or_else(|| "artifacts".into()), data.to_vec()));
+        } else if filename.is_none() {
+            fields.push((name, String::from_utf8_lossy(&data).into_owned()));
+        }
+    }
+    (file, fields)
+}
+
+/// `GET /api/v4/jobs/:id/artifacts`: authenticated like GitLab's `authenticate_job_via_dependent_job!`:
+/// the token must be the token of an executing job (else 401), the job must exist (else 403) and
+/// have an archive (else 404).
+pub(crate) async fn download(
+    State(s): State<Arc<Shared>>,
+    Path(raw_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let query = Params::parse(&uri, &HeaderMap::new(), &[]).ok();
+    let mut errors = Vec::new();
+    let direct = query.as_ref().and_then(|q| q.boolean("direct_download", &mut errors)).unwrap_or(false);
+    let id = match raw_id.parse::<i64>() {
+        Ok(id) => id,
+        Err(_) => {
+            errors.push("id is invalid".into());
+            0
+        }
+    };
+    if let Err(r) = check(errors) {
+        return r;
+    }
+    let token = job_token(query.as_ref(), &headers);
+    let cfg = s.config();
+    let mut inner = s.lock();
+    let authenticated =
+        inner.job_id_by_token(&token).and_then(|jid| inner.jobs.get(&jid)).is_some_and(|j| j.state.executing());
+    if !authenticated {
+        return message(401, "401 Unauthorized");
+    }
+    let Some(job) = inner.jobs.get(&id) else { return forbidden(None) };
+    let Some(index) = job.artifacts.iter().position(|a| a.artifact_type == "archive") else {
+        return message(404, "404 Not Found");
+    };
+    if direct && cfg.artifacts_direct_download {
+        let key = inner.rng.alnum(32);
+        inner.storage_links.insert(key.clone(), (id, index));
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = status(302);
+        if let Ok(v) = HeaderValue::from_str(&format!("{}/__storage/artifacts/{key}", s.base_url)) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        return r;
+    }
+    file_response(&job.artifacts[index])
+}
+
+/// `GET /__storage/artifacts/:key`: the "object storage" a direct download is redirected to.
+/// Like a presigned URL it needs no token.
+pub(crate) async fn storage(State(s): State<Arc<Shared>>, Path(key): Path<String>) -> Response {
+    let inner = s.lock();
+    let found = inner.storage_links.get(&key).and_then(|(jid, idx)| inner.jobs.get(jid)?.artifacts.get(*idx));
+    match found {
+        Some(a) => file_response(a),
+        None => message(404, "404 Not Found"),
+    }
+}
+
+fn file_response(a: &ArtifactRecord) -> Response {
+    let mut r = Response::new(Body::from(a.data.clone()));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    let disposition = format!("attachment; filename=\"{}\"", a.filename.replace('"', ""));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}

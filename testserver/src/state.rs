@@ -1,0 +1,514 @@
+//! The server's whole state behind one mutex. Every decision that must be race-free (handing a
+//! job to exactly one runner, trace offsets, state transitions) happens while holding it; no
+//! `.await` ever happens while it is held.
+
+use crate::config::Config;
+use crate::model::{
+    ArtifactRecord, Endpoint, Fault, JobRecord, ManagerRecord, RequestRecord, RunnerOptions, RunnerRecord,
+};
+use crate::payload_template::{self, TemplateContext};
+use crate::util::{iso8601, Rng};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+use tokio::sync::watch;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JobState {
+    Pending,
+    Running,
+    Success,
+    Failed,
+    Canceling,
+    Canceled,
+}
+
+impl JobState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Success => "success",
+            JobState::Failed => "failed",
+            JobState::Canceling => "canceling",
+            JobState::Canceled => "canceled",
+        }
+    }
+
+    /// GitLab's `EXECUTING_STATUSES`: the only states in which a job token authenticates.
+    pub(crate) fn executing(self) -> bool {
+        matches!(self, JobState::Running | JobState::Canceling)
+    }
+}
+
+pub(crate) struct Manager {
+    pub system_id: String,
+    pub info: Value,
+    pub features: Value,
+    pub contacted: Instant,
+}
+
+pub(crate) struct Runner {
+    pub id: i64,
+    pub token: String,
+    pub created_via: &'static str,
+    pub description: Option<String>,
+    pub maintenance_note: Option<String>,
+    pub tags: Vec<String>,
+    pub locked: bool,
+    pub run_untagged: bool,
+    pub active: bool,
+    pub access_level: String,
+    pub maximum_timeout: Option<i64>,
+    pub name: Option<String>,
+    pub managers: Vec<Manager>,
+}
+
+pub(crate) struct Job {
+    pub id: i64,
+    pub token: String,
+    pub state: JobState,
+    pub payload: Value,
+    pub tags: Vec<String>,
+    pub trace: Vec<u8>,
+    pub failure_reason: Option<String>,
+    pub reported_failure_reason: Option<String>,
+    pub exit_code: Option<i64>,
+    pub reported_checksum: Option<String>,
+    pub reported_bytesize: Option<i64>,
+    pub checksum_matches: Option<bool>,
+    pub artifacts: Vec<ArtifactRecord>,
+    pub runner_id: Option<i64>,
+    pub system_id: Option<String>,
+    /// Two-phase commit: assigned to a runner manager, still `pending` until `PUT state=running`.
+    pub waiting_ack: bool,
+    pub trace_patches: usize,
+    pub updates: usize,
+    pub queued_at: Instant,
+    /// How many final PUTs were answered 202 ("still persisting").
+    pub persist_202s: u32,
+    /// When the first 202 was given (GitLab's `BuildPendingState.created_at`), for the backoff.
+    pub pending_state_at: Option<Instant>,
+}
+
+impl Job {
+    pub(crate) fn record(&self) -> JobRecord {
+        JobRecord {
+            id: self.id,
+            token: self.token.clone(),
+            state: self.state.as_str().to_string(),
+            trace: self.trace.clone(),
+            failure_reason: self.failure_reason.clone(),
+            reported_failure_reason: self.reported_failure_reason.clone(),
+            exit_code: self.exit_code,
+            reported_checksum: self.reported_checksum.clone(),
+            reported_bytesize: self.reported_bytesize,
+            checksum_matches: self.checksum_matches,
+            artifacts: self.artifacts.clone(),
+            runner_id: self.runner_id,
+            system_id: self.system_id.clone(),
+            trace_patches: self.trace_patches,
+            updates: self.updates,
+            tags: self.tags.clone(),
+            payload: self.payload.clone(),
+        }
+    }
+
+    /// The job's archive artifact, which is what `GET /jobs/:id/artifacts` serves.
+    pub(crate) fn archive(&self) -> Option<&ArtifactRecord> {
+        self.artifacts.iter().find(|a| a.artifact_type == "archive")
+    }
+}
+
+pub(crate) struct Inner {
+    pub rng: Rng,
+    pub registration_tokens: Vec<String>,
+    pub default_registration_token: String,
+    pub runners: BTreeMap<i64, Runner>,
+    next_runner_id: i64,
+    pub jobs: BTreeMap<i64, Job>,
+    next_job_id: i64,
+    next_pipeline_id: i64,
+    /// Queued job ids in FIFO order (only `pending`, not yet assigned jobs).
+    pub pending: VecDeque<i64>,
+    /// The runner queue value sent as `X-GitLab-Last-Update`; changes when a job is queued.
+    pub queue_value: String,
+    pub faults: Vec<Fault>,
+    pub requests: Vec<RequestRecord>,
+    /// Direct-download links: key -> (job id, artifact index).
+    pub storage_links: BTreeMap<String, (i64, usize)>,
+    pub fixture_job: Option<i64>,
+}
+
+impl Inner {
+    pub(crate) fn runner_by_token(&mut self, token: &str) -> Option<&mut Runner> {
+        if token.is_empty() {
+            return None;
+        }
+        self.runners.values_mut().find(|r| r.token == token)
+    }
+
+    pub(crate) fn job_id_by_token(&self, token: &str) -> Option<i64> {
+        if token.is_empty() {
+            return None;
+        }
+        self.jobs.values().find(|j| j.token == token).map(|j| j.id)
+    }
+
+    /// Every secret the server knows, for redaction of logs.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.registration_tokens.clone();
+        s.extend(self.runners.values().map(|r| r.token.clone()));
+        s.extend(self.jobs.values().map(|j| j.token.clone()));
+        s
+    }
+
+    fn new_runner_token(&mut self, prefix: &str) -> String {
+        format!("{prefix}{}", self.rng.alnum(20))
+    }
+
+    /// GitLab's runner queue "tick": a new value wakes long polls and invalidates cached 204s.
+    fn new_queue_value(&mut self) -> String {
+        self.rng.hex(32)
+    }
+
+    pub(crate) fn add_runner(
+        &mut self,
+        created_via: &'static str,
+        opts: &RunnerOptions,
+        name: Option<String>,
+        maintenance_note: Option<String>,
+    ) -> (i64, String) {
+        let id = self.next_runner_id;
+        self.next_runner_id += 1;
+        let token = if created_via == "authentication_token" {
+            self.new_runner_token("glrt-")
+        } else {
+            // Runners registered with a registration token get an opaque token (a legacy
+            // partition prefix, never glrt-), which is what makes clients unregister them with
+            // DELETE /runners instead of DELETE /runners/managers.
+            self.new_runner_token("t1_")
+        };
+        self.runners.insert(
+            id,
+            Runner {
+                id,
+                token: token.clone(),
+                created_via,
+                description: opts.description.clone(),
+                maintenance_note,
+                tags: opts.tags.clone(),
+                locked: opts.locked,
+                run_untagged: opts.run_untagged,
+                active: !opts.paused,
+                access_level: opts.access_level.clone(),
+                maximum_timeout: opts.maximum_timeout,
+                name,
+                managers: Vec::new(),
+            },
+        );
+        (id, token)
+    }
+
+    /// `authenticate_runner!` side effect: create/update the runner manager for `system_id`
+    /// (`<legacy>` when absent) with the request's `info` and `info.features`.
+    pub(crate) fn heartbeat(&mut self, runner_id: i64, system_id: Option<&str>, info: Option<&Value>) {
+        let Some(r) = self.runners.get_mut(&runner_id) else { return };
+        let sid = system_id.unwrap_or("<legacy>").to_string();
+        let idx = match r.managers.iter().position(|m| m.system_id == sid) {
+            Some(i) => i,
+            None => {
+                r.managers.push(Manager {
+                    system_id: sid,
+                    info: Value::Null,
+                    features: Value::Null,
+                    contacted: Instant::now(),
+                });
+                r.managers.len() - 1
+            }
+        };
+        let m = &mut r.managers[idx];
+        m.contacted = Instant::now();
+        if let Some(info) = info.filter(|i| i.is_object()) {
+            m.info = info.clone();
+            if let Some(f) = info.get("features") {
+                m.features = f.clone();
+            }
+        }
+    }
+
+    pub(crate) fn manager_feature(&self, runner_id: i64, system_id: &str, feature: &str) -> bool {
+        self.runners
+            .get(&runner_id)
+            .and_then(|r| r.managers.iter().find(|m| m.system_id == system_id))
+            .map(|m| m.features.get(feature).and_then(Value::as_bool).unwrap_or(false))
+            .unwrap_or(false)
+    }
+
+    /// The first queued job this runner may take: all job tags among the runner's tags, untagged
+    /// jobs only for `run_untagged` runners, `ref_protected` runners only protected refs.
+    pub(crate) fn find_job_for(&self, runner_id: i64) -> Option<i64> {
+        let r = self.runners.get(&runner_id)?;
+        self.pending.iter().copied().find(|id| {
+            let Some(j) = self.jobs.get(id) else { return false };
+            if j.state != JobState::Pending || j.runner_id.is_some() {
+                return false;
+            }
+            let tags_ok = if j.tags.is_empty() { r.run_untagged } else { j.tags.iter().all(|t| r.tags.contains(t)) };
+            let protected = j.payload["git_info"]["protected"].as_bool().unwrap_or(false);
+            let access_ok = r.access_level != "ref_protected" || protected;
+            tags_ok && access_ok
+        })
+    }
+}
+
+pub(crate) struct Shared {
+    pub config: Mutex<Config>,
+    inner: Mutex<Inner>,
+    /// Bumped whenever the queue value changes; held long polls wait on it.
+    pub tick: watch::Sender<u64>,
+    pub base_url: String,
+    pub started: Instant,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config, base_url: String) -> Shared {
+        let mut rng = Rng::from_os();
+        // GitLab registration tokens carry the `GR1348941` prefix.
+        let reg = format!("GR1348941{}", rng.alnum(20));
+        let queue_value = rng.hex(32);
+        let mut inner = Inner {
+            rng,
+            registration_tokens: vec![reg.clone()],
+            default_registration_token: reg,
+            runners: BTreeMap::new(),
+            next_runner_id: 1,
+            jobs: BTreeMap::new(),
+            next_job_id: 1,
+            next_pipeline_id: 1000,
+            pending: VecDeque::new(),
+            queue_value,
+            faults: Vec::new(),
+            requests: Vec::new(),
+            storage_links: BTreeMap::new(),
+            fixture_job: None,
+        };
+        add_fixture_job(&mut inner);
+        let (tick, _) = watch::channel(0);
+        Shared { config: Mutex::new(config), inner: Mutex::new(inner), tick, base_url, started: Instant::now() }
+    }
+
+    /// A poisoned lock only means a handler panicked mid-way; the data is still the best we have.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn config(&self) -> Config {
+        self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Change the queue value and wake every held long poll. Call with the lock held.
+    pub(crate) fn tick_queue(&self, inner: &mut Inner) {
+        inner.queue_value = inner.new_queue_value();
+        self.tick.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn new_registration_token(&self) -> String {
+        let mut inner = self.lock();
+        let t = format!("GR1348941{}", inner.rng.alnum(20));
+        inner.registration_tokens.push(t.clone());
+        t
+    }
+
+    pub(crate) fn create_runner(&self, opts: &RunnerOptions) -> (i64, String) {
+        self.lock().add_runner("authentication_token", opts, None, None)
+    }
+
+    pub(crate) fn queue_job(&self, overrides: &Value, tags: Vec<String>) -> (i64, String) {
+        let mut inner = self.lock();
+        let id = inner.next_job_id;
+        inner.next_job_id += 1;
+        let pipeline_id = inner.next_pipeline_id;
+        inner.next_pipeline_id += 1;
+        // Job tokens look like GitLab's database job tokens.
+        let token = format!("glcbt-{}", inner.rng.alnum(24));
+        let created_at = iso8601(SystemTime::now());
+        let dependency = inner.fixture_job.and_then(|fid| {
+            let j = inner.jobs.get(&fid)?;
+            let a = j.archive()?;
+            let name = j.payload["job_info"]["name"].as_str().unwrap_or("build").to_string();
+            Some((fid, name, a.filename.clone(), a.data.len()))
+        });
+        let ctx = TemplateContext {
+            job_id: id,
+            job_token: &token,
+            server_url: &self.base_url,
+            pipeline_id,
+            created_at: &created_at,
+            dependency: dependency.as_ref().map(|(i, n, f, s)| (*i, n.as_str(), f.as_str(), *s)),
+        };
+        let mut payload = payload_template::build_payload(&ctx, overrides);
+        fill_dependency_files(&inner, &mut payload);
+        inner.jobs.insert(
+            id,
+            Job {
+                id,
+                token: token.clone(),
+                state: JobState::Pending,
+                payload,
+                tags,
+                trace: Vec::new(),
+                failure_reason: None,
+                reported_failure_reason: None,
+                exit_code: None,
+                reported_checksum: None,
+                reported_bytesize: None,
+                checksum_matches: None,
+                artifacts: Vec::new(),
+                runner_id: None,
+                system_id: None,
+                waiting_ack: false,
+                trace_patches: 0,
+                updates: 0,
+                queued_at: Instant::now(),
+                persist_202s: 0,
+                pending_state_at: None,
+            },
+        );
+        inner.pending.push_back(id);
+        self.tick_queue(&mut inner);
+        (id, token)
+    }
+
+    /// GitLab's cancel: a pending job is canceled at once; a running job goes to `canceling` only
+    /// when asked gracefully *and* its runner manager advertised `cancel_gracefully`, else straight
+    /// to `canceled`. Finished jobs are left alone. Returns the resulting state.
+    pub(crate) fn cancel_job(&self, id: i64, graceful: bool) -> Option<&'static str> {
+        let mut inner = self.lock();
+        let (state, runner_id, system_id) = {
+            let j = inner.jobs.get(&id)?;
+            (j.state, j.runner_id, j.system_id.clone())
+        };
+        let supports_graceful = match (runner_id, system_id.as_deref()) {
+            (Some(r), Some(s)) => inner.manager_feature(r, s, "cancel_gracefully"),
+            _ => false,
+        };
+        let new_state = match state {
+            JobState::Pending => JobState::Canceled,
+            JobState::Running if graceful && supports_graceful => JobState::Canceling,
+            JobState::Running | JobState::Canceling => JobState::Canceled,
+            other => other,
+        };
+        inner.pending.retain(|p| *p != id);
+        let j = inner.jobs.get_mut(&id)?;
+        j.state = new_state;
+        j.waiting_ack = false;
+        Some(new_state.as_str())
+    }
+
+    pub(crate) fn take_fault(&self, endpoint: Endpoint) -> Option<crate::model::FaultKind> {
+        let mut inner = self.lock();
+        let idx =
+            inner.faults.iter().position(|f| f.count > 0 && (f.endpoint == endpoint || f.endpoint == Endpoint::Any))?;
+        let f = &mut inner.faults[idx];
+        f.count -= 1;
+        let kind = f.kind.clone();
+        if f.count == 0 {
+            inner.faults.remove(idx);
+        }
+        Some(kind)
+    }
+
+    pub(crate) fn runner_records(&self) -> Vec<RunnerRecord> {
+        let inner = self.lock();
+        inner
+            .runners
+            .values()
+            .map(|r| RunnerRecord {
+                id: r.id,
+                token: r.token.clone(),
+                created_via: r.created_via.to_string(),
+                description: r.description.clone(),
+                maintenance_note: r.maintenance_note.clone(),
+                tags: r.tags.clone(),
+                locked: r.locked,
+                run_untagged: r.run_untagged,
+                active: r.active,
+                paused: !r.active,
+                access_level: r.access_level.clone(),
+                maximum_timeout: r.maximum_timeout,
+                name: r.name.clone(),
+                managers: r
+                    .managers
+                    .iter()
+                    .map(|m| ManagerRecord {
+                        system_id: m.system_id.clone(),
+                        info: m.info.clone(),
+                        features: m.features.clone(),
+                        seconds_since_contact: m.contacted.elapsed().as_secs_f64(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// Dependencies pointing at a job with an archive get GitLab's `artifacts_file` entry.
+fn fill_dependency_files(inner: &Inner, payload: &mut Value) {
+    let Some(Value::Array(deps)) = payload.get_mut("dependencies") else { return };
+    for d in deps.iter_mut().filter_map(Value::as_object_mut) {
+        if d.contains_key("artifacts_file") {
+            continue;
+        }
+        let archive = d.get("id").and_then(Value::as_i64).and_then(|id| inner.jobs.get(&id)).and_then(Job::archive);
+        if let Some(a) = archive {
+            d.insert("artifacts_file".into(), json!({ "filename": a.filename, "size": a.data.len() }));
+        }
+    }
+}
+
+/// A finished "build" job with an archive, so that the default payload's dependency can be
+/// downloaded without running a job first.
+fn add_fixture_job(inner: &mut Inner) {
+    let id = inner.next_job_id;
+    inner.next_job_id += 1;
+    let token = format!("glcbt-{}", inner.rng.alnum(24));
+    let zip = crate::zip::stored_zip(&[
+        ("build/output.txt", b"built by the fixture job\n"),
+        ("build/version.txt", b"1.0.0\n"),
+    ]);
+    inner.jobs.insert(
+        id,
+        Job {
+            id,
+            token,
+            state: JobState::Success,
+            payload: json!({ "id": id, "job_info": { "id": id, "name": "build", "stage": "build" } }),
+            tags: Vec::new(),
+            trace: b"fixture job: built artifacts\n".to_vec(),
+            failure_reason: None,
+            reported_failure_reason: None,
+            exit_code: None,
+            reported_checksum: None,
+            reported_bytesize: None,
+            checksum_matches: None,
+            artifacts: vec![ArtifactRecord {
+                artifact_type: "archive".into(),
+                artifact_format: "zip".into(),
+                expire_in: Some("7 days".into()),
+                filename: "artifacts.zip".into(),
+                data: zip,
+            }],
+            runner_id: None,
+            system_id: None,
+            waiting_ack: false,
+            trace_patches: 0,
+            updates: 0,
+            queued_at: Instant::now(),
+            persist_202s: 0,
+            pending_state_at: None,
+        },
+    );
+    inner.fixture_job = Some(id);
+}

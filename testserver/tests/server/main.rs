@@ -1,0 +1,12 @@
+//! Tests of the test server itself over real HTTP with a plain client (reqwest), not the library.
+//! One test binary (modules below) to keep link time down.
+
+mod artifacts;
+mod cli;
+mod common;
+mod control;
+mod faults;
+mod jobs;
+mod load;
+mod runners;
+mod trace;
