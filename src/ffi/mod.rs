@@ -16,15 +16,10 @@ pub mod version;
 
 pub mod status;
 
-// The helpers of guard, handle and strings are for runner.rs and job.rs; until those use them
-// all, some are unused outside tests.
-#[allow(dead_code)]
 pub mod guard;
 
-#[allow(dead_code)]
 pub mod strings;
 
-#[allow(dead_code)]
 pub mod handle;
 
 pub mod diagnostics;
