@@ -1,8 +1,9 @@
 //! The diagnostics callback: the C face of `core::diag`.
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void};
 
 use super::guard::guard_value;
+use super::strings::c_string;
 use crate::core::diag::{self, Level};
 
 /// Log level of an error: something failed (or an internal panic was caught).
@@ -49,7 +50,7 @@ pub unsafe extern "C" fn glr_set_log_callback(callback: glr_log_callback, userda
     guard_value((), || {
         diag::set_sink(callback.map(|cb| -> diag::Sink {
             Box::new(move |level: Level, message: &str| {
-                let message = CString::new(message.replace('\0', "\u{FFFD}")).unwrap_or_default();
+                let message = c_string(message);
                 // SAFETY: the caller of glr_set_log_callback promised a callable, thread-safe,
                 // non-unwinding function and a `userdata` it accepts.
                 unsafe { cb(userdata as *mut c_void, level as i32, message.as_ptr()) }

@@ -6,6 +6,7 @@
 //! Destructors use `handle::free_handle`/`glr_string_free`, which leave the slot alone unless a
 //! panic is caught (so `free` between a failure and reading its message does not lose it).
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
 use std::fmt;
@@ -13,6 +14,7 @@ use std::panic::{self, catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
 use super::status::*;
+use super::strings::without_nul;
 use crate::core::{diag, error::Error};
 
 /// A failure on its way to C: the status to return and the message for glr_last_error_message.
@@ -74,10 +76,10 @@ fn clear_last_error() {
 
 fn set_last_error(e: FfiError) -> glr_status {
     let status = e.status;
-    let mut message = e.message;
-    if message.contains('\0') {
-        message = message.replace('\0', "\u{FFFD}");
-    }
+    let message = match without_nul(&e.message) {
+        Cow::Borrowed(_) => e.message,
+        Cow::Owned(replaced) => replaced,
+    };
     let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = Some(LastError { status, message }));
     status
 }

@@ -6,6 +6,7 @@
 //! contain NUL bytes) and never mixes allocators with C's `free`.
 
 use std::alloc::{self, Layout};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::{c_char, CStr, CString};
 use std::sync::{Mutex, PoisonError};
@@ -88,15 +89,25 @@ pub(crate) fn owned_c_bytes(bytes: &[u8]) -> *mut c_char {
     }
 }
 
-/// A fresh NUL-terminated copy of `s` for C, freed with `glr_string_free`. Never NULL.
-/// NUL characters inside `s` (which C could not see past) are replaced with U+FFFD, so the C
-/// string always holds the whole text.
-pub(crate) fn owned_c_string(s: &str) -> *mut c_char {
+/// `s` with its NUL characters, which C could not see past, replaced by U+FFFD: every text
+/// handed to C as a NUL-terminated string goes through this, so C always sees the whole text.
+pub(crate) fn without_nul(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
-        owned_c_bytes(s.replace('\0', "\u{FFFD}").as_bytes())
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
     } else {
-        owned_c_bytes(s.as_bytes())
+        Cow::Borrowed(s)
     }
+}
+
+/// [`without_nul`] as a `CString`.
+pub(crate) fn c_string(s: &str) -> CString {
+    CString::new(without_nul(s).into_owned()).expect("NULs were replaced")
+}
+
+/// A fresh NUL-terminated copy of `s` for C ([`without_nul`]), freed with `glr_string_free`.
+/// Never NULL.
+pub(crate) fn owned_c_string(s: &str) -> *mut c_char {
+    owned_c_bytes(without_nul(s).as_bytes())
 }
 
 /// Frees a string returned by this library through a `char **` out-parameter (dumps, payload,
@@ -147,7 +158,7 @@ impl BorrowedStrings {
         if let Some(c) = cache.get(value) {
             return c.as_ptr();
         }
-        let c = CString::new(value.replace('\0', "\u{FFFD}")).expect("NULs were replaced");
+        let c = c_string(value);
         let p = c.as_ptr();
         cache.insert(value.into(), c);
         p
