@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Checks (and, as root with apt-get, installs) what the tests and the demo need besides cargo:
+# a C and a C++ compiler, make, python3, and binutils (nm, readelf) for the binary checks.
+set -euo pipefail
+
+missing=()
+command -v cc >/dev/null || missing+=(gcc)
+command -v c++ >/dev/null || missing+=(g++)
+command -v make >/dev/null || missing+=(make)
+command -v python3 >/dev/null || missing+=(python3)
+command -v nm >/dev/null || missing+=(binutils)
+command -v readelf >/dev/null || missing+=(binutils)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+# shellcheck disable=SC2207
+missing=($(printf '%s\n' "${missing[@]}" | sort -u))
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  echo "installing: ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "missing tools: ${missing[*]} (Debian/Ubuntu: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
