@@ -22,10 +22,6 @@ pub fn post(s: &TestServer, path: &str, body: Value) -> Response {
     with_json(client().post(format!("{}{path}", s.url())), &body).send().unwrap()
 }
 
-pub fn put(s: &TestServer, path: &str, body: Value) -> Response {
-    with_json(client().put(format!("{}{path}", s.url())), &body).send().unwrap()
-}
-
 pub fn delete(s: &TestServer, path: &str, body: Value) -> Response {
     with_json(client().delete(format!("{}{path}", s.url())), &body).send().unwrap()
 }
