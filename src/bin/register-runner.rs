@@ -41,7 +41,7 @@ options:
 
 enum Parsed {
     Help,
-    Run { api_url: String, token: String, output: String, options: RegisterOptions, server_side: bool },
+    Run { api_url: String, token: String, output: String, options: Box<RegisterOptions>, server_side: bool },
 }
 
 fn parse(args: &[String]) -> Result<Parsed, String> {
@@ -111,7 +111,7 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
     if !output.ends_with(".json") {
         return Err("Requested output filename must end in .json".into());
     }
-    Ok(Parsed::Run { api_url, token, output, options: o, server_side })
+    Ok(Parsed::Run { api_url, token, output, options: Box::new(o), server_side })
 }
 
 fn run(api_url: &str, token: &str, output: &str, options: &RegisterOptions, server_side: bool) -> Result<String, String> {
