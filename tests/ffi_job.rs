@@ -82,7 +82,14 @@ fn properties_come_from_the_payload() {
         assert_eq!(borrowed(glr_job_repo_url(j)).as_deref(), payload["git_info"]["repo_url"].as_str());
         assert_eq!(borrowed(glr_job_commit_sha(j)).as_deref(), payload["git_info"]["sha"].as_str());
         assert_eq!(glr_job_is_branch(j), 1);
-        let var = |k: &str| payload["variables"].as_array().unwrap().iter().find(|v| v["key"] == k).map(|v| v["value"].as_str().unwrap().to_string());
+        let var = |k: &str| {
+            payload["variables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["key"] == k)
+                .map(|v| v["value"].as_str().unwrap().to_string())
+        };
         assert_eq!(borrowed(glr_job_commit_message(j)), var("CI_COMMIT_MESSAGE"));
         assert_eq!(borrowed(glr_job_username(j)), var("GITLAB_USER_LOGIN"));
         assert_eq!(borrowed(glr_job_project_url(j)), var("CI_PROJECT_URL"));
@@ -141,13 +148,21 @@ fn registry_credentials_pick_the_longest_matching_url() {
         {"type": "registry", "url": "registry.example.com/group", "username": "u2", "password": "p2"}
     ]}));
     let (mut u, mut p) = (ptr::null_mut(), ptr::null_mut());
-    ok(unsafe { glr_job_get_registry_credential(t.job, c("registry.example.com/group/img:1").as_ptr(), &mut u, &mut p) });
+    ok(unsafe {
+        glr_job_get_registry_credential(t.job, c("registry.example.com/group/img:1").as_ptr(), &mut u, &mut p)
+    });
     assert_eq!((owned(u), owned(p)), ("u2".to_string(), "p2".to_string()));
     let (mut u, mut p) = (ptr::null_mut(), ptr::null_mut());
-    expect(unsafe { glr_job_get_registry_credential(t.job, c("docker.io/alpine").as_ptr(), &mut u, &mut p) }, GLR_ERR_NOT_FOUND);
+    expect(
+        unsafe { glr_job_get_registry_credential(t.job, c("docker.io/alpine").as_ptr(), &mut u, &mut p) },
+        GLR_ERR_NOT_FOUND,
+    );
     assert!(u.is_null() && p.is_null());
     expect(unsafe { glr_job_get_registry_credential(t.job, ptr::null(), &mut u, &mut p) }, GLR_ERR_NULL_ARGUMENT);
-    expect(unsafe { glr_job_get_registry_credential(t.job, c("x").as_ptr(), ptr::null_mut(), &mut p) }, GLR_ERR_NULL_ARGUMENT);
+    expect(
+        unsafe { glr_job_get_registry_credential(t.job, c("x").as_ptr(), ptr::null_mut(), &mut p) },
+        GLR_ERR_NULL_ARGUMENT,
+    );
 }
 
 #[test]
@@ -203,10 +218,15 @@ fn failed_reports_reason_and_exit_code() {
 
 #[test]
 fn failure_reasons_are_mapped_to_what_the_job_s_gitlab_knows() {
-    let t = taken(json!({"features": {"failure_reasons": ["unknown_failure", "script_failure", "runner_system_failure"]}}));
+    let t =
+        taken(json!({"features": {"failure_reasons": ["unknown_failure", "script_failure", "runner_system_failure"]}}));
     ok(unsafe { glr_job_set_failed(t.job, GLR_FAILURE_RUNNER_CONFIGURATION_ERROR, ptr::null()) });
     let rec = t.server.job(t.id).unwrap();
-    assert_eq!(rec.reported_failure_reason.as_deref(), Some("script_failure"), "runner_configuration_error falls back like the official runner");
+    assert_eq!(
+        rec.reported_failure_reason.as_deref(),
+        Some("script_failure"),
+        "runner_configuration_error falls back like the official runner"
+    );
 }
 
 #[test]
@@ -223,7 +243,11 @@ fn a_final_update_answered_202_is_repeated_until_applied() {
 #[test]
 fn uploads_survive_server_errors_and_lost_answers_without_duplicates() {
     let t = taken(json!({}));
-    t.server.inject_fault(Fault { endpoint: Endpoint::Trace, count: 2, kind: FaultKind::Status { code: 500, retry_after: None } });
+    t.server.inject_fault(Fault {
+        endpoint: Endpoint::Trace,
+        count: 2,
+        kind: FaultKind::Status { code: 500, retry_after: None },
+    });
     append(t.job, b"first\n");
     ok(unsafe { glr_job_log_flush(t.job) });
     t.server.inject_fault(Fault { endpoint: Endpoint::Trace, count: 1, kind: FaultKind::DropAfterHandling });
@@ -241,7 +265,11 @@ fn uploads_survive_server_errors_and_lost_answers_without_duplicates() {
     // After 5 failed attempts the error is returned and nothing is lost.
     let t = taken(json!({}));
     append(t.job, b"kept\n");
-    t.server.inject_fault(Fault { endpoint: Endpoint::Trace, count: 5, kind: FaultKind::Status { code: 503, retry_after: None } });
+    t.server.inject_fault(Fault {
+        endpoint: Endpoint::Trace,
+        count: 5,
+        kind: FaultKind::Status { code: 503, retry_after: None },
+    });
     let msg = expect(unsafe { glr_job_log_flush(t.job) }, GLR_ERR_HTTP);
     assert!(msg.contains("503") && msg.contains("trace"), "{msg}");
     assert!(!msg.contains(t.server.job(t.id).unwrap().token.as_str()), "no token in messages");
@@ -356,7 +384,9 @@ fn dump_and_load_files() {
     let mut none = ptr::null_mut();
     expect(unsafe { glr_job_load(c(dir.join("nope").to_str().unwrap()).as_ptr(), &mut none) }, GLR_ERR_IO);
     expect(unsafe { glr_job_dump(t.job, c("/nonexistent-dir/j.json").as_ptr()) }, GLR_ERR_IO);
-    for garbage in ["", "[1]", "{\"format\":\"gitlab_runner_api.runner\",\"version\":2}", "[1, \"x\", {}, \"running\", \"\"]"] {
+    for garbage in
+        ["", "[1]", "{\"format\":\"gitlab_runner_api.runner\",\"version\":2}", "[1, \"x\", {}, \"running\", \"\"]"]
+    {
         expect(unsafe { glr_job_loads(c(garbage).as_ptr(), &mut none) }, GLR_ERR_PARSE);
         assert!(none.is_null());
     }
@@ -369,7 +399,8 @@ fn a_python_v1_job_string_loads_and_finishes_against_gitlab() {
     let t = taken(json!({}));
     let rec = t.server.job(t.id).unwrap();
     let runner_token = borrowed(unsafe { glr_runner_token(t.runner) }).unwrap();
-    let runner_v1 = json!([1, t.server.url(), unsafe { glr_runner_id(t.runner) }, runner_token, {"info": {}}]).to_string();
+    let runner_v1 =
+        json!([1, t.server.url(), unsafe { glr_runner_id(t.runner) }, runner_token, {"info": {}}]).to_string();
     let header = "Running with gitlab_runner_api 1.0.4\n";
     let v1 = json!([1, runner_v1, rec.payload, "running", header]).to_string();
     let j = loads(&v1);

@@ -96,42 +96,74 @@ fn register_errors() {
     let good = c(&server.registration_token());
     let mut runner = ptr::null_mut();
 
-    let msg = expect(unsafe { glr_runner_register(url.as_ptr(), c("wrong").as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_AUTH);
+    let msg = expect(
+        unsafe { glr_runner_register(url.as_ptr(), c("wrong").as_ptr(), ptr::null(), &mut runner) },
+        GLR_ERR_AUTH,
+    );
     assert!(msg.contains("403"), "{msg}");
     assert!(!msg.contains("wrong"), "no token in messages: {msg}");
     assert!(runner.is_null(), "out untouched on failure");
 
     server.set_config(|c| c.registration_tokens_enabled = false);
-    let msg = expect(unsafe { glr_runner_register(url.as_ptr(), good.as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_AUTH);
+    let msg =
+        expect(unsafe { glr_runner_register(url.as_ptr(), good.as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_AUTH);
     assert!(msg.contains("410") && msg.contains("glrt-"), "{msg}");
     server.set_config(|c| c.registration_tokens_enabled = true);
 
     server.inject_fault(Fault { endpoint: Endpoint::Register, count: 1, kind: FaultKind::Body { code: 400, body: r#"{"message":{"runner_projects.base":["Maximum number of ci registered project runners (3) exceeded"]}}"#.into() } });
-    let msg = expect(unsafe { glr_runner_register(url.as_ptr(), good.as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_INVALID_ARGUMENT);
+    let msg = expect(
+        unsafe { glr_runner_register(url.as_ptr(), good.as_ptr(), ptr::null(), &mut runner) },
+        GLR_ERR_INVALID_ARGUMENT,
+    );
     assert!(msg.contains("Maximum number"), "{msg}");
 
-    server.inject_fault(Fault { endpoint: Endpoint::Register, count: 5, kind: FaultKind::Status { code: 500, retry_after: None } });
-    let msg = expect(unsafe { glr_runner_register(url.as_ptr(), good.as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_HTTP);
+    server.inject_fault(Fault {
+        endpoint: Endpoint::Register,
+        count: 5,
+        kind: FaultKind::Status { code: 500, retry_after: None },
+    });
+    let msg =
+        expect(unsafe { glr_runner_register(url.as_ptr(), good.as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_HTTP);
     assert!(msg.contains("500") && msg.contains("after 5 attempts"), "{msg}");
 
-    server.inject_fault(Fault { endpoint: Endpoint::Register, count: 1, kind: FaultKind::Body { code: 201, body: "{\"id\": 5, \"tok".into() } });
+    server.inject_fault(Fault {
+        endpoint: Endpoint::Register,
+        count: 1,
+        kind: FaultKind::Body { code: 201, body: "{\"id\": 5, \"tok".into() },
+    });
     expect(unsafe { glr_runner_register(url.as_ptr(), good.as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_PARSE);
 
     // 503 twice then success: retried transparently, honouring Retry-After.
-    server.inject_fault(Fault { endpoint: Endpoint::Register, count: 2, kind: FaultKind::Status { code: 503, retry_after: Some(1) } });
+    server.inject_fault(Fault {
+        endpoint: Endpoint::Register,
+        count: 2,
+        kind: FaultKind::Status { code: 503, retry_after: Some(1) },
+    });
     ok(unsafe { glr_runner_register(url.as_ptr(), good.as_ptr(), ptr::null(), &mut runner) });
     unsafe { glr_runner_free(runner) };
 
     let bad_url = c("http://127.0.0.1:1");
     expect(unsafe { glr_runner_register(bad_url.as_ptr(), good.as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_NETWORK);
-    expect(unsafe { glr_runner_register(c("gitlab.example.com").as_ptr(), good.as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_INVALID_ARGUMENT);
+    expect(
+        unsafe { glr_runner_register(c("gitlab.example.com").as_ptr(), good.as_ptr(), ptr::null(), &mut runner) },
+        GLR_ERR_INVALID_ARGUMENT,
+    );
 
     // NULL and invalid UTF-8, each argument.
     expect(unsafe { glr_runner_register(ptr::null(), good.as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_NULL_ARGUMENT);
     expect(unsafe { glr_runner_register(url.as_ptr(), ptr::null(), ptr::null(), &mut runner) }, GLR_ERR_NULL_ARGUMENT);
-    expect(unsafe { glr_runner_register(url.as_ptr(), good.as_ptr(), ptr::null(), ptr::null_mut()) }, GLR_ERR_NULL_ARGUMENT);
-    expect(unsafe { glr_runner_register(invalid_utf8().as_ptr(), good.as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_INVALID_UTF8);
-    expect(unsafe { glr_runner_register(url.as_ptr(), invalid_utf8().as_ptr(), ptr::null(), &mut runner) }, GLR_ERR_INVALID_UTF8);
+    expect(
+        unsafe { glr_runner_register(url.as_ptr(), good.as_ptr(), ptr::null(), ptr::null_mut()) },
+        GLR_ERR_NULL_ARGUMENT,
+    );
+    expect(
+        unsafe { glr_runner_register(invalid_utf8().as_ptr(), good.as_ptr(), ptr::null(), &mut runner) },
+        GLR_ERR_INVALID_UTF8,
+    );
+    expect(
+        unsafe { glr_runner_register(url.as_ptr(), invalid_utf8().as_ptr(), ptr::null(), &mut runner) },
+        GLR_ERR_INVALID_UTF8,
+    );
 }
 
 #[test]
@@ -171,7 +203,10 @@ fn glrt_tokens_verify_and_unregister_only_the_manager() {
         expect(glr_runner_unregister(runner), GLR_ERR_NOT_FOUND);
         glr_runner_free(runner);
     }
-    expect(unsafe { glr_runner_from_token(c(&server.url()).as_ptr(), c("glrt-nope").as_ptr(), &mut runner) }, GLR_ERR_AUTH);
+    expect(
+        unsafe { glr_runner_from_token(c(&server.url()).as_ptr(), c("glrt-nope").as_ptr(), &mut runner) },
+        GLR_ERR_AUTH,
+    );
 
     server.set_config(|c| c.legacy_verify = true);
     ok(unsafe { glr_runner_from_token(c(&server.url()).as_ptr(), c(&token).as_ptr(), &mut runner) });
@@ -198,7 +233,12 @@ fn check_auth_and_unregister_of_a_registered_runner() {
 }
 
 fn job_requests(server: &glr_testserver::TestServer) -> Vec<Value> {
-    server.requests().into_iter().filter(|r| r.path.starts_with("/api/v4/jobs/request")).filter_map(|r| r.body_json).collect()
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/v4/jobs/request"))
+        .filter_map(|r| r.body_json)
+        .collect()
 }
 
 #[test]
@@ -239,10 +279,18 @@ fn request_job_errors() {
     let server = server();
     let runner = register(&server);
     let mut job = ptr::null_mut();
-    server.inject_fault(Fault { endpoint: Endpoint::JobRequest, count: 5, kind: FaultKind::Status { code: 502, retry_after: None } });
+    server.inject_fault(Fault {
+        endpoint: Endpoint::JobRequest,
+        count: 5,
+        kind: FaultKind::Status { code: 502, retry_after: None },
+    });
     let msg = expect(unsafe { glr_runner_request_job(runner, &mut job) }, GLR_ERR_HTTP);
     assert!(msg.contains("502"), "{msg}");
-    server.inject_fault(Fault { endpoint: Endpoint::JobRequest, count: 1, kind: FaultKind::Status { code: 409, retry_after: None } });
+    server.inject_fault(Fault {
+        endpoint: Endpoint::JobRequest,
+        count: 1,
+        kind: FaultKind::Status { code: 409, retry_after: None },
+    });
     ok(unsafe { glr_runner_request_job(runner, &mut job) });
     assert!(job.is_null(), "409 means another runner was faster: no job");
     server.queue_job(serde_json::json!({}));
@@ -261,7 +309,9 @@ fn dumps_loads_dump_load_round_trip_offline() {
     let server = server();
     let o = options_with_everything();
     let mut runner = ptr::null_mut();
-    ok(unsafe { glr_runner_register(c(&server.url()).as_ptr(), c(&server.registration_token()).as_ptr(), o, &mut runner) });
+    ok(unsafe {
+        glr_runner_register(c(&server.url()).as_ptr(), c(&server.registration_token()).as_ptr(), o, &mut runner)
+    });
     unsafe { glr_register_options_free(o) };
     ok(unsafe { glr_runner_set_feature(runner, c("image").as_ptr(), 1) });
     let mut s = ptr::null_mut();
@@ -277,7 +327,11 @@ fn dumps_loads_dump_load_round_trip_offline() {
     unsafe {
         assert_eq!(glr_runner_id(loaded), glr_runner_id(runner));
         assert_eq!(borrowed(glr_runner_token(loaded)), borrowed(glr_runner_token(runner)));
-        assert_eq!(borrowed(glr_runner_system_id(loaded)), borrowed(glr_runner_system_id(runner)), "system_id persisted");
+        assert_eq!(
+            borrowed(glr_runner_system_id(loaded)),
+            borrowed(glr_runner_system_id(runner)),
+            "system_id persisted"
+        );
         assert_eq!(glr_runner_tag_count(loaded), 2);
         assert_eq!(glr_runner_maximum_timeout(loaded), 3600);
     }

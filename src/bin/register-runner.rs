@@ -55,7 +55,10 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
             _ => (arg.as_str(), None),
         };
         let mut value = |name: &str| -> Result<String, String> {
-            inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("argument {name}: expected one argument"))
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| format!("argument {name}: expected one argument"))
         };
         match flag {
             "-h" | "--help" => return Ok(Parsed::Help),
@@ -114,7 +117,13 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
     Ok(Parsed::Run { api_url, token, output, options: Box::new(o), server_side })
 }
 
-fn run(api_url: &str, token: &str, output: &str, options: &RegisterOptions, server_side: bool) -> Result<String, String> {
+fn run(
+    api_url: &str,
+    token: &str,
+    output: &str,
+    options: &RegisterOptions,
+    server_side: bool,
+) -> Result<String, String> {
     let runner = if token.starts_with("glrt-") {
         if server_side {
             return Err("a glrt- token belongs to a runner created in GitLab: set --locked, --tag, --run-untagged, \

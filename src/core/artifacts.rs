@@ -31,10 +31,8 @@ const TRIES_ON_503: u32 = 6;
 
 /// The query string: keys sorted, empty values omitted, as the official runner.
 fn query(file: &ArtifactFile) -> String {
-    let mut pairs: Vec<(&str, &str)> = vec![
-        ("artifact_format", file.artifact_format.as_str()),
-        ("artifact_type", file.artifact_type.as_str()),
-    ];
+    let mut pairs: Vec<(&str, &str)> =
+        vec![("artifact_format", file.artifact_format.as_str()), ("artifact_type", file.artifact_type.as_str())];
     if let Some(e) = &file.expire_in {
         pairs.push(("expire_in", e.as_str()));
     }
@@ -73,8 +71,8 @@ pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile) 
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let handle = std::fs::File::open(&file.path)
-            .map_err(|e| Error::io(format!("artifact {}: {e}", file.path.display())))?;
+        let handle =
+            std::fs::File::open(&file.path).map_err(|e| Error::io(format!("artifact {}: {e}", file.path.display())))?;
         let size = handle.metadata().map(|m| m.len()).ok();
         let part = match size {
             Some(len) => reqwest::blocking::multipart::Part::reader_with_length(handle, len),
@@ -108,7 +106,10 @@ pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile) 
             403 => return Err(fail(ErrorKind::JobCanceled, " Forbidden (job token rejected or job not running)")),
             413 => {
                 let size = size.map(|s| format!(" ({s} bytes)")).unwrap_or_default();
-                return Err(fail(ErrorKind::Http, &format!(" Payload Too Large: the file{size} exceeds GitLab's maximum artifact size")));
+                return Err(fail(
+                    ErrorKind::Http,
+                    &format!(" Payload Too Large: the file{size} exceeds GitLab's maximum artifact size"),
+                ));
             }
             503 if attempt < TRIES_ON_503 => std::thread::sleep(Duration::from_secs(1)),
             _ if attempt < TRIES && status != 503 => std::thread::sleep(Duration::from_secs(1)),

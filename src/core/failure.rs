@@ -65,7 +65,8 @@ mod tests {
 
     #[test]
     fn mapping_follows_the_official_runner() {
-        let old: Vec<String> = ["unknown_failure", "script_failure", "api_failure"].iter().map(|s| s.to_string()).collect();
+        let old: Vec<String> =
+            ["unknown_failure", "script_failure", "api_failure"].iter().map(|s| s.to_string()).collect();
         assert_eq!(map_for_gitlab("api_failure", Some(&old)), "api_failure");
         assert_eq!(map_for_gitlab("runner_system_failure", Some(&old)), "runner_system_failure");
         assert_eq!(map_for_gitlab("runner_configuration_error", Some(&old)), "script_failure");

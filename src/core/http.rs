@@ -97,10 +97,7 @@ impl Response {
     }
 
     pub fn error(&self, kind: ErrorKind) -> Error {
-        let reason = reqwest::StatusCode::from_u16(self.status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("");
+        let reason = reqwest::StatusCode::from_u16(self.status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
         let mut msg = format!("{}: {} {reason}", self.what, self.status);
         if self.attempts > 1 {
             msg.push_str(&format!(" after {} attempts", self.attempts));
@@ -147,12 +144,7 @@ pub fn request_timeout() -> Duration {
 }
 
 fn user_agent() -> String {
-    format!(
-        "gitlab_runner_api/{} ({}; {})",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::OS,
-        std::env::consts::ARCH
-    )
+    format!("gitlab_runner_api/{} ({}; {})", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH)
 }
 
 fn build_client() -> Result<Client> {
@@ -167,10 +159,11 @@ fn build_client() -> Result<Client> {
         .pool_idle_timeout(Duration::from_secs(90));
     if let Ok(path) = std::env::var("GLR_CA_FILE") {
         if !path.is_empty() {
-            let pem = std::fs::read(&path)
-                .map_err(|e| Error::io(format!("extra CA file {path} (GLR_CA_FILE): {e}")))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| Error::invalid(format!("extra CA file {path} (GLR_CA_FILE): not PEM certificates: {e}")))?;
+            let pem =
+                std::fs::read(&path).map_err(|e| Error::io(format!("extra CA file {path} (GLR_CA_FILE): {e}")))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::invalid(format!("extra CA file {path} (GLR_CA_FILE): not PEM certificates: {e}"))
+            })?;
             if certs.is_empty() {
                 return Err(Error::invalid(format!("extra CA file {path} (GLR_CA_FILE) holds no certificate")));
             }

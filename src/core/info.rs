@@ -55,7 +55,9 @@ pub const LIBRARY_FEATURES: &[&str] = &[
 
 /// Whether `name` can be a feature key (lowercase letters, digits, `_`).
 pub fn is_valid_feature_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// GOARCH-style architecture names, as GitLab shows them for the official runner.

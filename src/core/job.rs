@@ -5,6 +5,7 @@
 //! (one PATCH or PUT at a time, in order) and is never taken while `inner` is held.
 
 use super::artifacts::{self, ArtifactSet};
+use super::diag;
 use super::error::{Error, ErrorKind, Result};
 use super::failure;
 use super::http::{self, Method, Request, Response};
@@ -13,7 +14,6 @@ use super::model::{JobData, JobState, RunnerData};
 use super::payload::JobInfo;
 use super::runner::lock;
 use super::trace::{parse_range, Trace};
-use super::diag;
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -57,8 +57,21 @@ impl Job {
     /// A job just received from `POST /jobs/request`.
     pub fn new(runner: RunnerData, payload: Value) -> Result<Job> {
         let info = JobInfo::from_payload(&payload)?;
-        let inner = JobMut { state: JobState::Running, committed: false, exit_code: None, trace: Trace::new(), update_interval: None };
-        Ok(Job { runner_info: info_json(&runner), runner, payload, info, inner: Mutex::new(inner), net: Mutex::new(()) })
+        let inner = JobMut {
+            state: JobState::Running,
+            committed: false,
+            exit_code: None,
+            trace: Trace::new(),
+            update_interval: None,
+        };
+        Ok(Job {
+            runner_info: info_json(&runner),
+            runner,
+            payload,
+            info,
+            inner: Mutex::new(inner),
+            net: Mutex::new(()),
+        })
     }
 
     /// A job restored from a dump (offline; its log offset is re-learned before the next upload).
@@ -118,7 +131,9 @@ impl Job {
         match state {
             JobState::Running | JobState::Canceling => Ok(()),
             JobState::Canceled => Err(Error::new(ErrorKind::JobCanceled, format!("job {id} was canceled by GitLab"))),
-            s => Err(Error::new(ErrorKind::AlreadyFinished, format!("job {id} has already finished as {}", s.as_str()))),
+            s => {
+                Err(Error::new(ErrorKind::AlreadyFinished, format!("job {id} has already finished as {}", s.as_str())))
+            }
         }
     }
 
@@ -193,7 +208,8 @@ impl Job {
         if lock(&self.inner).committed {
             return Ok(());
         }
-        let resp = self.put(json!({"info": self.runner_info, "token": self.info.token, "state": "running", "output": {}}))?;
+        let resp =
+            self.put(json!({"info": self.runner_info, "token": self.info.token, "state": "running", "output": {}}))?;
         self.observe(&resp)?;
         match resp.status {
             200 | 202 => {
@@ -318,7 +334,11 @@ impl Job {
                         .filter(|s| *s > 0)
                         .map(Duration::from_secs);
                     wait = given.unwrap_or(wait * 2).min(MAX_ACCEPTED_WAIT);
-                    diag::debug(&format!("job {}: final update accepted, waiting {}s for GitLab", self.info.id, wait.as_secs()));
+                    diag::debug(&format!(
+                        "job {}: final update accepted, waiting {}s for GitLab",
+                        self.info.id,
+                        wait.as_secs()
+                    ));
                     std::thread::sleep(wait);
                 }
                 412 => {
@@ -380,9 +400,8 @@ impl Job {
 
     /// The registry credential for `image`: (username, password).
     pub fn registry_credential(&self, image: &str) -> Result<(String, String)> {
-        self.info
-            .registry_credential(image)
-            .map(|c| (c.username.clone(), c.password.clone()))
-            .ok_or_else(|| Error::not_found(format!("job {}: no registry credential matches image {image:?}", self.info.id)))
+        self.info.registry_credential(image).map(|c| (c.username.clone(), c.password.clone())).ok_or_else(|| {
+            Error::not_found(format!("job {}: no registry credential matches image {image:?}", self.info.id))
+        })
     }
 }

@@ -454,7 +454,8 @@ pub unsafe extern "C" fn glr_job_set_failed(
 ) -> glr_status {
     guard(|| {
         let job = unsafe { job_ref(job) }?;
-        let name = failure::name_of(reason).ok_or_else(|| invalid_arg("reason", format!("{reason} is not a GLR_FAILURE_* value")))?;
+        let name = failure::name_of(reason)
+            .ok_or_else(|| invalid_arg("reason", format!("{reason} is not a GLR_FAILURE_* value")))?;
         Ok(job.inner.finish_with_artifacts(Outcome::Failed(name.to_string()), &unsafe { artifact_set(artifacts) })?)
     })
 }

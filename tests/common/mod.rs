@@ -55,7 +55,11 @@ pub fn owned(p: *mut c_char) -> String {
 
 /// A server whose long polls and update intervals keep tests fast.
 pub fn server() -> TestServer {
-    TestServer::start_with(Config { long_poll_timeout: Duration::from_millis(200), trace_update_interval: 1, ..Config::default() })
+    TestServer::start_with(Config {
+        long_poll_timeout: Duration::from_millis(200),
+        trace_update_interval: 1,
+        ..Config::default()
+    })
 }
 
 pub fn register(server: &TestServer) -> *mut glr_runner {
