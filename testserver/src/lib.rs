@@ -242,3 +242,12 @@ impl std::fmt::Debug for TestServer {
         f.debug_struct("TestServer").field("url", &self.shared.base_url).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn test_server_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::TestServer>();
+    }
+}
