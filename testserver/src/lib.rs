@@ -250,4 +250,15 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<super::TestServer>();
     }
+
+    /// Tests written with #[tokio::test] start and drop servers inside a runtime.
+    #[test]
+    fn starts_and_stops_inside_another_runtime() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let server = super::TestServer::start();
+            assert!(server.url().starts_with("http://127.0.0.1:"));
+            drop(server);
+        });
+    }
 }

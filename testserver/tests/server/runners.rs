@@ -179,3 +179,12 @@ fn form_encoded_parameters_work_like_json() {
     assert_eq!(r.status(), 201);
     assert_eq!(s.runners()[0].description.as_deref(), Some("form"));
 }
+
+#[test]
+fn unknown_paths_and_methods() {
+    let s = server();
+    let r = client().get(format!("{}/api/v4/nothing", s.url())).send().unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client().get(format!("{}/api/v4/runners/verify", s.url())).send().unwrap();
+    assert_eq!(r.status(), 405);
+}
