@@ -195,6 +195,13 @@ typedef void (*glr_log_callback)(void *userdata, int32_t level, const char *mess
 typedef int32_t glr_failure_reason;
 
 /**
+ * Called when GitLab cancels a job: `state` is GLR_JOB_CANCELING (graceful: run your
+ * after_script, then finish the job) or GLR_JOB_CANCELED (hard stop: the job can no longer be
+ * reported). `job` is the handle the callback was set on.
+ */
+typedef void (*glr_cancel_callback)(void *userdata, struct glr_job *job, int32_t state);
+
+/**
  * Success.
  */
 #define GLR_OK 0
@@ -948,6 +955,29 @@ glr_status glr_job_auth(struct glr_job *job);
 glr_status glr_job_set_exit_code(struct glr_job *job, int32_t exit_code);
 
 /**
+ * Sets (or with a NULL `callback`, removes) the function called when GitLab cancels the job, so
+ * a C program learns of it without polling. It runs on whichever thread learns of the cancel:
+ * the library's background log uploader, or a thread inside glr_job_log_flush(), glr_job_auth(),
+ * glr_job_set_success()/_failed(). It must be thread-safe, return quickly, not unwind (no C++
+ * exception may leave it), and must not free the job; it may call other functions on the job.
+ * glr_job_free() waits for a call in progress and guarantees no call after it returns.
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT (`job`).
+ */
+glr_status glr_job_set_cancel_callback(struct glr_job *job,
+                                       glr_cancel_callback callback,
+                                       void *userdata);
+
+/**
+ * Caps the job's log at `limit_bytes` (default 100 MiB, GitLab's own default limit; at least
+ * 1024). Past it, the log is cut on a character boundary, the official runner's notice
+ * ("Job's log exceeded limit of N bytes.") is added, and further output is dropped.
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT.
+ */
+glr_status glr_job_set_log_limit(struct glr_job *job, size_t limit_bytes);
+
+/**
  * Reports the job successful: uploads `artifacts` (NULL: none; only read), then the whole
  * log, then the final update (with the log's checksum and size), waiting while GitLab says it
  * is still storing the log.
@@ -1002,7 +1032,8 @@ glr_status glr_job_load(const char *path, struct glr_job **out);
 
 /**
  * Frees a job. NULL is a no-op. Must not be called twice, nor while another thread uses it.
- * Log text not yet uploaded is not sent: flush or finish the job (or dump it) first.
+ * Text the background uploader has not sent yet is dropped: finish, flush or dump the job first.
+ * After it returns the cancel callback is never called again.
  */
 void glr_job_free(struct glr_job *job);
 

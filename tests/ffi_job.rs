@@ -263,14 +263,16 @@ fn uploads_survive_server_errors_and_lost_answers_without_duplicates() {
     assert_eq!(rec.state, "success");
 
     // After 5 failed attempts the error is returned and nothing is lost.
+    // (Enough faults for the background uploader's attempt and the flush's own five.)
     let t = taken(json!({}));
-    append(t.job, b"kept\n");
     t.server.inject_fault(Fault {
         endpoint: Endpoint::Trace,
-        count: 5,
+        count: 10,
         kind: FaultKind::Status { code: 503, retry_after: None },
     });
+    append(t.job, b"kept\n");
     let msg = expect(unsafe { glr_job_log_flush(t.job) }, GLR_ERR_HTTP);
+    t.server.clear_faults();
     assert!(msg.contains("503") && msg.contains("trace"), "{msg}");
     assert!(!msg.contains(t.server.job(t.id).unwrap().token.as_str()), "no token in messages");
     ok(unsafe { glr_job_set_success(t.job, ptr::null()) });

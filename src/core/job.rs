@@ -2,7 +2,9 @@
 //!
 //! Locking: `inner` holds the state and the log and is only ever held for memory work, so
 //! appending never waits on the network; `net` serialises this job's conversation with GitLab
-//! (one PATCH or PUT at a time, in order) and is never taken while `inner` is held.
+//! (one PATCH or PUT at a time, in order) and is never taken while `inner` is held. The
+//! background uploader (`uploader.rs`) only ever *tries* `net`: a caller flushing or finishing
+//! the job has priority.
 
 use super::artifacts::{self, ArtifactSet};
 use super::diag;
@@ -10,16 +12,22 @@ use super::error::{Error, ErrorKind, Result};
 use super::failure;
 use super::http::{self, Method, Request, Response};
 use super::info::info_json;
+use super::mask::Masker;
 use super::model::{JobData, JobState, RunnerData};
-use super::payload::JobInfo;
+use super::payload::{JobInfo, VAR_MASKED};
 use super::runner::lock;
 use super::trace::{parse_range, Trace};
+use super::uploader;
 use serde_json::{json, Value};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
+/// The official runner's first update interval, used until GitLab gives one.
+const DEFAULT_UPDATE_INTERVAL: Duration = Duration::from_secs(3);
 /// GitLab's update interval is capped like the official runner's.
 const MAX_UPDATE_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// Without a successful upload for this long, a keep-alive `PUT state=running` is sent.
+const KEEPALIVE_AFTER: Duration = Duration::from_secs(30);
 /// A final update answered 202 ("trace still being persisted") is repeated at most this long;
 /// GitLab applies the state by itself after 5 minutes.
 const FINAL_UPDATE_PATIENCE: Duration = Duration::from_secs(6 * 60);
@@ -27,22 +35,45 @@ const FINAL_UPDATE_PATIENCE: Duration = Duration::from_secs(6 * 60);
 const MAX_ACCEPTED_WAIT: Duration = Duration::from_secs(64);
 /// Resyncs in a row without progress before a flush gives up (GitLab keeps moving the end).
 const MAX_RESYNCS_WITHOUT_PROGRESS: u32 = 20;
+/// The background uploader sends at most this many 1 MiB patches per job per turn, so one job's
+/// backlog does not starve the others.
+const PATCHES_PER_TURN: usize = 4;
+/// Shortest pause between two background turns of one job.
+const MIN_TURN_GAP: Duration = Duration::from_secs(1);
+/// Longest pause between two background attempts after failures.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Called when GitLab cancels the job (with the new state: canceling or canceled).
+pub type CancelCallback = Box<dyn Fn(JobState) + Send + Sync>;
 
 struct JobMut {
     state: JobState,
     committed: bool,
     exit_code: Option<i32>,
     trace: Trace,
-    update_interval: Option<Duration>,
+    update_interval: Duration,
+    /// When the background uploader last tried to send (None: not since the last append).
+    last_attempt: Option<Instant>,
+    /// Last successful exchange with GitLab (keep-alive clock).
+    last_contact: Instant,
+    /// Consecutive failed background attempts (for backoff).
+    failures: u32,
 }
 
-pub struct Job {
+pub(crate) struct JobShared {
     runner: RunnerData,
     runner_info: Value,
     payload: Value,
     info: JobInfo,
     inner: Mutex<JobMut>,
     net: Mutex<()>,
+    /// Read-locked while it runs, so replacing it waits for a call in progress to end.
+    cancel_callback: RwLock<Option<CancelCallback>>,
+}
+
+/// A job. Cheap to share between threads; the background uploader keeps only a weak reference.
+pub struct Job {
+    shared: Arc<JobShared>,
 }
 
 /// How a job ends.
@@ -53,52 +84,62 @@ pub enum Outcome {
     Failed(String),
 }
 
+fn masker_for(info: &JobInfo) -> Masker {
+    let phrases = info.variables.iter().filter(|v| v.flags & VAR_MASKED != 0).map(|v| v.value.as_str());
+    Masker::new(phrases, info.token_mask_prefixes.iter().map(String::as_str))
+}
+
 impl Job {
-    /// A job just received from `POST /jobs/request`.
-    pub fn new(runner: RunnerData, payload: Value) -> Result<Job> {
+    fn build(
+        runner: RunnerData,
+        payload: Value,
+        state: JobState,
+        committed: bool,
+        exit_code: Option<i32>,
+        trace: impl FnOnce(Masker) -> Trace,
+    ) -> Result<Job> {
         let info = JobInfo::from_payload(&payload)?;
+        let trace = trace(masker_for(&info));
         let inner = JobMut {
-            state: JobState::Running,
-            committed: false,
-            exit_code: None,
-            trace: Trace::new(),
-            update_interval: None,
+            state,
+            committed,
+            exit_code,
+            trace,
+            update_interval: DEFAULT_UPDATE_INTERVAL,
+            last_attempt: None,
+            last_contact: Instant::now(),
+            failures: 0,
         };
-        Ok(Job {
+        let shared = Arc::new(JobShared {
             runner_info: info_json(&runner),
             runner,
             payload,
             info,
             inner: Mutex::new(inner),
             net: Mutex::new(()),
-        })
+            cancel_callback: RwLock::new(None),
+        });
+        uploader::register(Arc::downgrade(&shared));
+        Ok(Job { shared })
+    }
+
+    /// A job just received from `POST /jobs/request`.
+    pub fn new(runner: RunnerData, payload: Value) -> Result<Job> {
+        Self::build(runner, payload, JobState::Running, false, None, Trace::new)
     }
 
     /// A job restored from a dump (offline; its log offset is re-learned before the next upload).
     pub fn from_data(data: JobData) -> Result<Job> {
-        let info = JobInfo::from_payload(&data.payload)?;
-        let inner = JobMut {
-            state: data.state,
-            committed: data.committed,
-            exit_code: data.exit_code,
-            trace: Trace::from_data(data.log),
-            update_interval: None,
-        };
-        Ok(Job {
-            runner_info: info_json(&data.runner),
-            runner: data.runner,
-            payload: data.payload,
-            info,
-            inner: Mutex::new(inner),
-            net: Mutex::new(()),
-        })
+        let log = data.log;
+        Self::build(data.runner, data.payload, data.state, data.committed, data.exit_code, |m| Trace::from_data(log, m))
     }
 
     pub fn to_data(&self) -> JobData {
-        let m = lock(&self.inner);
+        let s = &self.shared;
+        let m = lock(&s.inner);
         JobData {
-            runner: self.runner.clone(),
-            payload: self.payload.clone(),
+            runner: s.runner.clone(),
+            payload: s.payload.clone(),
             state: m.state,
             committed: m.committed,
             exit_code: m.exit_code,
@@ -107,51 +148,176 @@ impl Job {
     }
 
     pub fn id(&self) -> i64 {
-        self.info.id
+        self.shared.info.id
     }
     pub fn info(&self) -> &JobInfo {
-        &self.info
+        &self.shared.info
     }
     pub fn payload(&self) -> &Value {
-        &self.payload
+        &self.shared.payload
     }
     pub fn runner(&self) -> &RunnerData {
-        &self.runner
+        &self.shared.runner
     }
     pub fn state(&self) -> JobState {
-        lock(&self.inner).state
+        lock(&self.shared.inner).state
     }
     /// The whole log as stored (what was appended, masked and UTF-8-fixed).
     pub fn log_text(&self) -> String {
-        lock(&self.inner).trace.text_str().to_string()
+        lock(&self.shared.inner).trace.text_str().to_string()
     }
 
-    /// Ok while the job may still log and finish.
-    fn check_active(state: JobState, id: i64) -> Result<()> {
-        match state {
-            JobState::Running | JobState::Canceling => Ok(()),
-            JobState::Canceled => Err(Error::new(ErrorKind::JobCanceled, format!("job {id} was canceled by GitLab"))),
-            s => {
-                Err(Error::new(ErrorKind::AlreadyFinished, format!("job {id} has already finished as {}", s.as_str())))
-            }
-        }
-    }
-
-    /// Appends to the log: a memory copy, never a network wait.
+    /// Appends to the log: a memory copy, never a network wait. The background uploader sends it
+    /// promptly the first time, then at the interval GitLab asks for.
     pub fn append_log(&self, data: &[u8]) -> Result<()> {
-        let mut m = lock(&self.inner);
-        Self::check_active(m.state, self.info.id)?;
-        m.trace.push(data);
+        let wake = {
+            let mut m = lock(&self.shared.inner);
+            check_active(m.state, self.id())?;
+            let idle = m.trace.all_acknowledged();
+            m.trace.push(data);
+            idle && !m.trace.all_acknowledged()
+        };
+        if wake {
+            uploader::wake();
+        }
         Ok(())
     }
 
+    /// Caps the log at `limit` bytes (the official runner's notice is added where it is cut).
+    pub fn set_log_limit(&self, limit: usize) {
+        lock(&self.shared.inner).trace.set_limit(limit);
+    }
+
     pub fn set_exit_code(&self, code: i32) -> Result<()> {
-        let mut m = lock(&self.inner);
-        Self::check_active(m.state, self.info.id)?;
+        let mut m = lock(&self.shared.inner);
+        check_active(m.state, self.id())?;
         m.exit_code = Some(code);
         Ok(())
     }
 
+    /// Installs (or with None removes) the function called when GitLab cancels the job. It runs
+    /// on whichever thread learns of the cancel (possibly the background uploader).
+    pub fn set_cancel_callback(&self, callback: Option<CancelCallback>) {
+        *self.shared.cancel_callback.write().unwrap_or_else(|e| e.into_inner()) = callback;
+    }
+
+    /// `PUT state=running`: accepts the job (two-phase commit). Sent once, before the first log
+    /// upload; `request_job` sends it right after pickup.
+    pub fn commit(&self) -> Result<()> {
+        let _net = lock(&self.shared.net);
+        self.shared.commit_locked()
+    }
+
+    /// Keep-alive and cancel check (the Python package's `auth()`): `PUT state=running` with the
+    /// log's checksum and size, as the official runner's touch.
+    pub fn auth(&self) -> Result<()> {
+        let _net = lock(&self.shared.net);
+        check_active(self.state(), self.id())?;
+        self.shared.touch()
+    }
+
+    /// Uploads everything appended so far; returns when GitLab acknowledged it all.
+    pub fn flush_log(&self) -> Result<()> {
+        let _net = lock(&self.shared.net);
+        check_active(self.state(), self.id())?;
+        self.shared.upload(None)
+    }
+
+    /// Uploads `set` (each file in order), then reports the job finished. An upload failure
+    /// returns its error and leaves the job running, so the caller can retry or fail it.
+    pub fn finish_with_artifacts(&self, outcome: Outcome, set: &ArtifactSet) -> Result<()> {
+        if !set.files.is_empty() {
+            let s = &self.shared;
+            let _net = lock(&s.net);
+            check_active(self.state(), self.id())?;
+            // Job-token endpoints only accept a job GitLab sees running.
+            s.commit_locked()?;
+            for file in &set.files {
+                artifacts::upload(&s.runner.api_url, s.info.id, &s.info.token, file)?;
+            }
+        }
+        self.finish(outcome)
+    }
+
+    /// Reports the job finished: uploads the whole log, then the final `PUT` with checksum,
+    /// size, failure reason and exit code, repeated while GitLab answers 202.
+    pub fn finish(&self, outcome: Outcome) -> Result<()> {
+        let s = &self.shared;
+        let _net = lock(&s.net);
+        check_active(self.state(), self.id())?;
+        lock(&s.inner).trace.finish_pending();
+        let started = Instant::now();
+        let mut wait = Duration::from_secs(1);
+        loop {
+            s.upload(None)?;
+            let (state_name, body) = s.final_body(&outcome);
+            let resp = s.put(body)?;
+            let job_status = resp.header("job-status").map(str::to_string);
+            match resp.status {
+                200 => {
+                    let new_state = match (job_status.as_deref(), &outcome) {
+                        (Some("canceled"), _) => JobState::Canceled,
+                        (_, Outcome::Success) => JobState::Success,
+                        (_, Outcome::Failed(_)) => JobState::Failed,
+                    };
+                    lock(&s.inner).state = new_state;
+                    diag::info(&format!("job {}: reported {state_name}", s.info.id));
+                    return Ok(());
+                }
+                202 if started.elapsed() < FINAL_UPDATE_PATIENCE => {
+                    let given = resp
+                        .header("x-gitlab-trace-update-interval")
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .filter(|s| *s > 0)
+                        .map(Duration::from_secs);
+                    wait = given.unwrap_or(wait * 2).min(MAX_ACCEPTED_WAIT);
+                    diag::debug(&format!("job {}: final update accepted, waiting {}s", s.info.id, wait.as_secs()));
+                    std::thread::sleep(wait);
+                }
+                412 => {
+                    diag::warn(&format!("job {}: GitLab asks for the whole log again", s.info.id));
+                    lock(&s.inner).trace.reset();
+                }
+                // Our own earlier final update was applied but its answer was lost.
+                403 if job_status.as_deref() == Some(state_name) => {
+                    lock(&s.inner).state = if state_name == "success" { JobState::Success } else { JobState::Failed };
+                    return Ok(());
+                }
+                403 => {
+                    s.observe(&resp)?;
+                    return Err(resp.unexpected());
+                }
+                _ => return Err(resp.unexpected()),
+            }
+        }
+    }
+
+    /// The registry credential for `image`: (username, password).
+    pub fn registry_credential(&self, image: &str) -> Result<(String, String)> {
+        self.info().registry_credential(image).map(|c| (c.username.clone(), c.password.clone())).ok_or_else(|| {
+            Error::not_found(format!("job {}: no registry credential matches image {image:?}", self.id()))
+        })
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        // The C side frees its userdata after this: make sure the callback can no longer run
+        // (this waits for a call in progress on the uploader thread).
+        self.set_cancel_callback(None);
+    }
+}
+
+/// Ok while the job may still log and finish.
+fn check_active(state: JobState, id: i64) -> Result<()> {
+    match state {
+        JobState::Running | JobState::Canceling => Ok(()),
+        JobState::Canceled => Err(Error::new(ErrorKind::JobCanceled, format!("job {id} was canceled by GitLab"))),
+        s => Err(Error::new(ErrorKind::AlreadyFinished, format!("job {id} has already finished as {}", s.as_str()))),
+    }
+}
+
+impl JobShared {
     fn path(&self) -> String {
         format!("/api/v4/jobs/{}", self.info.id)
     }
@@ -164,6 +330,21 @@ impl Job {
         http::send(&req)
     }
 
+    fn set_state(&self, new: JobState) {
+        let changed = {
+            let mut m = lock(&self.inner);
+            let changed = m.state != new;
+            m.state = new;
+            changed
+        };
+        if changed {
+            let cb = self.cancel_callback.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(cb) = cb.as_ref() {
+                cb(new);
+            }
+        }
+    }
+
     /// Reads `Job-Status` and the update interval of an answer to a non-final request.
     /// `canceling`: graceful cancel (state CANCELING, still usable); `canceled`/`failed` or a
     /// 403: GitLab stopped the job (state CANCELED, error).
@@ -174,34 +355,31 @@ impl Job {
             .and_then(|v| v.parse::<u64>().ok())
             .filter(|s| *s > 0)
             .map(|s| Duration::from_secs(s).min(MAX_UPDATE_INTERVAL));
-        let mut m = lock(&self.inner);
-        if interval.is_some() {
-            m.update_interval = interval;
-        }
+        let current = {
+            let mut m = lock(&self.inner);
+            if let Some(i) = interval {
+                m.update_interval = i;
+            }
+            if resp.status < 400 {
+                m.last_contact = Instant::now();
+            }
+            m.state
+        };
         let stopped = resp.status == 403 || matches!(status.as_deref(), Some("canceled") | Some("failed"));
         if stopped {
-            m.state = JobState::Canceled;
-            drop(m);
             diag::warn(&format!("job {} was stopped by GitLab", self.info.id));
+            self.set_state(JobState::Canceled);
             let why = match status.as_deref() {
                 Some(s) => format!("GitLab reports the job as {s}"),
                 None => "job token rejected or job no longer running".to_string(),
             };
             return Err(resp.error(ErrorKind::JobCanceled).context(format!("job {}: {why}", self.info.id)));
         }
-        if status.as_deref() == Some("canceling") && m.state == JobState::Running {
-            m.state = JobState::Canceling;
-            drop(m);
+        if status.as_deref() == Some("canceling") && current == JobState::Running {
             diag::info(&format!("job {}: GitLab asks to cancel it (graceful)", self.info.id));
+            self.set_state(JobState::Canceling);
         }
         Ok(())
-    }
-
-    /// `PUT state=running`: accepts the job (two-phase commit). Sent once, before the first
-    /// log upload; `request_job` sends it right after pickup.
-    pub fn commit(&self) -> Result<()> {
-        let _net = lock(&self.net);
-        self.commit_locked()
     }
 
     fn commit_locked(&self) -> Result<()> {
@@ -220,11 +398,8 @@ impl Job {
         }
     }
 
-    /// Keep-alive and cancel check (the Python package's `auth()`): `PUT state=running` with the
-    /// log's checksum and size, as the official runner's touch.
-    pub fn auth(&self) -> Result<()> {
-        let _net = lock(&self.net);
-        Self::check_active(self.state(), self.info.id)?;
+    /// Keep-alive `PUT state=running` with the log's checksum and size. Caller holds `net`.
+    fn touch(&self) -> Result<()> {
         self.commit_locked()?;
         let (checksum, size) = {
             let m = lock(&self.inner);
@@ -241,18 +416,15 @@ impl Job {
         }
     }
 
-    /// Uploads everything appended so far; returns when GitLab acknowledged it all.
-    pub fn flush_log(&self) -> Result<()> {
-        let _net = lock(&self.net);
-        Self::check_active(self.state(), self.info.id)?;
-        self.upload_all()
-    }
-
-    /// PATCHes until GitLab holds every byte. Caller holds `net`.
-    fn upload_all(&self) -> Result<()> {
+    /// PATCHes until GitLab holds every byte (or `max_patches` were sent). Caller holds `net`.
+    fn upload(&self, max_patches: Option<usize>) -> Result<()> {
         self.commit_locked()?;
         let mut resyncs = 0;
+        let mut sent = 0;
         loop {
+            if max_patches.is_some_and(|max| sent >= max) {
+                return Ok(());
+            }
             let (chunk, body) = {
                 let m = lock(&self.inner);
                 match m.trace.next_chunk() {
@@ -260,6 +432,7 @@ impl Job {
                     Some(c) => (c, m.trace.bytes()[c.from..c.to].to_vec()),
                 }
             };
+            sent += 1;
             let req = Request::new(Method::PATCH, &self.runner.api_url, &format!("{}/trace", self.path()))
                 .header("job-token", &self.info.token)
                 .header("content-range", chunk.content_range())
@@ -303,78 +476,6 @@ impl Job {
         }
     }
 
-    /// Reports the job finished: uploads the whole log, then the final `PUT` with checksum,
-    /// size, failure reason and exit code, repeated while GitLab answers 202.
-    pub fn finish(&self, outcome: Outcome) -> Result<()> {
-        let _net = lock(&self.net);
-        Self::check_active(self.state(), self.info.id)?;
-        lock(&self.inner).trace.finish_pending();
-        let started = std::time::Instant::now();
-        let mut wait = Duration::from_secs(1);
-        loop {
-            self.upload_all()?;
-            let (state_name, body) = self.final_body(&outcome);
-            let resp = self.put(body)?;
-            let job_status = resp.header("job-status").map(str::to_string);
-            match resp.status {
-                200 => {
-                    let mut m = lock(&self.inner);
-                    m.state = match (job_status.as_deref(), &outcome) {
-                        (Some("canceled"), _) => JobState::Canceled,
-                        (_, Outcome::Success) => JobState::Success,
-                        (_, Outcome::Failed(_)) => JobState::Failed,
-                    };
-                    diag::info(&format!("job {}: reported {state_name}", self.info.id));
-                    return Ok(());
-                }
-                202 if started.elapsed() < FINAL_UPDATE_PATIENCE => {
-                    let given = resp
-                        .header("x-gitlab-trace-update-interval")
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .filter(|s| *s > 0)
-                        .map(Duration::from_secs);
-                    wait = given.unwrap_or(wait * 2).min(MAX_ACCEPTED_WAIT);
-                    diag::debug(&format!(
-                        "job {}: final update accepted, waiting {}s for GitLab",
-                        self.info.id,
-                        wait.as_secs()
-                    ));
-                    std::thread::sleep(wait);
-                }
-                412 => {
-                    diag::warn(&format!("job {}: GitLab asks for the whole log again", self.info.id));
-                    lock(&self.inner).trace.reset();
-                }
-                // Our own earlier final update was applied but its answer was lost.
-                403 if job_status.as_deref() == Some(state_name) => {
-                    let mut m = lock(&self.inner);
-                    m.state = if state_name == "success" { JobState::Success } else { JobState::Failed };
-                    return Ok(());
-                }
-                403 => {
-                    self.observe(&resp)?;
-                    return Err(resp.unexpected());
-                }
-                _ => return Err(resp.unexpected()),
-            }
-        }
-    }
-
-    /// Uploads `set` (each file in order), then reports the job finished. An upload failure
-    /// returns its error and leaves the job running, so the caller can retry or fail it.
-    pub fn finish_with_artifacts(&self, outcome: Outcome, set: &ArtifactSet) -> Result<()> {
-        if !set.files.is_empty() {
-            let _net = lock(&self.net);
-            Self::check_active(self.state(), self.info.id)?;
-            // Job-token endpoints only accept a job GitLab sees running.
-            self.commit_locked()?;
-            for file in &set.files {
-                artifacts::upload(&self.runner.api_url, self.info.id, &self.info.token, file)?;
-            }
-        }
-        self.finish(outcome)
-    }
-
     fn final_body(&self, outcome: &Outcome) -> (&'static str, Value) {
         let m = lock(&self.inner);
         let checksum = m.trace.checksum();
@@ -398,10 +499,64 @@ impl Job {
         }
     }
 
-    /// The registry credential for `image`: (username, password).
-    pub fn registry_credential(&self, image: &str) -> Result<(String, String)> {
-        self.info.registry_credential(image).map(|c| (c.username.clone(), c.password.clone())).ok_or_else(|| {
-            Error::not_found(format!("job {}: no registry credential matches image {image:?}", self.info.id))
-        })
+    /// When the background uploader should next look at this job (None: nothing to do).
+    pub(crate) fn next_due(&self, now: Instant) -> Option<Instant> {
+        let m = lock(&self.inner);
+        if !m.state.is_active() {
+            return None;
+        }
+        let has_data = m.trace.acknowledged() < m.trace.len();
+        let upload = has_data.then(|| m.last_attempt.map_or(now, |t| t + m.update_interval));
+        let keepalive = m.committed.then(|| m.last_contact + KEEPALIVE_AFTER);
+        let due = match (upload, keepalive) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        // Never two turns within a second, and back off after failures.
+        let gap = if m.failures > 0 {
+            Duration::from_secs(1u64 << m.failures.min(6)).min(MAX_RETRY_BACKOFF)
+        } else {
+            MIN_TURN_GAP
+        };
+        Some(m.last_attempt.map_or(due, |t| due.max(t + gap)))
+    }
+
+    /// One turn of the background uploader for this job.
+    pub(crate) fn background_turn(&self) {
+        let Ok(_net) = self.net.try_lock() else {
+            // A caller is flushing or finishing: it does the work; look again later.
+            lock(&self.inner).last_attempt = Some(Instant::now());
+            return;
+        };
+        let (active, has_data, keepalive_due) = {
+            let m = lock(&self.inner);
+            (
+                m.state.is_active(),
+                m.trace.acknowledged() < m.trace.len(),
+                m.committed && m.last_contact.elapsed() >= KEEPALIVE_AFTER,
+            )
+        };
+        let result = if !active {
+            return;
+        } else if has_data {
+            self.upload(Some(PATCHES_PER_TURN))
+        } else if keepalive_due {
+            self.touch()
+        } else {
+            lock(&self.inner).last_attempt = Some(Instant::now());
+            return;
+        };
+        let mut m = lock(&self.inner);
+        m.last_attempt = Some(Instant::now());
+        match result {
+            Ok(()) => m.failures = 0,
+            Err(e) => {
+                m.failures = m.failures.saturating_add(1);
+                drop(m);
+                if e.kind != ErrorKind::JobCanceled {
+                    diag::warn(&format!("job {}: background log upload failed (will retry): {e}", self.info.id));
+                }
+            }
+        }
     }
 }

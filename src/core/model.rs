@@ -97,6 +97,8 @@ pub struct LogData {
     /// GitLab's trace size as last learned (>= acknowledged when another writer appended).
     pub remote: usize,
     pub pending: Vec<u8>,
+    /// Where the masker stood inside a secret (`mask::Mode` as a number; 0 = outside).
+    pub mask_mode: u8,
 }
 
 /// Everything that defines a job and survives `dumps`/`loads`.

@@ -126,6 +126,12 @@ struct LogOut<'a> {
     remote: usize,
     #[serde(skip_serializing_if = "<[u8]>::is_empty")]
     pending: &'a [u8],
+    #[serde(skip_serializing_if = "is_zero")]
+    mask_mode: u8,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
 }
 
 fn runner_out(r: &RunnerData) -> RunnerOut<'_> {
@@ -187,6 +193,7 @@ pub fn job_to_string(j: &JobData) -> String {
             acknowledged: j.log.acknowledged,
             remote: j.log.remote,
             pending: &j.log.pending,
+            mask_mode: j.log.mask_mode,
         },
     })
 }
@@ -552,6 +559,10 @@ fn job_from_v2(map: Map<String, Value>) -> Result<JobData> {
     // `remote` may be left out (hand-written files): then GitLab has what it acknowledged.
     let remote = l.opt("remote", SIZE)?.unwrap_or(acknowledged);
     let pending = l.opt("pending", BYTES)?.unwrap_or_default();
+    let mask_mode = match l.opt("mask_mode", I32)?.unwrap_or(0) {
+        m @ 0..=4 => m as u8,
+        m => return Err(Error::parse(format!("field \"log.mask_mode\" ({m}) is not a masking state"))),
+    };
     // The offsets decide where the upload resumes: out of range, they would resend or skip log.
     if acknowledged > text.len() {
         return Err(Error::parse(format!(
@@ -565,7 +576,14 @@ fn job_from_v2(map: Map<String, Value>) -> Result<JobData> {
         )));
     }
 
-    Ok(JobData { runner, payload, state, committed, exit_code, log: LogData { text, acknowledged, remote, pending } })
+    Ok(JobData {
+        runner,
+        payload,
+        state,
+        committed,
+        exit_code,
+        log: LogData { text, acknowledged, remote, pending, mask_mode },
+    })
 }
 
 const ALL_STATES: [JobState; 5] =
@@ -589,7 +607,7 @@ fn job_from_v1(items: Vec<Value>) -> Result<JobData> {
         state,
         committed: true,
         exit_code: None,
-        log: LogData { text, acknowledged: len, remote: len, pending: Vec::new() },
+        log: LogData { text, acknowledged: len, remote: len, pending: Vec::new(), mask_mode: 0 },
     })
 }
 
@@ -726,6 +744,7 @@ mod tests {
                 acknowledged: 11,
                 remote: 14,
                 pending: vec![0xf0, 0x9f, 0x98],
+                mask_mode: 2,
             },
         }
     }
@@ -760,7 +779,7 @@ mod tests {
             // And without the optional parts.
             j.exit_code = None;
             j.committed = false;
-            j.log = LogData { text: String::new(), acknowledged: 0, remote: 0, pending: Vec::new() };
+            j.log = LogData { text: String::new(), acknowledged: 0, remote: 0, pending: Vec::new(), mask_mode: 0 };
             j.runner = minimal_runner();
             let s = job_to_string(&j);
             assert!(!s.contains("pending"), "{s}");
@@ -899,7 +918,10 @@ mod tests {
             assert_eq!(j.payload["variables"][0]["value"], "g/p");
             assert_eq!(j.state, state);
             // Python assumed all of the stored log was uploaded.
-            assert_eq!(j.log, LogData { acknowledged: log.len(), remote: log.len(), text: log, pending: vec![] });
+            assert_eq!(
+                j.log,
+                LogData { acknowledged: log.len(), remote: log.len(), text: log, pending: vec![], mask_mode: 0 }
+            );
             assert!(j.committed);
             assert_eq!(j.exit_code, None);
             // Migrating to v2 keeps everything.

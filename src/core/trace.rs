@@ -6,6 +6,7 @@
 //! invalid sequences become U+FFFD as with the official runner, and an incomplete sequence at the
 //! end of an append waits for the next append instead of being mangled.
 
+use super::mask::{Masker, Mode};
 use super::model::LogData;
 
 /// At most this many bytes per PATCH, as the official runner.
@@ -34,6 +35,11 @@ impl Chunk {
     }
 }
 
+/// The official runner's default `output_limit` is 4 MiB; GitLab's own trace limit
+/// (`ci_jobs_trace_size_limit`) defaults to 100 MiB. We default to GitLab's, so long logs are not
+/// cut short by us when GitLab would keep them.
+pub const DEFAULT_LIMIT: usize = 100 * 1024 * 1024;
+
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
     text: Vec<u8>,
@@ -42,39 +48,60 @@ pub struct Trace {
     /// False after loading a dump: GitLab's size must be learned (empty PATCH) before appending,
     /// because a stale start whose end happens to match GitLab's size is answered 202 unstored.
     verified: bool,
-    pending: Vec<u8>,
+    masker: Masker,
+    /// Masked bytes ending in an incomplete UTF-8 character.
+    utf8_pending: Vec<u8>,
+    scratch: Vec<u8>,
+    limit: usize,
+    limited: bool,
     /// A PATCH that got no answer: if GitLab turns out to hold exactly its bytes, it was stored.
     unconfirmed: Option<Chunk>,
+    /// After loading: how many loaded bytes were not acknowledged. If GitLab holds more than the
+    /// dump knew, the process that dumped (or another loader of the same dump) sent them, and
+    /// GitLab's extra bytes begin with exactly these.
+    loaded_unacked: Option<usize>,
 }
 
 impl Trace {
     /// An empty log of a job just received: GitLab's trace is empty too.
-    pub fn new() -> Self {
-        Trace { verified: true, ..Default::default() }
+    pub fn new(masker: Masker) -> Self {
+        Trace { verified: true, masker, limit: DEFAULT_LIMIT, ..Default::default() }
     }
 
     /// A log restored from a dump; GitLab's size is re-learned before the first upload.
-    pub fn from_data(data: LogData) -> Self {
+    pub fn from_data(data: LogData, masker: Masker) -> Self {
         let mut t = Trace {
-            text: data.text.into_bytes(),
-            acked: data.acknowledged,
+            acked: data.acknowledged.min(data.text.len()),
             remote: data.remote.max(data.acknowledged),
+            text: data.text.into_bytes(),
             verified: false,
-            pending: Vec::new(),
-            unconfirmed: None,
+            masker,
+            limit: DEFAULT_LIMIT,
+            ..Default::default()
         };
-        t.acked = t.acked.min(t.text.len());
+        t.loaded_unacked = Some(t.text.len() - t.acked);
+        // Held bytes only exist outside a secret, so re-reading them first and then restoring the
+        // masker's position inside a secret is exact.
         t.push(&data.pending);
+        t.masker.set_mode(Mode::from_u8(data.mask_mode));
         t
     }
 
     pub fn to_data(&self) -> LogData {
+        let mut pending = self.utf8_pending.clone();
+        pending.extend_from_slice(self.masker.held());
         LogData {
             text: self.text_str().to_string(),
             acknowledged: self.acked,
             remote: self.remote,
-            pending: self.pending.clone(),
+            pending,
+            mask_mode: self.masker.mode().as_u8(),
         }
+    }
+
+    /// Sets the size limit in bytes (at least 1 KiB); text past it is dropped after a notice.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.max(1024);
     }
 
     pub fn text_str(&self) -> &str {
@@ -97,18 +124,31 @@ impl Trace {
         self.acked
     }
 
-    /// Appends raw bytes: cost proportional to `data.len()`, whatever the log's size.
+    /// Appends raw bytes: masked, UTF-8-repaired, limited. Cost proportional to `data.len()`,
+    /// whatever the log's size.
     pub fn push(&mut self, data: &[u8]) {
-        if self.pending.is_empty() {
-            self.decode(data);
+        if self.limited || data.is_empty() {
+            return;
+        }
+        let mut masked = std::mem::take(&mut self.scratch);
+        masked.clear();
+        self.masker.push(data, &mut masked);
+        self.decode(&masked);
+        self.scratch = masked;
+        self.enforce_limit();
+    }
+
+    fn decode(&mut self, data: &[u8]) {
+        if self.utf8_pending.is_empty() {
+            self.decode_slice(data);
         } else {
-            let mut joined = std::mem::take(&mut self.pending);
+            let mut joined = std::mem::take(&mut self.utf8_pending);
             joined.extend_from_slice(data);
-            self.decode(&joined);
+            self.decode_slice(&joined);
         }
     }
 
-    fn decode(&mut self, mut input: &[u8]) {
+    fn decode_slice(&mut self, mut input: &[u8]) {
         loop {
             match std::str::from_utf8(input) {
                 Ok(s) => {
@@ -125,7 +165,7 @@ impl Trace {
                         }
                         None => {
                             // An incomplete character at the end: wait for its other bytes.
-                            self.pending = rest.to_vec();
+                            self.utf8_pending = rest.to_vec();
                             return;
                         }
                     }
@@ -134,12 +174,41 @@ impl Trace {
         }
     }
 
-    /// Ends the stream: an incomplete character left over becomes U+FFFD.
+    /// Past the limit: cut on a character boundary, add the official runner's notice, and drop
+    /// everything after (never cutting what GitLab already acknowledged).
+    fn enforce_limit(&mut self) {
+        if self.text.len() <= self.limit {
+            return;
+        }
+        let mut cut = self.limit.max(self.acked);
+        while cut > self.acked && (self.text[cut] & 0xC0) == 0x80 {
+            cut -= 1;
+        }
+        self.text.truncate(cut);
+        self.text.extend_from_slice(
+            format!(
+                "\n\x1b[33;1mJob's log exceeded limit of {} bytes.\nJob execution will continue but no more output will be collected.\x1b[0;m\n",
+                self.limit
+            )
+            .as_bytes(),
+        );
+        self.limited = true;
+        self.utf8_pending.clear();
+    }
+
+    /// Ends the stream: held-back bytes are decided, an incomplete character becomes U+FFFD.
     pub fn finish_pending(&mut self) {
-        if !self.pending.is_empty() {
-            self.pending.clear();
+        if self.limited {
+            return;
+        }
+        let mut out = Vec::new();
+        self.masker.finish(&mut out);
+        self.decode(&out);
+        if !self.utf8_pending.is_empty() {
+            self.utf8_pending.clear();
             self.text.extend_from_slice("\u{FFFD}".as_bytes());
         }
+        self.enforce_limit();
     }
 
     /// Whether everything appended (and decoded) is acknowledged by GitLab.
@@ -174,6 +243,7 @@ impl Trace {
             self.remote = server_size;
             self.verified = true;
             self.unconfirmed = None;
+            self.loaded_unacked = None;
         } else {
             // A 202 whose size is not where our bytes would end did not store them as we meant.
             self.resync(server_size);
@@ -184,6 +254,15 @@ impl Trace {
     /// odd 202): continue from its end.
     pub fn resync(&mut self, server_size: usize) {
         self.verified = true;
+        if let Some(unacked) = self.loaded_unacked.take() {
+            if server_size > self.remote {
+                // The dumped-but-unacknowledged text was uploaded after the dump was taken
+                // (the dumping process's last upload, or another loader's): do not send it twice.
+                let theirs = (server_size - self.remote).min(unacked);
+                self.acked += theirs;
+                self.remote += theirs;
+            }
+        }
         if let Some(lost) = self.unconfirmed.take() {
             if lost.start == self.remote && server_size == lost.start + lost.len() && lost.from == self.acked {
                 // Our unanswered PATCH was stored after all.
@@ -257,7 +336,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_becomes_replacement_and_split_chars_wait() {
-        let mut t = Trace::new();
+        let mut t = Trace::new(Masker::default());
         t.push(b"ok \xff end ");
         let euro = "€".as_bytes();
         t.push(&euro[..1]);
@@ -271,7 +350,7 @@ mod tests {
 
     #[test]
     fn chunks_are_at_most_one_mib_and_content_range_is_inclusive() {
-        let mut t = Trace::new();
+        let mut t = Trace::new(Masker::default());
         t.push(&vec![b'a'; MAX_PATCH + 10]);
         let c = t.next_chunk().unwrap();
         assert_eq!((c.start, c.len()), (0, MAX_PATCH));
@@ -286,7 +365,7 @@ mod tests {
 
     #[test]
     fn chunks_never_split_a_character() {
-        let mut t = Trace::new();
+        let mut t = Trace::new(Masker::default());
         t.push(&vec![b'a'; MAX_PATCH - 1]);
         t.push("é".as_bytes());
         let c = t.next_chunk().unwrap();
@@ -295,7 +374,7 @@ mod tests {
 
     #[test]
     fn server_smaller_means_resend() {
-        let mut t = Trace::new();
+        let mut t = Trace::new(Masker::default());
         t.push(b"hello world\n");
         let c = t.next_chunk().unwrap();
         t.accepted(c, 12);
@@ -308,7 +387,10 @@ mod tests {
 
     #[test]
     fn server_larger_means_another_writer_and_we_keep_our_bytes() {
-        let mut t = Trace::from_data(LogData { text: "abc".into(), acknowledged: 3, remote: 3, pending: vec![] });
+        let mut t = Trace::from_data(
+            LogData { text: "abc".into(), acknowledged: 3, remote: 3, pending: vec![], mask_mode: 0 },
+            Masker::default(),
+        );
         t.push(b"mine\n");
         let probe = t.next_chunk().unwrap();
         assert!(probe.is_empty());
@@ -321,8 +403,25 @@ mod tests {
     }
 
     #[test]
+    fn text_the_dumping_process_sent_after_the_dump_is_not_sent_again() {
+        let data = LogData { text: "sent\nunsent\n".into(), acknowledged: 5, remote: 5, pending: vec![], mask_mode: 0 };
+        // GitLab got "unsent\n" from the process that dumped, after the dump.
+        let mut t = Trace::from_data(data.clone(), Masker::default());
+        t.push(b"new\n");
+        t.resync(12);
+        let c = t.next_chunk().unwrap();
+        assert_eq!((c.start, &t.bytes()[c.from..c.to]), (12, &b"new\n"[..]));
+        // Two loaders: GitLab has the dump's unsent text and the other loader's line after it.
+        let mut t = Trace::from_data(data, Masker::default());
+        t.push(b"mine\n");
+        t.resync(12 + 7);
+        let c = t.next_chunk().unwrap();
+        assert_eq!((c.start, &t.bytes()[c.from..c.to]), (19, &b"mine\n"[..]));
+    }
+
+    #[test]
     fn a_stale_202_that_does_not_end_where_we_end_resyncs() {
-        let mut t = Trace::new();
+        let mut t = Trace::new(Masker::default());
         t.push(b"12345");
         let c = t.next_chunk().unwrap();
         t.accepted(c, 9); // GitLab holds 9 bytes: ours did not land where we meant
@@ -332,7 +431,7 @@ mod tests {
 
     #[test]
     fn an_unanswered_patch_found_stored_is_not_sent_twice() {
-        let mut t = Trace::new();
+        let mut t = Trace::new(Masker::default());
         t.push(b"line\n");
         let c = t.next_chunk().unwrap();
         t.unanswered(c);
@@ -343,7 +442,7 @@ mod tests {
 
     #[test]
     fn reset_resends_everything_after_a_probe() {
-        let mut t = Trace::new();
+        let mut t = Trace::new(Masker::default());
         t.push(b"abc");
         assert_eq!(sent(&mut t), b"abc");
         t.reset();
@@ -355,7 +454,7 @@ mod tests {
 
     #[test]
     fn checksum_is_crc32_ieee() {
-        let mut t = Trace::new();
+        let mut t = Trace::new(Masker::default());
         t.push(b"hello");
         assert_eq!(t.checksum(), "crc32:3610a686");
         assert_eq!(parse_range("0-11"), Some(11));

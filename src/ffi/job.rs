@@ -12,7 +12,7 @@ use crate::core::job::{Job, Outcome};
 use crate::core::model::JobState;
 use crate::core::payload::JobInfo;
 use crate::core::persist;
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::path::Path;
 use std::ptr;
 
@@ -101,6 +101,16 @@ const FAILURE_REASON_NAMES: &[&[u8]] = &[
     b"runner_external_dependency_failure\0",
     b"runner_interrupted\0",
 ];
+
+fn state_code(state: JobState) -> i32 {
+    match state {
+        JobState::Running => GLR_JOB_RUNNING,
+        JobState::Success => GLR_JOB_SUCCESS,
+        JobState::Failed => GLR_JOB_FAILED,
+        JobState::Canceling => GLR_JOB_CANCELING,
+        JobState::Canceled => GLR_JOB_CANCELED,
+    }
+}
 
 /// # Safety
 /// `job` is NULL or a live handle.
@@ -227,17 +237,7 @@ pub unsafe extern "C" fn glr_job_is_branch(job: *const glr_job) -> i32 {
 /// is NULL). Learned from GitLab's answers to log uploads, glr_job_auth() and the final update.
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_state(job: *const glr_job) -> i32 {
-    unsafe {
-        job_field(job, -1, |j| {
-            Ok(match j.inner.state() {
-                JobState::Running => GLR_JOB_RUNNING,
-                JobState::Success => GLR_JOB_SUCCESS,
-                JobState::Failed => GLR_JOB_FAILED,
-                JobState::Canceling => GLR_JOB_CANCELING,
-                JobState::Canceled => GLR_JOB_CANCELED,
-            })
-        })
-    }
+    unsafe { job_field(job, -1, |j| Ok(state_code(j.inner.state()))) }
 }
 
 /// How many `script` lines the job has (of every step named "script"; 0 if `job` is NULL).
@@ -420,6 +420,54 @@ pub unsafe extern "C" fn glr_job_set_exit_code(job: *mut glr_job, exit_code: i32
     guard(|| Ok(unsafe { job_ref(job) }?.inner.set_exit_code(exit_code)?))
 }
 
+/// Called when GitLab cancels a job: `state` is GLR_JOB_CANCELING (graceful: run your
+/// after_script, then finish the job) or GLR_JOB_CANCELED (hard stop: the job can no longer be
+/// reported). `job` is the handle the callback was set on.
+pub type glr_cancel_callback = Option<unsafe extern "C" fn(userdata: *mut c_void, job: *mut glr_job, state: i32)>;
+
+/// Sets (or with a NULL `callback`, removes) the function called when GitLab cancels the job, so
+/// a C program learns of it without polling. It runs on whichever thread learns of the cancel:
+/// the library's background log uploader, or a thread inside glr_job_log_flush(), glr_job_auth(),
+/// glr_job_set_success()/_failed(). It must be thread-safe, return quickly, not unwind (no C++
+/// exception may leave it), and must not free the job; it may call other functions on the job.
+/// glr_job_free() waits for a call in progress and guarantees no call after it returns.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT (`job`).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_set_cancel_callback(
+    job: *mut glr_job,
+    callback: glr_cancel_callback,
+    userdata: *mut c_void,
+) -> glr_status {
+    guard(|| {
+        let handle = unsafe { job_ref(job) }?;
+        let callback = callback.map(|cb| {
+            // Addresses as integers so the closure is Send + Sync; the C contract above makes
+            // that sound.
+            let (job_addr, user_addr) = (job as usize, userdata as usize);
+            Box::new(move |state: JobState| {
+                // SAFETY: the job outlives every call (glr_job_free removes the callback first).
+                unsafe { cb(user_addr as *mut c_void, job_addr as *mut glr_job, state_code(state)) }
+            }) as crate::core::job::CancelCallback
+        });
+        handle.inner.set_cancel_callback(callback);
+        Ok(())
+    })
+}
+
+/// Caps the job's log at `limit_bytes` (default 100 MiB, GitLab's own default limit; at least
+/// 1024). Past it, the log is cut on a character boundary, the official runner's notice
+/// ("Job's log exceeded limit of N bytes.") is added, and further output is dropped.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_set_log_limit(job: *mut glr_job, limit_bytes: usize) -> glr_status {
+    guard(|| {
+        unsafe { job_ref(job) }?.inner.set_log_limit(limit_bytes);
+        Ok(())
+    })
+}
+
 /// # Safety
 /// `artifacts` is NULL or a live handle.
 unsafe fn artifact_set(artifacts: *const glr_artifacts) -> ArtifactSet {
@@ -515,7 +563,8 @@ pub unsafe extern "C" fn glr_job_load(path: *const c_char, out: *mut *mut glr_jo
 }
 
 /// Frees a job. NULL is a no-op. Must not be called twice, nor while another thread uses it.
-/// Log text not yet uploaded is not sent: flush or finish the job (or dump it) first.
+/// Text the background uploader has not sent yet is dropped: finish, flush or dump the job first.
+/// After it returns the cancel callback is never called again.
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_free(job: *mut glr_job) {
     unsafe { free_handle(job) }

@@ -1,0 +1,348 @@
+//! Streaming secret masking for the job log, as the official runner masks (protocol §7) but with
+//! no leak across append boundaries: bytes that could still be the start of a secret are held
+//! back (at most the longest pattern's length minus one) until the next append decides.
+//!
+//! Three kinds of secrets, in the official runner's order of precedence:
+//! - phrases: values of masked variables, replaced whole by `[MASKED]` (longest first);
+//! - URL parameters (`?private_token=...`): the value after `key=` becomes `[MASKED]`;
+//! - token prefixes (`glpat-` & co.): the prefix is kept, the token characters after it become
+//!   one `[MASKED]`.
+
+const MASK: &[u8] = b"[MASKED]";
+
+/// GitLab's token prefixes the official runner masks by default (`glpat-` always, the rest with
+/// FF_MASK_ALL_DEFAULT_TOKENS, on by default).
+pub const DEFAULT_TOKEN_PREFIXES: &[&str] = &[
+    "glpat-",
+    "gloas-",
+    "gldt-",
+    "glrt-",
+    "glcbt-",
+    "glrtr-",
+    "glptt-",
+    "glft-",
+    "glimt-",
+    "glagent-",
+    "glsoat-",
+    "glffct-",
+    "_gitlab_session=",
+    "gltok-",
+];
+
+/// The official runner honours only this many prefixes (the shortest ones).
+const MAX_PREFIXES: usize = 15;
+
+/// URL query keys whose values are secrets (compared case-insensitively).
+const URL_KEYS: &[&str] = &[
+    "private_token",
+    "authenticity_token",
+    "rss_token",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+];
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'=' | b'-')
+}
+
+fn ends_url_value(b: u8) -> bool {
+    matches!(b, b'?' | b'&') || b.is_ascii_whitespace() || b.is_ascii_control()
+}
+
+/// Where the masker is inside a secret whose end is not yet seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Normal,
+    /// A token prefix was written; a token character next starts the masked run.
+    AfterPrefix,
+    /// `[MASKED]` was written for a token; its remaining characters are dropped.
+    InToken,
+    /// `?key=` was written; a value character next starts the masked run.
+    AfterUrlKey,
+    /// `[MASKED]` was written for a URL value; its remaining characters are dropped.
+    InUrlValue,
+}
+
+impl Mode {
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+    pub fn from_u8(v: u8) -> Mode {
+        match v {
+            1 => Mode::AfterPrefix,
+            2 => Mode::InToken,
+            3 => Mode::AfterUrlKey,
+            4 => Mode::InUrlValue,
+            _ => Mode::Normal,
+        }
+    }
+}
+
+enum Found {
+    Nothing,
+    /// Could be a secret: wait for more bytes.
+    Undecided,
+    Phrase(usize),
+    UrlKey(usize),
+    Prefix(usize),
+}
+
+#[derive(Clone, Debug)]
+pub struct Masker {
+    /// Longest first.
+    phrases: Vec<Vec<u8>>,
+    prefixes: Vec<Vec<u8>>,
+    /// Bytes that can start a pattern (`?` and `&` for URL keys).
+    starts: Vec<bool>,
+    mode: Mode,
+    held: Vec<u8>,
+}
+
+impl Default for Masker {
+    /// Masks only GitLab's default token prefixes and secret URL parameters.
+    fn default() -> Self {
+        Masker::new([], [])
+    }
+}
+
+impl Masker {
+    /// `phrases`: values of masked variables; `extra_prefixes`: the job's
+    /// `features.token_mask_prefixes`. Both normalised as the official runner does (trimmed,
+    /// de-duplicated, empty dropped; prefixes: the 15 shortest).
+    pub fn new<'a>(
+        phrases: impl IntoIterator<Item = &'a str>,
+        extra_prefixes: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let mut p: Vec<Vec<u8>> =
+            phrases.into_iter().map(str::trim).filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()).collect();
+        p.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        p.dedup();
+        let mut prefixes: Vec<Vec<u8>> = DEFAULT_TOKEN_PREFIXES
+            .iter()
+            .copied()
+            .chain(extra_prefixes)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        prefixes.sort_by(|a, b| a.len().cmp(&b.len()).then(a.cmp(b)));
+        prefixes.dedup();
+        prefixes.truncate(MAX_PREFIXES);
+        let mut starts = vec![false; 256];
+        for pat in p.iter().chain(prefixes.iter()) {
+            starts[pat[0] as usize] = true;
+        }
+        starts[b'?' as usize] = true;
+        starts[b'&' as usize] = true;
+        Masker { phrases: p, prefixes, starts, mode: Mode::Normal, held: Vec::new() }
+    }
+
+    /// Raw bytes not yet decided (persisted with the log so another process continues).
+    pub fn held(&self) -> &[u8] {
+        &self.held
+    }
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    /// Restores the state saved with `held()` and `mode()` (then push the held bytes again).
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+    }
+
+    /// Masks `input`, appending what is decided to `out`.
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.held.is_empty() {
+            self.run(input, out, false);
+        } else {
+            let mut joined = std::mem::take(&mut self.held);
+            joined.extend_from_slice(input);
+            self.run(&joined, out, false);
+        }
+    }
+
+    /// End of the stream: decides the held bytes.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let held = std::mem::take(&mut self.held);
+        self.run(&held, out, true);
+        self.mode = Mode::Normal;
+    }
+
+    fn run(&mut self, buf: &[u8], out: &mut Vec<u8>, last: bool) {
+        let mut i = 0;
+        while i < buf.len() {
+            let b = buf[i];
+            match self.mode {
+                Mode::InToken if is_token_char(b) => i += 1,
+                Mode::InUrlValue if !ends_url_value(b) => i += 1,
+                Mode::AfterPrefix if is_token_char(b) => {
+                    out.extend_from_slice(MASK);
+                    self.mode = Mode::InToken;
+                }
+                Mode::AfterUrlKey if !ends_url_value(b) => {
+                    out.extend_from_slice(MASK);
+                    self.mode = Mode::InUrlValue;
+                }
+                Mode::InToken | Mode::InUrlValue | Mode::AfterPrefix | Mode::AfterUrlKey => self.mode = Mode::Normal,
+                Mode::Normal => {
+                    if !self.starts[b as usize] {
+                        let next = buf[i..].iter().position(|&c| self.starts[c as usize]).map_or(buf.len(), |p| i + p);
+                        out.extend_from_slice(&buf[i..next]);
+                        i = next;
+                        continue;
+                    }
+                    match self.find(&buf[i..], last) {
+                        Found::Nothing => {
+                            out.push(b);
+                            i += 1;
+                        }
+                        Found::Undecided => {
+                            self.held = buf[i..].to_vec();
+                            return;
+                        }
+                        Found::Phrase(len) => {
+                            out.extend_from_slice(MASK);
+                            i += len;
+                        }
+                        Found::UrlKey(len) => {
+                            out.extend_from_slice(&buf[i..i + len]);
+                            i += len;
+                            self.mode = Mode::AfterUrlKey;
+                        }
+                        Found::Prefix(len) => {
+                            out.extend_from_slice(&buf[i..i + len]);
+                            i += len;
+                            self.mode = Mode::AfterPrefix;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// What starts at `s[0]`. Undecided when `s` ends inside a pattern that could still match
+    /// (and is preferred over any shorter complete match).
+    fn find(&self, s: &[u8], last: bool) -> Found {
+        let partial = |pat: &[u8], eq: fn(&[u8], &[u8]) -> bool| !last && s.len() < pat.len() && eq(&pat[..s.len()], s);
+        let exact = |a: &[u8], b: &[u8]| a == b;
+        for p in &self.phrases {
+            if s.len() >= p.len() && s[..p.len()] == p[..] {
+                return Found::Phrase(p.len());
+            }
+            if partial(p, exact) {
+                return Found::Undecided;
+            }
+        }
+        if s[0] == b'?' || s[0] == b'&' {
+            let rest = &s[1..];
+            for key in URL_KEYS {
+                let pat = [key.as_bytes(), b"="].concat();
+                if rest.len() >= pat.len() && rest[..pat.len()].eq_ignore_ascii_case(&pat) {
+                    return Found::UrlKey(1 + pat.len());
+                }
+                if !last && rest.len() < pat.len() && pat[..rest.len()].eq_ignore_ascii_case(rest) {
+                    return Found::Undecided;
+                }
+            }
+        }
+        let mut found = Found::Nothing;
+        for p in &self.prefixes {
+            if s.len() >= p.len() && s[..p.len()] == p[..] {
+                found = Found::Prefix(p.len());
+            } else if partial(p, exact) {
+                return Found::Undecided;
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(phrases: &[&str], prefixes: &[&str], writes: &[&str]) -> String {
+        let mut m = Masker::new(phrases.iter().copied(), prefixes.iter().copied());
+        let mut out = Vec::new();
+        for w in writes {
+            m.push(w.as_bytes(), &mut out);
+        }
+        m.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn official_runner_vectors() {
+        assert_eq!(mask(&["secrets"], &[], &["s", "ecrets"]), "[MASKED]");
+        assert_eq!(mask(&["secrets"], &[], &["ssecrets"]), "s[MASKED]");
+        assert_eq!(
+            mask(&["this is the end", "en foobar", "en"], &[], &["overlap: this is the en", " foobar"]),
+            "overlap: this is the [MASKED]"
+        );
+        assert_eq!(mask(&[], &[], &["glpat-abcdef"]), "glpat-[MASKED]");
+        assert_eq!(mask(&[], &["mytoken:"], &["mytoken:ghijklmno"]), "mytoken:[MASKED]");
+        assert_eq!(
+            mask(&[], &[], &["https://example.com/?x-amz-credential=foobar"]),
+            "https://example.com/?x-amz-credential=[MASKED]"
+        );
+        assert_eq!(mask(&[], &[], &["a?PRIVATE_TOKEN=x&b=1 c"]), "a?PRIVATE_TOKEN=[MASKED]&b=1 c");
+        assert_eq!(mask(&[], &[], &["glpat- nothing"]), "glpat- nothing");
+    }
+
+    #[test]
+    fn self_overlapping_secrets_do_not_leak_at_boundaries() {
+        // The official runner leaks `aaab` for writes "aa" + "ab"; we do not.
+        assert_eq!(mask(&["aab"], &[], &["aa", "ab"]), "a[MASKED]");
+        assert_eq!(mask(&["aab"], &[], &["aaab"]), "a[MASKED]");
+        assert_eq!(mask(&["abab"], &[], &["ab", "a", "bab"]), "[MASKED]ab");
+    }
+
+    #[test]
+    fn tokens_and_url_values_continue_across_writes() {
+        assert_eq!(mask(&[], &[], &["x glp", "at-abc", "def ok"]), "x glpat-[MASKED] ok");
+        assert_eq!(mask(&[], &[], &["?rss_tok", "en=ab", "cd&n=1"]), "?rss_token=[MASKED]&n=1");
+        assert_eq!(mask(&[], &[], &["glpat-abc"]), "glpat-[MASKED]");
+    }
+
+    #[test]
+    fn an_unfinished_candidate_is_released_at_the_end() {
+        assert_eq!(mask(&["secret"], &[], &["a sec"]), "a sec");
+        assert_eq!(mask(&["secret"], &[], &["a secre", "x"]), "a secrex");
+    }
+
+    #[test]
+    fn random_splits_never_leak() {
+        let secrets = ["hunter2hunter2", "aabaab", "p4$$w0rd"];
+        let text = "start aabaabaab hunter2hunter2hunter2 p4$$w0rd glpat-xyz ?private_token=zzz end";
+        let whole = mask(&secrets, &[], &[text]);
+        for s in secrets {
+            assert!(!whole.contains(s), "{whole}");
+        }
+        let mut seed = 12345u64;
+        for _ in 0..2000 {
+            let mut m = Masker::new(secrets.iter().copied(), std::iter::empty());
+            let mut out = Vec::new();
+            let bytes = text.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let n = 1 + (seed >> 33) as usize % 7;
+                let j = (i + n).min(bytes.len());
+                m.push(&bytes[i..j], &mut out);
+                i = j;
+            }
+            m.finish(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), whole, "same result whatever the split");
+        }
+    }
+
+    #[test]
+    fn held_back_bytes_are_bounded() {
+        let mut m = Masker::new(["0123456789"], std::iter::empty());
+        let mut out = Vec::new();
+        m.push(b"xx012345678", &mut out);
+        assert_eq!(out, b"xx");
+        assert_eq!(m.held(), b"012345678");
+    }
+}
