@@ -1,0 +1,773 @@
+//! The programs in examples-c/: each is compiled warning-free (C99 or C++17, `-Wall -Wextra
+//! -Wpedantic -Werror`) against the header and the cdylib of this build, then run against an
+//! in-process test server; the assertions are on what the server stored.
+//!
+//! Binaries go to `target/<profile>/c-examples/`, never into the source tree. A C and a C++
+//! compiler are required (`CC`/`CXX` are honoured); without one the tests fail and say so.
+
+use glr_testserver::{Config, JobRecord, TestServer, DEFAULT_MASKED_VALUE};
+use serde_json::{json, Value};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Every program the examples must provide (binary name, source file).
+const PROGRAMS: &[(&str, &str)] = &[
+    ("register", "register.c"),
+    ("get_job", "get_job.c"),
+    ("executor", "executor.c"),
+    ("persist_job", "persist_job.c"),
+    ("executor_cpp", "executor.cpp"),
+];
+const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g"];
+const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g"];
+/// No example run may take longer (a hang is a failure, not a stuck test run).
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn examples_dir() -> PathBuf {
+    manifest_dir().join("examples-c")
+}
+
+/// The header of this build: the generated one (the committed copy may lag behind src/ffi).
+fn header_dir() -> PathBuf {
+    match option_env!("GLR_GENERATED_HEADER") {
+        Some(h) => Path::new(h).parent().expect("header path has a parent").to_path_buf(),
+        None => manifest_dir().join("include"),
+    }
+}
+
+/// The directory of this build's cdylib. This test binary is target/<profile>/deps/<name>-<hash>;
+/// `cargo test` writes the package's cdylib next to it (deps/libgitlab_runner_api.so) and only
+/// `cargo build` copies it up to target/<profile>/, so deps/ is the one that matches this build.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("target/<profile>/deps").to_path_buf();
+    let profile = deps.parent().expect("target/<profile>").to_path_buf();
+    [deps, profile].into_iter().find(|d| d.join("libgitlab_runner_api.so").is_file()).unwrap_or_else(|| {
+        panic!("libgitlab_runner_api.so not found next to {}: the cdylib of this build", exe.display())
+    })
+}
+
+/// Where the compiled examples go: target/<profile>/c-examples/.
+fn out_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().and_then(Path::parent).expect("target/<profile>").join("c-examples")
+}
+
+fn abi_version() -> String {
+    let header = std::fs::read_to_string(header_dir().join("gitlab_runner_api.h")).expect("read the header");
+    header
+        .lines()
+        .find_map(|l| l.strip_prefix("#define GLR_ABI_VERSION "))
+        .map(|v| v.trim().to_string())
+        .expect("GLR_ABI_VERSION in the header")
+}
+
+/// The first of `candidates` that runs `--version`.
+fn find_compiler(env_var: &str, candidates: &[&str]) -> Option<String> {
+    let from_env = std::env::var(env_var).ok().filter(|s| !s.is_empty());
+    from_env.into_iter().chain(candidates.iter().map(|s| s.to_string())).find(|cc| {
+        Command::new(cc)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+fn c_compiler() -> String {
+    find_compiler("CC", &["cc", "gcc", "clang"]).unwrap_or_else(|| {
+        panic!("no C compiler found (tried $CC, cc, gcc, clang): install one, e.g. `apt install build-essential`")
+    })
+}
+
+fn cxx_compiler() -> String {
+    find_compiler("CXX", &["c++", "g++", "clang++"]).unwrap_or_else(|| {
+        panic!("no C++ compiler found (tried $CXX, c++, g++, clang++): install one, e.g. `apt install build-essential`")
+    })
+}
+
+/// Compiles every program once per test process; returns the directory holding the binaries.
+fn built() -> &'static Path {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BUILT.get_or_init(build_all) {
+        Ok(dir) => dir,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn build_all() -> Result<PathBuf, String> {
+    let lib_dir = lib_dir();
+    let out = out_dir();
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    // The programs ask for the SONAME (libgitlab_runner_api.so.<ABI>) at run time; cargo only
+    // writes libgitlab_runner_api.so, so give them a link with that name next to them.
+    let soname = out.join(format!("libgitlab_runner_api.so.{}", abi_version()));
+    let tmp_link = out.join(format!(".soname.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp_link);
+    std::os::unix::fs::symlink(lib_dir.join("libgitlab_runner_api.so"), &tmp_link)
+        .and_then(|()| std::fs::rename(&tmp_link, &soname))
+        .map_err(|e| format!("{}: {e}", soname.display()))?;
+
+    let (cc, cxx) = (c_compiler(), cxx_compiler());
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = sources()
+            .into_iter()
+            .map(|(name, src)| {
+                let (cc, cxx, lib_dir, out) = (&cc, &cxx, &lib_dir, &out);
+                s.spawn(move || compile(&src, &out.join(name), cc, cxx, lib_dir, out))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("compile thread")).collect()
+    });
+    let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+/// Every .c and .cpp file of examples-c/ with its binary name (`x.c` -> x, `x.cpp` -> x_cpp).
+fn sources() -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(examples_dir())
+        .expect("examples-c/")
+        .map(|e| e.expect("dir entry").path())
+        .filter_map(|p| {
+            let stem = p.file_stem()?.to_str()?.to_string();
+            match p.extension()?.to_str()? {
+                "c" => Some((stem, p)),
+                "cpp" => Some((format!("{stem}_cpp"), p)),
+                _ => None,
+            }
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn compile(src: &Path, dest: &Path, cc: &str, cxx: &str, lib_dir: &Path, out: &Path) -> Result<(), String> {
+    let is_cpp = src.extension().is_some_and(|e| e == "cpp");
+    let (compiler, flags) = if is_cpp { (cxx, CXX_FLAGS) } else { (cc, C_FLAGS) };
+    // Compile to a private name, then rename: concurrent test processes never see half a binary.
+    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+    let output = Command::new(compiler)
+        .args(flags)
+        .arg("-I")
+        .arg(header_dir())
+        .arg("-o")
+        .arg(&tmp)
+        .arg(src)
+        .arg("-L")
+        .arg(lib_dir)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg(format!("-Wl,-rpath,{}", out.display()))
+        .arg("-lgitlab_runner_api")
+        .output()
+        .map_err(|e| format!("{compiler}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} does not compile warning-free with {compiler} {}:\n{}{}",
+            src.display(),
+            flags.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    std::fs::rename(&tmp, dest).map_err(|e| format!("{}: {e}", dest.display()))
+}
+
+fn program(name: &str) -> PathBuf {
+    built().join(name)
+}
+
+// ---- processes -------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn describe(&self) -> String {
+        format!("exit {:?}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+    #[track_caller]
+    fn expect_code(&self, code: i32, what: &str) -> &Self {
+        assert_eq!(self.code, Some(code), "{what}: unexpected exit status\n{}", self.describe());
+        self
+    }
+    #[track_caller]
+    fn expect_ok(&self, what: &str) -> &Self {
+        self.expect_code(0, what)
+    }
+}
+
+struct Running {
+    child: Child,
+    what: String,
+    readers: Vec<std::thread::JoinHandle<String>>,
+}
+
+impl Running {
+    fn wait(mut self) -> Out {
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                break Some(s);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut texts = self.readers.drain(..).map(|h| h.join().expect("reader thread"));
+        let out =
+            Out { code: status.and_then(|s| s.code()), stdout: texts.next().unwrap(), stderr: texts.next().unwrap() };
+        assert!(status.is_some(), "{} did not finish within {RUN_TIMEOUT:?}\n{}", self.what, out.describe());
+        out
+    }
+}
+
+/// Starts `program` (a binary of examples-c) in `cwd` with TMPDIR=`cwd`/tmp.
+fn spawn(name: &str, args: &[&str], cwd: &Path) -> Running {
+    let tmp = cwd.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("create tmp");
+    let mut child = Command::new(program(name))
+        .args(args)
+        .current_dir(cwd)
+        .env("TMPDIR", &tmp)
+        .env_remove("GLR_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let mut pipes: Vec<Box<dyn Read + Send>> =
+        vec![Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
+    let readers = pipes
+        .drain(..)
+        .map(|mut p| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = p.read_to_end(&mut buf);
+                String::from_utf8_lossy(&buf).into_owned()
+            })
+        })
+        .collect();
+    Running { child, what: format!("{name} {}", args.join(" ")), readers }
+}
+
+fn run(name: &str, args: &[&str], cwd: &Path) -> Out {
+    spawn(name, args, cwd).wait()
+}
+
+/// A private directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("glr-c-examples-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).to_str().expect("UTF-8 temp path").to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+fn server() -> TestServer {
+    TestServer::start_with(Config { long_poll_timeout: Duration::from_millis(200), ..Default::default() })
+}
+
+/// Registers a runner with the `register` example; returns the runner file's path.
+fn register(server: &TestServer, dir: &TempDir) -> String {
+    let file = dir.file("runner.json");
+    run("register", &[&server.url(), &server.registration_token(), &file], dir.path()).expect_ok("register");
+    file
+}
+
+fn job_record(server: &TestServer, id: i64) -> JobRecord {
+    server.job(id).unwrap_or_else(|| panic!("the server has no job {id}"))
+}
+
+fn trace(job: &JobRecord) -> String {
+    String::from_utf8_lossy(&job.trace).into_owned()
+}
+
+/// Asserts that `parts` appear in `text` in this order, without overlapping.
+#[track_caller]
+fn assert_in_order(text: &str, parts: &[&str]) {
+    let mut at = 0;
+    for part in parts {
+        match text[at..].find(part) {
+            Some(i) => at += i + part.len(),
+            None => panic!("{part:?} missing from the trace (or out of order: {parts:?}):\n{text}"),
+        }
+    }
+}
+
+fn mode(path: &str) -> u32 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{path}: {e}")).permissions().mode() & 0o777
+}
+
+fn read_json(path: &str) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON: {e}\n{text}"))
+}
+
+fn script_job(script: &[&str], after_script: &[&str]) -> Value {
+    json!({"steps": [
+        {"name": "script", "script": script, "timeout": 3600, "when": "on_success", "allow_failure": false},
+        {"name": "after_script", "script": after_script, "timeout": 3600, "when": "always", "allow_failure": true}
+    ]})
+}
+
+/// The executor removes its per-job directories (under TMPDIR) when the job is done.
+#[track_caller]
+fn assert_no_job_dirs_left(dir: &TempDir) {
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "job directories left behind in TMPDIR: {left:?}");
+}
+
+// ---- compiling -----------------------------------------------------------------------------
+
+#[test]
+fn every_example_compiles_warning_free() {
+    let dir = built();
+    let names: Vec<String> = sources().into_iter().map(|(n, _)| n).collect();
+    for (name, src) in PROGRAMS {
+        assert!(names.iter().any(|n| n == name), "examples-c/{src} is missing");
+    }
+    for name in &names {
+        let bin = dir.join(name);
+        let meta = std::fs::metadata(&bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        assert!(meta.permissions().mode() & 0o111 != 0, "{} is not executable", bin.display());
+    }
+}
+
+#[test]
+fn programs_load_the_library_and_print_usage() {
+    let dir = TempDir::new();
+    for (name, _) in PROGRAMS {
+        let out = run(name, &[], dir.path());
+        // 127 plus "error while loading shared libraries" would mean the rpath/SONAME is wrong.
+        out.expect_code(1, name);
+        assert!(out.stderr.contains("usage:"), "{name} without arguments should print its usage\n{}", out.describe());
+    }
+}
+
+#[test]
+fn makefile_builds_every_example() {
+    let tmp = TempDir::new();
+    let build = tmp.path().join("build");
+    let make = |target: &str| {
+        Command::new("make")
+            .arg("-C")
+            .arg(examples_dir())
+            .arg(format!("BUILD={}", build.display()))
+            .arg(format!("LIBDIR={}", lib_dir().display()))
+            .arg(format!("INCLUDE={}", header_dir().display()))
+            .arg(format!("CC={}", c_compiler()))
+            .arg(format!("CXX={}", cxx_compiler()))
+            .arg(target)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run make ({e}): install it, e.g. `apt install build-essential`"))
+    };
+    let out = make("all");
+    assert!(
+        out.status.success(),
+        "make failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, _) in PROGRAMS {
+        let bin = build.join(name);
+        let o = Command::new(&bin).output().unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.code() == Some(1) && stderr.contains("usage:"),
+            "{} built by make does not start: {:?}\n{stderr}",
+            bin.display(),
+            o.status
+        );
+    }
+    let out = make("clean");
+    assert!(out.status.success(), "make clean failed");
+    assert!(!build.exists(), "make clean left {}", build.display());
+}
+
+// ---- chapter 1: register -------------------------------------------------------------------
+
+#[test]
+fn register_with_registration_token_saves_a_private_runner_file() {
+    let server = server();
+    let dir = TempDir::new();
+    let file = dir.file("runner.json");
+    let out = run(
+        "register",
+        &[
+            &server.url(),
+            &server.registration_token(),
+            &file,
+            "--tag",
+            "alpha",
+            "--tag",
+            "beta",
+            "--locked",
+            "--description",
+            "c example runner",
+        ],
+        dir.path(),
+    );
+    out.expect_ok("register");
+    assert_eq!(mode(&file), 0o600, "the runner file holds a token: mode 0600");
+    let saved = read_json(&file);
+    assert_eq!(saved["format"], "gitlab_runner_api.runner", "{saved}");
+    let id = saved["id"].as_i64().expect("runner id in the file");
+    assert!(out.stdout.contains(&format!("Registered runner {id} (c example runner)")), "{}", out.describe());
+    assert!(out.stdout.contains("Tags: alpha beta"), "{}", out.describe());
+
+    let runners = server.runners();
+    let runner = runners.iter().find(|r| r.id == id).unwrap_or_else(|| panic!("server has no runner {id}"));
+    assert_eq!(runner.created_via, "registration_token");
+    assert_eq!(runner.tags, ["alpha", "beta"]);
+    assert!(runner.locked, "--locked was given");
+    assert_eq!(runner.description.as_deref(), Some("c example runner"));
+    assert_eq!(saved["token"].as_str(), Some(runner.token.as_str()), "the file holds the runner's token");
+}
+
+#[test]
+fn register_with_glrt_token_verifies_it() {
+    let server = server();
+    let dir = TempDir::new();
+    let token = server.create_runner_token();
+    let file = dir.file("runner.json");
+    let out = run("register", &[&server.url(), &token, &file], dir.path());
+    out.expect_ok("register glrt-");
+    assert_eq!(mode(&file), 0o600);
+    let saved = read_json(&file);
+    assert_eq!(saved["token"].as_str(), Some(token.as_str()));
+    let runner = server.runners().into_iter().find(|r| r.token == token).expect("the glrt- runner");
+    assert_eq!(saved["id"].as_i64(), Some(runner.id), "the id learned from /runners/verify");
+    assert!(out.stdout.contains(&format!("Registered runner {}", runner.id)), "{}", out.describe());
+}
+
+#[test]
+fn register_with_bad_token_fails_with_the_library_message() {
+    let server = server();
+    let dir = TempDir::new();
+    let file = dir.file("runner.json");
+    let out = run("register", &[&server.url(), "not-a-valid-token", &file], dir.path());
+    out.expect_code(1, "register with a bad token");
+    assert!(
+        out.stderr.contains("glr_runner_register") && out.stderr.contains("(-4)"),
+        "the failing call and GLR_ERR_AUTH should be named\n{}",
+        out.describe()
+    );
+    assert!(!Path::new(&file).exists(), "no runner file on failure");
+}
+
+// ---- chapter 2: get_job --------------------------------------------------------------------
+
+#[test]
+fn get_job_prints_the_job_hides_secrets_and_dumps_it_for_the_executor() {
+    let server = server();
+    let dir = TempDir::new();
+    let runner = register(&server, &dir);
+    let mut overrides = script_job(&["echo from-dumped-job-$((40+2))"], &["echo after-dumped-$((1+2))"]);
+    overrides["job_info"] = json!({"name": "compile-docs", "stage": "docs"});
+    let id = server.queue_job(overrides);
+    let job_file = dir.file("job.json");
+
+    let out = run("get_job", &[&runner, &job_file], dir.path());
+    out.expect_ok("get_job");
+    let record = job_record(&server, id);
+    for expected in [
+        format!("Received job {id}"),
+        "name:         compile-docs".to_string(),
+        "stage:        docs".to_string(),
+        "ref:          main (branch)".to_string(),
+        "project_path: group/test-project".to_string(),
+        format!("job_url:      {}/group/test-project/-/jobs/{id}", server.url()),
+        "  echo from-dumped-job-$((40+2))".to_string(),
+        "  echo after-dumped-$((1+2))".to_string(),
+        "GREETING=hello world".to_string(),
+        "SECRET_PASSWORD=[MASKED]  masked".to_string(),
+        "DEPLOY_CONFIG=host=deploy.example.com\\nport=2222\\n  file".to_string(),
+    ] {
+        assert!(out.stdout.contains(&expected), "get_job should print {expected:?}\n{}", out.describe());
+    }
+    assert!(!out.stdout.contains(DEFAULT_MASKED_VALUE), "a masked variable's value was printed\n{}", out.stdout);
+    assert!(!out.stdout.contains(&record.token), "the job token was printed\n{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("CI_REPOSITORY_URL={}", server.url().replace("://", "://gitlab-ci-token:[MASKED]@"))),
+        "the token inside CI_REPOSITORY_URL should show as [MASKED]\n{}",
+        out.stdout
+    );
+    assert_eq!(record.state, "running", "the job is taken, not finished");
+
+    assert_eq!(mode(&job_file), 0o600, "the job file holds tokens: mode 0600");
+    let saved = read_json(&job_file);
+    assert_eq!(saved["format"], "gitlab_runner_api.job", "{saved}");
+    assert_eq!(saved["payload"]["id"].as_i64(), Some(id));
+
+    // Another process picks the saved job up.
+    let out = run("executor", &["--job", &job_file], dir.path());
+    out.expect_ok("executor --job");
+    let record = job_record(&server, id);
+    assert_eq!(record.state, "success", "{}", out.describe());
+    assert_in_order(&trace(&record), &["from-dumped-job-42\n", "after-dumped-3\n", "Job succeeded"]);
+    assert_eq!(record.checksum_matches, Some(true));
+}
+
+#[test]
+fn get_job_without_a_job_exits_2() {
+    let server = server();
+    let dir = TempDir::new();
+    let runner = register(&server, &dir);
+    let job_file = dir.file("job.json");
+    let out = run("get_job", &[&runner, &job_file, "--tries", "1"], dir.path());
+    out.expect_code(2, "get_job with no job queued");
+    assert!(out.stdout.contains("No jobs are currently available"), "{}", out.describe());
+    assert!(!Path::new(&job_file).exists(), "no job file without a job");
+}
+
+// ---- chapter 3: the executors --------------------------------------------------------------
+
+fn executor_reports_success_and_script_failure(executor: &str) {
+    let server = server();
+    let dir = TempDir::new();
+    let runner = register(&server, &dir);
+
+    // The outputs differ from the commands ($((...))), so finding an output proves it ran.
+    let ok_id = server.queue_job(script_job(
+        &[
+            "echo first-$((1+1))",
+            "echo second-$((2+2)) >&2",
+            "printf 'third-%s\\n' $((3+3))",
+            "echo \"greeting=$GREETING\"",
+            "echo \"secret-length=${#SECRET_PASSWORD}\"",
+            "cat \"$DEPLOY_CONFIG\"",
+            "echo \"job-id=$CI_JOB_ID\"",
+        ],
+        &["echo after-$((5+5))", "exit 7"],
+    ));
+    let out = run(executor, &[&runner, "--once"], dir.path());
+    out.expect_ok(executor);
+    assert!(out.stdout.contains(&format!("Job {ok_id}: reported, state success")), "{}", out.describe());
+    let record = job_record(&server, ok_id);
+    let text = trace(&record);
+    assert_eq!(record.state, "success", "{text}");
+    assert_eq!(record.failure_reason, None);
+    assert_eq!(record.exit_code, None);
+    assert_eq!(record.checksum_matches, Some(true), "the final update's checksum matches the stored log");
+    assert_in_order(
+        &text,
+        &[
+            "$ echo first-$((1+1))",
+            "first-2\n",
+            "$ echo second-$((2+2)) >&2",
+            "second-4\n",
+            "third-6\n",
+            "greeting=hello world\n",
+            &format!("secret-length={}\n", DEFAULT_MASKED_VALUE.len()),
+            "host=deploy.example.com\nport=2222\n",
+            &format!("job-id={ok_id}\n"),
+            "Running after_script",
+            "$ echo after-$((5+5))",
+            "after-10\n",
+            "$ exit 7",
+            "Job succeeded",
+        ],
+    );
+    assert_no_job_dirs_left(&dir);
+
+    let failing_id = server.queue_job(script_job(
+        &["echo before-failure-$((6*7))", "exit 3", "echo never-$((1+1))"],
+        &["echo after-failure-$((2*2))"],
+    ));
+    let out = run(executor, &[&runner, "--once"], dir.path());
+    out.expect_ok(executor); // the job was reported: its failure is not the executor's
+    assert!(out.stdout.contains(&format!("Job {failing_id}: reported, state failed")), "{}", out.describe());
+    let record = job_record(&server, failing_id);
+    let text = trace(&record);
+    assert_eq!(record.state, "failed", "{text}");
+    assert_eq!(record.failure_reason.as_deref(), Some("script_failure"));
+    assert_eq!(record.exit_code, Some(3));
+    assert_eq!(record.checksum_matches, Some(true));
+    assert_in_order(
+        &text,
+        &[
+            "before-failure-42\n",
+            "$ exit 3",
+            "Running after_script",
+            "after-failure-4\n",
+            "ERROR: Job failed: exit code 3",
+        ],
+    );
+    assert!(!text.contains("never-"), "the script must stop at the first failing line:\n{text}");
+    assert_no_job_dirs_left(&dir);
+}
+
+#[test]
+fn c_executor_reports_success_and_script_failure() {
+    executor_reports_success_and_script_failure("executor");
+}
+
+#[test]
+fn cpp_executor_reports_success_and_script_failure() {
+    executor_reports_success_and_script_failure("executor_cpp");
+}
+
+#[test]
+fn executor_without_a_job_exits_2() {
+    let server = server();
+    let dir = TempDir::new();
+    let runner = register(&server, &dir);
+    for executor in ["executor", "executor_cpp"] {
+        let out = run(executor, &[&runner, "--once"], dir.path());
+        out.expect_code(2, executor);
+        assert!(out.stdout.contains("No job available"), "{}", out.describe());
+    }
+}
+
+/// A job whose second line runs long; GitLab cancels it while that line runs.
+fn executor_handles_cancel(executor: &str, graceful: bool) {
+    let server = server();
+    let dir = TempDir::new();
+    let runner = register(&server, &dir);
+    let id = server.queue_job(script_job(
+        &["echo started-$((1+1))", "sleep 30; echo slept-$((1+1))", "echo not-reached-$((1+1))"],
+        &["echo after-cancel-$((3+4))"],
+    ));
+    let running = spawn(executor, &[&runner, "--once"], dir.path());
+    // The executor uploads the log before each line: the first line's output shows it is at
+    // the second one.
+    let seen = server.wait_for_job(id, Duration::from_secs(30), |j| trace(j).contains("started-2\n"));
+    assert!(seen.is_some(), "the first line's output never reached the server: {:?}", server.job(id));
+    let canceled_at = Instant::now();
+    server.cancel_job(id, graceful);
+    let out = running.wait();
+    let took = canceled_at.elapsed();
+    out.expect_ok(executor);
+    assert!(took < Duration::from_secs(20), "the running command was not stopped: {took:?}\n{}", out.describe());
+
+    let record = job_record(&server, id);
+    let text = trace(&record);
+    assert_eq!(record.state, "canceled", "{text}");
+    assert!(!text.contains("slept-2"), "the running command should have been killed:\n{text}");
+    assert!(!text.contains("not-reached-2"), "no line may start after the cancel:\n{text}");
+    if graceful {
+        // Graceful: after_script runs and the job is reported (GitLab then marks it canceled).
+        assert_in_order(&text, &["started-2\n", "Running after_script", "after-cancel-7\n", "Job canceled"]);
+        assert!(out.stdout.contains(&format!("Job {id}: reported")), "{}", out.describe());
+    } else {
+        // Hard: GitLab accepts nothing more; the executor stops.
+        assert!(!text.contains("after-cancel-7"), "no after_script after a hard cancel:\n{text}");
+        assert!(out.stdout.contains(&format!("Job {id}: canceled by GitLab")), "{}", out.describe());
+    }
+    assert_no_job_dirs_left(&dir);
+}
+
+#[test]
+fn c_executor_graceful_cancel_runs_after_script() {
+    executor_handles_cancel("executor", true);
+}
+
+#[test]
+fn c_executor_hard_cancel_stops_the_job() {
+    executor_handles_cancel("executor", false);
+}
+
+#[test]
+fn cpp_executor_graceful_cancel_runs_after_script() {
+    executor_handles_cancel("executor_cpp", true);
+}
+
+#[test]
+fn cpp_executor_hard_cancel_stops_the_job() {
+    executor_handles_cancel("executor_cpp", false);
+}
+
+// ---- chapter 4: persist_job ----------------------------------------------------------------
+
+#[test]
+fn persist_job_taken_by_one_process_is_finished_by_another() {
+    let server = server();
+    let dir = TempDir::new();
+    let runner = register(&server, &dir);
+    let id = server.queue_job(json!({}));
+    let job_file = dir.file("job.json");
+
+    let out = run("persist_job", &["take", &runner, &job_file], dir.path());
+    out.expect_ok("persist_job take");
+    assert!(out.stdout.contains(&format!("Took job {id}")), "{}", out.describe());
+    assert_eq!(mode(&job_file), 0o600);
+    let record = job_record(&server, id);
+    assert_eq!(record.state, "running", "taken, not finished");
+    assert!(trace(&record).contains("Job started in process A"), "process A flushed its lines:\n{}", trace(&record));
+
+    let out = run("persist_job", &["finish", &job_file], dir.path());
+    out.expect_ok("persist_job finish");
+    let record = job_record(&server, id);
+    let text = trace(&record);
+    assert_eq!(record.state, "success", "{text}");
+    assert_eq!(record.checksum_matches, Some(true), "the checksum covers both processes' lines");
+    let lines = [
+        "Job started in process A",
+        "Work submitted to the batch system in process A",
+        "Batch work finished in process B",
+        "Job finished in process B",
+    ];
+    for line in lines {
+        assert_eq!(text.matches(line).count(), 1, "{line:?} must be in the log exactly once:\n{text}");
+    }
+    assert_in_order(&text, &lines);
+
+    // The saved job still says "running", but GitLab knows better: no second finish.
+    let out = run("persist_job", &["finish", &job_file], dir.path());
+    assert_ne!(out.code, Some(0), "finishing the same job twice must fail\n{}", out.describe());
+    assert_eq!(trace(&job_record(&server, id)).matches("Job finished in process B").count(), 1);
+}
+
+#[test]
+fn persist_job_take_without_a_job_exits_2() {
+    let server = server();
+    let dir = TempDir::new();
+    let runner = register(&server, &dir);
+    let job_file = dir.file("job.json");
+    let out = run("persist_job", &["take", &runner, &job_file], dir.path());
+    out.expect_code(2, "persist_job take with no job");
+    assert!(!Path::new(&job_file).exists());
+}
