@@ -505,12 +505,15 @@ impl JobShared {
         if !m.state.is_active() {
             return None;
         }
-        let has_data = m.trace.acknowledged() < m.trace.len();
-        let upload = has_data.then(|| m.last_attempt.map_or(now, |t| t + m.update_interval));
-        let keepalive = m.committed.then(|| m.last_contact + KEEPALIVE_AFTER);
-        let due = match (upload, keepalive) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
+        // Like the official runner's trace loop: a tick at GitLab's interval uploads what is new,
+        // or, when nothing reached GitLab for a while, sends a keep-alive.
+        let tick = m.last_attempt.map_or(now, |t| t + m.update_interval);
+        let due = if m.trace.acknowledged() < m.trace.len() {
+            tick
+        } else if m.committed {
+            tick.max(m.last_contact + KEEPALIVE_AFTER)
+        } else {
+            return None;
         };
         // Never two turns within a second, and back off after failures.
         let gap = if m.failures > 0 {
@@ -558,5 +561,72 @@ impl JobShared {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::runner::{RegisterOptions, Runner};
+    use glr_testserver::{Config, TestServer};
+
+    fn running_job(server: &TestServer) -> (Job, i64) {
+        let id = server.queue_job(json!({}));
+        let runner =
+            Runner::register(&server.url(), &server.registration_token(), &RegisterOptions::default()).unwrap();
+        let job = runner.request_job().unwrap().expect("a job");
+        (job, id)
+    }
+
+    #[test]
+    fn a_silent_job_is_kept_alive() {
+        let server =
+            TestServer::start_with(Config { long_poll_timeout: Duration::from_millis(100), ..Config::default() });
+        let (job, id) = running_job(&server);
+        let before = server.job(id).unwrap().updates;
+        // Pretend nothing reached GitLab for longer than the keep-alive period.
+        lock(&job.shared.inner).last_contact = Instant::now() - KEEPALIVE_AFTER - Duration::from_secs(1);
+        uploader::wake();
+        let rec = server.wait_for_job(id, Duration::from_secs(10), |j| j.updates > before);
+        assert!(rec.is_some(), "a keep-alive PUT state=running was sent");
+        let put = server.requests().into_iter().rev().find(|r| r.method == "PUT").unwrap();
+        assert_eq!(put.body_json.unwrap()["state"], "running");
+        assert!(lock(&job.shared.inner).last_contact.elapsed() < KEEPALIVE_AFTER);
+    }
+
+    #[test]
+    fn the_background_schedule_follows_gitlab_s_interval_and_backs_off() {
+        let server = TestServer::start();
+        let (job, _) = running_job(&server);
+        let now = Instant::now();
+        let s = &job.shared;
+        assert!(s.next_due(now).unwrap() > now, "nothing to send: only the keep-alive is scheduled");
+        lock(&s.inner).trace.push(b"x");
+        {
+            let mut m = lock(&s.inner);
+            m.last_attempt = None;
+        }
+        assert_eq!(s.next_due(now), Some(now), "the first upload is due at once");
+        {
+            let mut m = lock(&s.inner);
+            m.last_attempt = Some(now);
+            m.update_interval = Duration::from_secs(60);
+        }
+        assert_eq!(s.next_due(now), Some(now + Duration::from_secs(60)), "then at GitLab's interval");
+        {
+            let mut m = lock(&s.inner);
+            m.update_interval = Duration::from_secs(3);
+            m.failures = 5;
+        }
+        assert_eq!(s.next_due(now), Some(now + Duration::from_secs(32)), "after failures: backoff");
+        {
+            let mut m = lock(&s.inner);
+            m.failures = 0;
+            m.trace = Trace::new(Masker::default());
+            m.last_contact = now;
+        }
+        assert_eq!(s.next_due(now), Some(now + KEEPALIVE_AFTER), "silent: a keep-alive after 30 s");
+        lock(&s.inner).state = JobState::Success;
+        assert_eq!(s.next_due(now), None, "a finished job is left alone");
     }
 }
