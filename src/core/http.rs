@@ -321,6 +321,96 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
+// Streamed transfers (artifacts). Added after the rest so that the request functions above stay
+// as they are: a second client with the same settings that never follows redirects, because
+// artifact transfers must handle them themselves (a 307 on upload rebases the host, as the
+// official runner does; a download redirected to object storage must not take the job token
+// to another host; and a 301/302 must never turn a streamed POST into a GET).
+
+/// Artifact transfers may take long: at least this much for the whole request.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
+
+fn build_transfer_client() -> Result<Client> {
+    let mut builder = Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_native_certs(true)
+        .tls_built_in_webpki_certs(true)
+        .min_tls_version(reqwest::tls::Version::TLS_1_2)
+        .user_agent(user_agent())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(None::<Duration>)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(90));
+    if let Ok(path) = std::env::var("GLR_CA_FILE") {
+        if !path.is_empty() {
+            let pem =
+                std::fs::read(&path).map_err(|e| Error::io(format!("extra CA file {path} (GLR_CA_FILE): {e}")))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::invalid(format!("extra CA file {path} (GLR_CA_FILE): not PEM certificates: {e}"))
+            })?;
+            if certs.is_empty() {
+                return Err(Error::invalid(format!("extra CA file {path} (GLR_CA_FILE) holds no certificate")));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+    }
+    builder.build().map_err(|e| Error::new(ErrorKind::Network, format!("cannot set up the HTTP client: {e}")))
+}
+
+fn transfer_client() -> Result<&'static Client> {
+    static CLIENT: OnceLock<std::result::Result<Client, Error>> = OnceLock::new();
+    CLIENT.get_or_init(build_transfer_client).as_ref().map_err(Clone::clone)
+}
+
+/// One attempt of a streamed transfer (no retries, redirects returned to the caller, whole
+/// request including the body limited to max(request timeout, 1 h)). `headers` are sent as
+/// given (plus `X-Request-Id`); `form` is a multipart body streamed from its readers. The
+/// caller reads the returned response (status, headers, streamed body). Transport failures are
+/// `ErrorKind::Network` errors naming `what`, never the URL.
+pub fn send_transfer(
+    method: Method,
+    url: &str,
+    what: &str,
+    headers: &[(&str, &str)],
+    form: Option<reqwest::blocking::multipart::Form>,
+) -> Result<reqwest::blocking::Response> {
+    let client = transfer_client()?;
+    let mut builder = client
+        .request(method, url)
+        .header("x-request-id", request_id())
+        .timeout(request_timeout().max(TRANSFER_TIMEOUT));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    if let Some(form) = form {
+        builder = builder.multipart(form);
+    }
+    builder.send().map_err(|e| transfer_error(what, &e))
+}
+
+/// A transport error of a transfer (also while reading its body) in words, without the URL.
+pub fn transfer_error(what: &str, e: &reqwest::Error) -> Error {
+    Error::new(ErrorKind::Network, format!("{what}: {}", describe(e)))
+}
+
+/// GitLab's `{"message": ...}`/`{"error": ...}` text of an error body, shortened.
+pub fn error_message_of(body: &[u8]) -> Option<String> {
+    gitlab_message(body)
+}
+
+/// The wait before retry number `attempt` (0-based): exponential from 100 ms, capped at 60 s,
+/// with jitter, as the retries above.
+pub fn retry_backoff(attempt: u32) -> Duration {
+    backoff(attempt)
+}
+
+/// `Retry-After` (seconds) of a response, capped like the retries above.
+pub fn retry_after_of(headers: &HeaderMap) -> Option<Duration> {
+    retry_after(headers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
