@@ -115,8 +115,8 @@ pub unsafe extern "C" fn glr_artifacts_count(artifacts: *const glr_artifacts) ->
 /// - `paths`: paths or glob patterns relative to `workdir` (`*`, `?`, `[a-z]`, `{a,b}`, and `**`
 ///   for any number of directories); a matched directory is taken with everything below it;
 ///   `$VAR`/`${VAR}` are expanded from the job's variables (also in `name` and `exclude`);
-/// - `exclude`: patterns tested against every collected path (`out/tmp/**` drops a directory
-///   and its content);
+/// - `exclude`: patterns tested against every collected path (a pattern whose last segment is
+///   `**` drops a directory and everything below it);
 /// - `untracked: true`: adds every file `git ls-files -o` lists in `workdir` (git's ignore rules
 ///   are not applied, as with the official runner); nothing, with a warning, when `workdir` is not
 ///   a git work tree;
