@@ -595,6 +595,27 @@ mod tests {
     }
 
     #[test]
+    fn a_cancel_is_discovered_by_a_keep_alive() {
+        let server =
+            TestServer::start_with(Config { long_poll_timeout: Duration::from_millis(100), ..Config::default() });
+        let (job, id) = running_job(&server);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        job.set_cancel_callback(Some(Box::new(move |state| {
+            let _ = lock(&tx).send(state);
+        })));
+        server.cancel_job(id, true);
+        lock(&job.shared.inner).last_contact = Instant::now() - KEEPALIVE_AFTER - Duration::from_secs(1);
+        uploader::wake();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(JobState::Canceling), "graceful, via keep-alive");
+        server.cancel_job(id, false);
+        lock(&job.shared.inner).last_contact = Instant::now() - KEEPALIVE_AFTER - Duration::from_secs(1);
+        uploader::wake();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(JobState::Canceled), "hard, via keep-alive");
+        assert_eq!(job.state(), JobState::Canceled);
+    }
+
+    #[test]
     fn the_background_schedule_follows_gitlab_s_interval_and_backs_off() {
         let server = TestServer::start();
         let (job, _) = running_job(&server);

@@ -134,6 +134,14 @@ impl TestServer {
         self.shared.cancel_job(id, graceful);
     }
 
+    /// Cut a job's stored trace to its first `len` bytes, as GitLab does when live trace chunks
+    /// are lost (e.g. a Redis flush): the next PATCH from the runner gets 416 with the new size.
+    pub fn truncate_trace(&self, id: i64, len: usize) {
+        if let Some(job) = self.shared.lock().jobs.get_mut(&id) {
+            job.trace.truncate(len);
+        }
+    }
+
     /// Add a fault for the next `fault.count` requests to `fault.endpoint` (faults are used in
     /// the order they were added).
     pub fn inject_fault(&self, fault: Fault) {
