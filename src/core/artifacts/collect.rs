@@ -234,6 +234,9 @@ impl Walker<'_> {
     /// Refuses a path whose parent directory is, through a symbolic link, outside the
     /// working directory (the official runner would archive what lies behind it).
     fn check_parent(&self, rel: &str) -> Result<()> {
+        if rel.is_empty() {
+            return Ok(());
+        }
         let full = self.wd.join(rel);
         let Some(parent) = full.parent() else { return Ok(()) };
         match fs::canonicalize(parent) {
@@ -341,7 +344,26 @@ impl Walker<'_> {
         let mut added = 0;
         for base in pattern.literal_bases() {
             self.check_parent(&base)?;
-            let Ok(meta) = fs::symlink_metadata(self.wd.join(&base)) else { continue };
+            let full = self.wd.join(&base);
+            let Ok(mut meta) = fs::symlink_metadata(&full) else { continue };
+            if meta.file_type().is_symlink() && !pattern.matches(&base) {
+                // The pattern looks inside a linked directory: a glob goes through it (as
+                // doublestar does) when it stays inside the working directory.
+                match fs::canonicalize(&full) {
+                    Ok(real) if real.starts_with(self.wd) => {}
+                    Ok(real) => {
+                        return Err(Error::invalid(format!(
+                            "artifacts {:?}: {base:?} is a symbolic link to {}, outside the working directory {}",
+                            self.name,
+                            real.display(),
+                            self.wd.display()
+                        )))
+                    }
+                    Err(_) => continue,
+                }
+                let Ok(followed) = fs::metadata(&full) else { continue };
+                meta = followed;
+            }
             added += self.walk(&base, &meta, Some(&pattern), false)?;
         }
         Ok(added)
@@ -606,6 +628,25 @@ mod tests {
         assert_eq!(s[1].expire_in, None);
         assert_eq!(s[1].exclude, vec!["c"]);
         assert!(specs(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn collected_files_live_as_long_as_a_set_holding_them() {
+        let wd = tempfile::tempdir().unwrap();
+        fs::write(wd.path().join("a.txt"), b"a").unwrap();
+        let payload =
+            json!({"artifacts": [{"paths": ["a.txt"], "artifact_type": "archive", "artifact_format": "zip"}]});
+        let collected = collect_from(&payload, &|_| None, wd.path(), true).unwrap();
+        assert_eq!(collected.files.len(), 1);
+        let path = collected.files[0].path.clone();
+        assert_eq!(path.file_name().unwrap(), "artifacts.zip");
+        let mut set = super::super::ArtifactSet::default();
+        set.add_collected(collected);
+        let copy = set.clone();
+        drop(set);
+        assert!(path.exists(), "a copy (an upload in progress) keeps the files");
+        drop(copy);
+        assert!(!path.exists(), "the last copy removes them");
     }
 
     #[test]

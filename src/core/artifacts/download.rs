@@ -126,8 +126,10 @@ fn fetch(
             let tmp = tempfile::Builder::new().prefix(".glr-download-").tempfile_in(dir).map_err(|e| {
                 Failure::Final(Error::io(format!("{label}: cannot create a file in {}: {e}", dir.display())))
             })?;
+            // Read before the body: the hint shrinks as it is consumed.
+            let announced = resp.content_length();
             let size = stream(&mut resp, tmp.as_file(), label, dir)?;
-            if let Some(expected) = resp.content_length().filter(|n| *n != size) {
+            if let Some(expected) = announced.filter(|n| *n != size) {
                 return Err(Failure::Again(Error::new(
                     ErrorKind::Network,
                     format!("{label}: the download was cut short ({size} of {expected} bytes){where_}"),
