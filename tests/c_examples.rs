@@ -578,6 +578,7 @@ fn executor_reports_success_and_script_failure(executor: &str) {
             "printf 'third-%s\\n' $((3+3))",
             "echo \"greeting=$GREETING\"",
             "echo \"secret-length=${#SECRET_PASSWORD}\"",
+            "echo \"secret=$SECRET_PASSWORD\"",
             "cat \"$DEPLOY_CONFIG\"",
             "echo \"job-id=$CI_JOB_ID\"",
         ],
@@ -602,6 +603,7 @@ fn executor_reports_success_and_script_failure(executor: &str) {
             "third-6\n",
             "greeting=hello world\n",
             &format!("secret-length={}\n", DEFAULT_MASKED_VALUE.len()),
+            "secret=[MASKED]\n",
             "host=deploy.example.com\nport=2222\n",
             &format!("job-id={ok_id}\n"),
             "Running after_script",
@@ -611,6 +613,7 @@ fn executor_reports_success_and_script_failure(executor: &str) {
             "Job succeeded",
         ],
     );
+    assert!(!text.contains(DEFAULT_MASKED_VALUE), "a masked variable reached the log:\n{text}");
     assert_no_job_dirs_left(&dir);
 
     let failing_id = server.queue_job(script_job(
