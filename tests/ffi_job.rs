@@ -442,3 +442,17 @@ fn null_arguments_and_handles() {
     ok(unsafe { glr_job_log(t.job, &mut p, ptr::null_mut()) });
     assert_eq!(owned(p), "");
 }
+
+#[test]
+fn a_job_finished_by_another_process_reports_already_finished() {
+    let t = taken(json!({}));
+    let dumped = dumps(t.job);
+    ok(unsafe { glr_job_set_success(t.job, ptr::null()) });
+    let late = loads(&dumped);
+    append(late, b"too late\n");
+    expect(unsafe { glr_job_auth(late) }, GLR_ERR_ALREADY_FINISHED);
+    assert_eq!(unsafe { glr_job_state(late) }, GLR_JOB_SUCCESS);
+    expect(unsafe { glr_job_set_success(late, ptr::null()) }, GLR_ERR_ALREADY_FINISHED);
+    assert!(!t.server.job(t.id).unwrap().trace.ends_with(b"too late\n"));
+    unsafe { glr_job_free(late) };
+}

@@ -365,6 +365,13 @@ impl JobShared {
             }
             m.state
         };
+        if status.as_deref() == Some("success") && resp.status == 403 {
+            // Another process (that loaded the same dump) already reported the job successful.
+            self.set_state(JobState::Success);
+            return Err(resp
+                .error(ErrorKind::AlreadyFinished)
+                .context(format!("job {}: GitLab already has it as successful", self.info.id)));
+        }
         let stopped = resp.status == 403 || matches!(status.as_deref(), Some("canceled") | Some("failed"));
         if stopped {
             diag::warn(&format!("job {} was stopped by GitLab", self.info.id));
