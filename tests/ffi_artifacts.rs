@@ -21,30 +21,6 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-struct Taken {
-    server: TestServer,
-    runner: *mut glr_runner,
-    job: *mut glr_job,
-    id: i64,
-}
-
-impl Drop for Taken {
-    fn drop(&mut self) {
-        unsafe {
-            glr_job_free(self.job);
-            glr_runner_free(self.runner);
-        }
-    }
-}
-
-fn taken(overrides: Value) -> Taken {
-    let server = server();
-    let id = server.queue_job(overrides);
-    let runner = register(&server);
-    let job = take_job(&server, runner);
-    Taken { server, runner, job, id }
-}
-
 /// A list of artifacts, freed on drop.
 struct Artifacts(*mut glr_artifacts);
 

@@ -7,34 +7,10 @@ use common::*;
 use gitlab_runner_api::ffi::job::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
-use glr_testserver::{Endpoint, Fault, FaultKind, TestServer, DEFAULT_MASKED_VALUE};
+use glr_testserver::{Endpoint, Fault, FaultKind, DEFAULT_MASKED_VALUE};
 use serde_json::{json, Value};
 use std::ffi::c_char;
 use std::ptr;
-
-struct Taken {
-    server: TestServer,
-    runner: *mut glr_runner,
-    job: *mut glr_job,
-    id: i64,
-}
-
-impl Drop for Taken {
-    fn drop(&mut self) {
-        unsafe {
-            glr_job_free(self.job);
-            glr_runner_free(self.runner);
-        }
-    }
-}
-
-fn taken(overrides: Value) -> Taken {
-    let server = server();
-    let id = server.queue_job(overrides);
-    let runner = register(&server);
-    let job = take_job(&server, runner);
-    Taken { server, runner, job, id }
-}
 
 fn append(job: *mut glr_job, text: &[u8]) {
     ok(unsafe { glr_job_log_append(job, text.as_ptr().cast::<c_char>(), text.len()) });

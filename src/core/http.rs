@@ -147,7 +147,9 @@ fn user_agent() -> String {
     format!("gitlab_runner_api/{} ({}; {})", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH)
 }
 
-fn build_client() -> Result<Client> {
+/// The settings every client shares: TLS (system roots, webpki roots, an extra CA file from
+/// `GLR_CA_FILE`), user agent, connect timeout, idle pool.
+fn client_builder() -> Result<reqwest::blocking::ClientBuilder> {
     let mut builder = Client::builder()
         .use_rustls_tls()
         .tls_built_in_native_certs(true)
@@ -172,7 +174,15 @@ fn build_client() -> Result<Client> {
             }
         }
     }
+    Ok(builder)
+}
+
+fn finish_client(builder: reqwest::blocking::ClientBuilder) -> Result<Client> {
     builder.build().map_err(|e| Error::new(ErrorKind::Network, format!("cannot set up the HTTP client: {e}")))
+}
+
+fn build_client() -> Result<Client> {
+    finish_client(client_builder()?)
 }
 
 fn client() -> Result<&'static Client> {
@@ -330,33 +340,9 @@ fn describe(e: &reqwest::Error) -> String {
 /// Artifact transfers may take long: at least this much for the whole request.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// Transfers handle redirects themselves (so a job token never follows one to another host).
 fn build_transfer_client() -> Result<Client> {
-    let mut builder = Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_native_certs(true)
-        .tls_built_in_webpki_certs(true)
-        .min_tls_version(reqwest::tls::Version::TLS_1_2)
-        .user_agent(user_agent())
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(None::<Duration>)
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(Duration::from_secs(90));
-    if let Ok(path) = std::env::var("GLR_CA_FILE") {
-        if !path.is_empty() {
-            let pem =
-                std::fs::read(&path).map_err(|e| Error::io(format!("extra CA file {path} (GLR_CA_FILE): {e}")))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::invalid(format!("extra CA file {path} (GLR_CA_FILE): not PEM certificates: {e}"))
-            })?;
-            if certs.is_empty() {
-                return Err(Error::invalid(format!("extra CA file {path} (GLR_CA_FILE) holds no certificate")));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-    }
-    builder.build().map_err(|e| Error::new(ErrorKind::Network, format!("cannot set up the HTTP client: {e}")))
+    finish_client(client_builder()?.redirect(reqwest::redirect::Policy::none()))
 }
 
 fn transfer_client() -> Result<&'static Client> {

@@ -71,7 +71,7 @@ fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
 }
 
 /// A scalar as text: strings as they are, numbers and booleans printed; null/objects: None.
-fn text(v: Option<&Value>) -> Option<String> {
+pub(crate) fn text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -88,7 +88,7 @@ fn int(v: Option<&Value>) -> Option<i64> {
     }
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
+pub(crate) fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::Array(items)) => items.iter().filter_map(|i| text(Some(i))).collect(),
         // GitLab's own fixtures sometimes send a single string where the runner expects a list.

@@ -87,3 +87,28 @@ pub fn take_job(server: &TestServer, runner: *mut glr_runner) -> *mut glr_job {
 pub fn invalid_utf8() -> CString {
     CString::new(vec![b'a', 0xff, 0xfe, b'b']).unwrap()
 }
+
+/// A test server with one job queued, a runner registered and that job taken; freed on drop.
+pub struct Taken {
+    pub server: TestServer,
+    pub runner: *mut glr_runner,
+    pub job: *mut glr_job,
+    pub id: i64,
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        unsafe {
+            gitlab_runner_api::ffi::job::glr_job_free(self.job);
+            glr_runner_free(self.runner);
+        }
+    }
+}
+
+pub fn taken(overrides: serde_json::Value) -> Taken {
+    let server = server();
+    let id = server.queue_job(overrides);
+    let runner = register(&server);
+    let job = take_job(&server, runner);
+    Taken { server, runner, job, id }
+}

@@ -15,7 +15,7 @@ use super::{ArtifactFile, Scratch};
 use crate::core::diag;
 use crate::core::error::{Error, Result};
 use crate::core::job::Job;
-use crate::core::payload::VAR_FILE;
+use crate::core::payload::{strings, text, VAR_FILE};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs::{self, Metadata};
@@ -40,22 +40,6 @@ struct Spec {
     expire_in: Option<String>,
     artifact_type: String,
     artifact_format: String,
-}
-
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::Array(items)) => items.iter().filter_map(|i| text(Some(i))).collect(),
-        Some(Value::String(s)) => vec![s.clone()],
-        _ => Vec::new(),
-    }
 }
 
 fn specs(payload: &Value) -> Vec<Spec> {
