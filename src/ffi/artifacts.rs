@@ -124,7 +124,9 @@ pub unsafe extern "C" fn glr_artifacts_count(artifacts: *const glr_artifacts) ->
 ///   `gzip` a gzip stream with one member per file (GitLab's report types: junit, dotenv,
 ///   cobertura...), `raw` takes the single matched file as it is;
 /// - `name` (default "artifacts") gives the file name GitLab stores (`<name>.zip`, `<name>.gz`,
-///   or `<name>`), `artifact_type` and `expire_in` are sent with the upload.
+///   or `<name>`), `artifact_type` and `expire_in` are sent with the upload;
+/// - the job variable `ARTIFACT_COMPRESSION_LEVEL` (fastest, fast, default, slow, slowest) sets
+///   the compression, as with the official runner (fastest stores without compressing).
 ///
 /// An entry that matches nothing is skipped with a warning to the log callback (as the official
 /// runner does), so GLR_OK with no file added is possible (see glr_artifacts_count()). Files are

@@ -489,7 +489,8 @@ pub(crate) fn collect_from(
             diag::info(&format!("artifacts {name:?}: {pattern}: excluded {count} files"));
         }
         let entries = std::mem::take(&mut walker.entries);
-        if let Some(file) = build(&wd, scratch.path(), index, &name, &spec, &entries)? {
+        let level = archive::Level::from_variable(lookup("ARTIFACT_COMPRESSION_LEVEL").as_deref());
+        if let Some(file) = build(&wd, scratch.path(), index, &name, &spec, &entries, level)? {
             files.push(file);
         }
     }
@@ -504,6 +505,7 @@ fn build(
     name: &str,
     spec: &Spec,
     entries: &BTreeMap<String, Entry>,
+    level: archive::Level,
 ) -> Result<Option<ArtifactFile>> {
     let format = spec.artifact_format.as_str();
     // Report formats take regular files only (a link is followed: it was checked to stay inside).
@@ -537,9 +539,9 @@ fn build(
     fs::create_dir(&dir).map_err(|e| Error::io(format!("{}: {e}", dir.display())))?;
     let out = dir.join(&filename);
     match format {
-        "gzip" => archive::write_gzip(wd, &regular, &out)?,
+        "gzip" => archive::write_gzip(wd, &regular, level, &out)?,
         "raw" => archive::write_raw(wd, regular[0].0, &out)?,
-        _ => archive::write_zip(wd, entries, &out)?,
+        _ => archive::write_zip(wd, entries, level, &out)?,
     }
     let size = fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     diag::info(&format!(

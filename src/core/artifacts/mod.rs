@@ -46,8 +46,14 @@ pub struct Scratch(Arc<tempfile::TempDir>);
 impl Scratch {
     /// A new private (0700) directory under the system's temporary directory (`TMPDIR`).
     pub fn new() -> Result<Scratch> {
-        tempfile::Builder::new()
-            .prefix("glr-artifacts-")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("glr-artifacts-");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o700));
+        }
+        builder
             .tempdir()
             .map(|d| Scratch(Arc::new(d)))
             .map_err(|e| Error::io(format!("cannot create a temporary directory for artifacts: {e}")))
