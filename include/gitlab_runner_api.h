@@ -668,6 +668,7 @@ const char *glr_runner_api_url(const struct glr_runner *runner);
 
 /**
  * The runner's authentication token (a secret). Borrowed: valid until glr_runner_free().
+ * NULL only if `runner` is NULL.
  */
 const char *glr_runner_token(const struct glr_runner *runner);
 
@@ -679,7 +680,8 @@ const char *glr_runner_token_expires_at(const struct glr_runner *runner);
 
 /**
  * This runner manager's `system_id` (`s_...` derived from the machine id, or `r_...` random),
- * created once and persisted. Borrowed: valid until glr_runner_free().
+ * created once and persisted. Borrowed: valid until glr_runner_free(). NULL only if `runner` is
+ * NULL.
  */
 const char *glr_runner_system_id(const struct glr_runner *runner);
 
@@ -731,17 +733,20 @@ const char *glr_runner_access_level(const struct glr_runner *runner);
 int32_t glr_runner_locked(const struct glr_runner *runner);
 
 /**
- * Whether the runner was registered active (not paused): 1, 0, or -1 when unknown.
+ * Whether the runner was registered active (not paused): 1, 0, or -1 when unknown (or `runner`
+ * is NULL).
  */
 int32_t glr_runner_active(const struct glr_runner *runner);
 
 /**
- * Whether the runner was registered to run untagged jobs: 1, 0, or -1 when unknown.
+ * Whether the runner was registered to run untagged jobs: 1, 0, or -1 when unknown (or `runner`
+ * is NULL).
  */
 int32_t glr_runner_run_untagged(const struct glr_runner *runner);
 
 /**
- * The maximum job timeout given at registration in seconds, or -1 when unknown.
+ * The maximum job timeout given at registration in seconds, or -1 when unknown (or `runner` is
+ * NULL).
  */
 int64_t glr_runner_maximum_timeout(const struct glr_runner *runner);
 
@@ -768,7 +773,8 @@ const char *glr_failure_reason_str(glr_failure_reason reason);
 int64_t glr_job_id(const struct glr_job *job);
 
 /**
- * The job token (a secret: CI_JOB_TOKEN). Borrowed: valid until glr_job_free().
+ * The job token (a secret: CI_JOB_TOKEN). Borrowed: valid until glr_job_free(). NULL only if `job`
+ * is NULL.
  */
 const char *glr_job_token(const struct glr_job *job);
 
@@ -863,7 +869,7 @@ size_t glr_job_script_count(const struct glr_job *job);
 const char *glr_job_script_line(const struct glr_job *job, size_t index);
 
 /**
- * How many `after_script` lines the job has (0 if none).
+ * How many `after_script` lines the job has (0 if none, or if `job` is NULL).
  */
 size_t glr_job_after_script_count(const struct glr_job *job);
 
@@ -874,7 +880,7 @@ const char *glr_job_after_script_line(const struct glr_job *job,
                                       size_t index);
 
 /**
- * How many variables GitLab sent (in payload order).
+ * How many variables GitLab sent (in payload order; 0 if `job` is NULL).
  */
 size_t glr_job_variable_count(const struct glr_job *job);
 
@@ -889,7 +895,8 @@ const char *glr_job_variable_key(const struct glr_job *job, size_t index);
 const char *glr_job_variable_value(const struct glr_job *job, size_t index);
 
 /**
- * The flags of variable `index` (GLR_VAR_PUBLIC | _MASKED | _FILE | _RAW), 0 when out of range.
+ * The flags of variable `index` (GLR_VAR_PUBLIC | _MASKED | _FILE | _RAW), 0 when out of range
+ * (GLR_ERR_INVALID_ARGUMENT as last error) or `job` is NULL.
  */
 uint32_t glr_job_variable_flags(const struct glr_job *job, size_t index);
 
@@ -1041,12 +1048,13 @@ glr_status glr_job_load(const char *path, struct glr_job **out);
 void glr_job_free(struct glr_job *job);
 
 /**
- * How many jobs this job depends on (whose artifacts it may download).
+ * How many jobs this job depends on (whose artifacts it may download; 0 if `job` is NULL).
  */
 size_t glr_job_dependency_count(const struct glr_job *job);
 
 /**
- * The job id of dependency `index`, or 0 when out of range.
+ * The job id of dependency `index`, or 0 when out of range (GLR_ERR_INVALID_ARGUMENT as last
+ * error) or `job` is NULL.
  */
 int64_t glr_job_dependency_id(const struct glr_job *job, size_t index);
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks (and, as root with apt-get, installs) what the tests and the demo need besides cargo:
-# a C and a C++ compiler, make, python3, and binutils (nm, readelf) for the binary checks.
+# a C and a C++ compiler, make, python3, binutils (nm, readelf) for the binary checks, and for
+# the install tests (tests/install.rs) and the header tests (tests/header.rs): pkg-config, cmake,
+# and clang (the header and the C++ wrapper are compiled with gcc and clang).
 set -euo pipefail
 
 missing=()
@@ -10,6 +12,10 @@ command -v make >/dev/null || missing+=(make)
 command -v python3 >/dev/null || missing+=(python3)
 command -v nm >/dev/null || missing+=(binutils)
 command -v readelf >/dev/null || missing+=(binutils)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v cmake >/dev/null || missing+=(cmake)
+command -v clang >/dev/null || missing+=(clang)
+command -v clang++ >/dev/null || missing+=(clang)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

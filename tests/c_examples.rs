@@ -22,6 +22,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("executor", "executor.c"),
     ("persist_job", "persist_job.c"),
     ("executor_cpp", "executor.cpp"),
+    ("executor_hpp_cpp", "executor_hpp.cpp"),
 ];
 const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g"];
 const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g"];
@@ -164,6 +165,8 @@ fn compile(src: &Path, dest: &Path, cc: &str, cxx: &str, lib_dir: &Path, out: &P
         .args(flags)
         .arg("-I")
         .arg(header_dir())
+        .arg("-I") // the C++ wrapper, include/gitlab_runner_api.hpp
+        .arg(manifest_dir().join("include"))
         .arg("-o")
         .arg(&tmp)
         .arg(src)
@@ -654,11 +657,16 @@ fn cpp_executor_reports_success_and_script_failure() {
 }
 
 #[test]
+fn hpp_executor_reports_success_and_script_failure() {
+    executor_reports_success_and_script_failure("executor_hpp_cpp");
+}
+
+#[test]
 fn executor_without_a_job_exits_2() {
     let server = server();
     let dir = TempDir::new();
     let runner = register(&server, &dir);
-    for executor in ["executor", "executor_cpp"] {
+    for executor in ["executor", "executor_cpp", "executor_hpp_cpp"] {
         let out = run(executor, &[&runner, "--once"], dir.path());
         out.expect_code(2, executor);
         assert!(out.stdout.contains("No job available"), "{}", out.describe());
@@ -721,6 +729,39 @@ fn cpp_executor_graceful_cancel_runs_after_script() {
 #[test]
 fn cpp_executor_hard_cancel_stops_the_job() {
     executor_handles_cancel("executor_cpp", false);
+}
+
+#[test]
+fn hpp_executor_graceful_cancel_runs_after_script() {
+    executor_handles_cancel("executor_hpp_cpp", true);
+}
+
+#[test]
+fn hpp_executor_hard_cancel_stops_the_job() {
+    executor_handles_cancel("executor_hpp_cpp", false);
+}
+
+/// The C++-wrapper executor finishes a job another process took and saved (`--job`).
+#[test]
+fn hpp_executor_runs_a_saved_job() {
+    let server = server();
+    let dir = TempDir::new();
+    let runner = register(&server, &dir);
+    let id = server.queue_job(script_job(&["echo saved-$((20+22))"], &["echo after-saved-$((1+1))"]));
+    let job_file = dir.file("job.json");
+    run("get_job", &[&runner, &job_file], dir.path()).expect_ok("get_job");
+    let out = run("executor_hpp_cpp", &["--job", &job_file], dir.path());
+    out.expect_ok("executor_hpp_cpp --job");
+    assert!(out.stdout.contains(&format!("Job {id}: reported, state success")), "{}", out.describe());
+    let record = job_record(&server, id);
+    let text = trace(&record);
+    assert_eq!(record.state, "success", "{text}");
+    assert_eq!(record.checksum_matches, Some(true));
+    assert_in_order(
+        &text,
+        &["(examples-c/executor_hpp.cpp)", "saved-42\n", "Running after_script", "after-saved-2\n", "Job succeeded"],
+    );
+    assert_no_job_dirs_left(&dir);
 }
 
 // ---- chapter 4: persist_job ----------------------------------------------------------------

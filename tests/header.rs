@@ -1,5 +1,8 @@
-//! The C header: the committed copy is the generated one, it declares only glr_*/GLR_* names, and
-//! it compiles warning-free as C99, C11, C++11 and C++17.
+//! The C header: the committed copy is the generated one, it declares only glr_*/GLR_* names, each
+//! with a doc comment, and it compiles warning-free as C99, C11, C++11 and C++17 with gcc and with
+//! clang (and under stricter warnings). The C++ wrapper include/gitlab_runner_api.hpp compiles as
+//! C++17 and C++20 with both, refuses older standards, and tests/cpp/wrapper_test.cpp exercises
+//! it against this build's library. clang is required (scripts/check-tools.sh installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -118,55 +121,267 @@ int glr_header_check(void) {
 }
 "#;
 
-/// Compiles C_SOURCE against the committed header with `compiler` as `lang` (`c`/`c++`).
-fn compile(compiler_var: &str, default: &str, lang: &str, std: &str) {
-    let compiler = std::env::var(compiler_var).unwrap_or_else(|_| default.to_owned());
+/// Where the compile tests write (never the source tree).
+fn scratch() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("header-compile");
     std::fs::create_dir_all(&dir).unwrap();
-    let ext = if lang == "c" { "c" } else { "cpp" };
-    let source = dir.join(format!("check-{std}.{ext}"));
-    std::fs::write(&source, C_SOURCE).unwrap();
-    let include = committed_path().parent().unwrap().to_owned();
-    let result = Command::new(&compiler)
-        .args(["-x", lang, &format!("-std={std}"), "-Wall", "-Wextra", "-Wpedantic", "-Werror"])
-        .arg("-I")
-        .arg(&include)
-        .arg("-c")
-        .arg(&source)
-        .arg("-o")
-        .arg(dir.join(format!("check-{std}.o")))
-        .output();
-    let output = match result {
-        Ok(o) => o,
-        Err(e) => panic!(
-            "cannot run the {lang} compiler `{compiler}` ({e}); install one (Debian: apt-get install gcc g++) \
-             or name it in ${compiler_var}"
-        ),
-    };
-    assert!(
-        output.status.success(),
-        "{compiler} -std={std} rejects include/gitlab_runner_api.h:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    dir
 }
+
+/// The gcc-side compiler: `$CC`/`$CXX`, else `cc`/`c++`.
+fn default_compiler(lang: &str) -> String {
+    let (var, default) = if lang == "c" { ("CC", "cc") } else { ("CXX", "c++") };
+    std::env::var(var).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+/// clang or clang++ (scripts/check-tools.sh installs clang; the tests need it).
+fn clang(lang: &str) -> String {
+    let name = if lang == "c" { "clang" } else { "clang++" };
+    let found = Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(found, "`{name}` is required: run scripts/check-tools.sh (Debian: apt-get install clang)");
+    name.to_owned()
+}
+
+/// Compiles `source` (written to a file named after `tag`) with `compiler` as `lang` (`c`/`c++`)
+/// and `std`, `-Wall -Wextra -Wpedantic -Werror` plus `extra`; `-c` unless `link` is given (the
+/// link arguments). Returns the compiler's output on failure as Err.
+fn try_compile(
+    compiler: &str,
+    lang: &str,
+    std: &str,
+    extra: &[&str],
+    source: &str,
+    tag: &str,
+    link: Option<&[String]>,
+) -> Result<PathBuf, String> {
+    let dir = scratch();
+    let ext = if lang == "c" { "c" } else { "cpp" };
+    let stem = format!("{tag}-{}-{std}", compiler.replace(['/', '+'], "_"));
+    let source_path = dir.join(format!("{stem}.{ext}"));
+    std::fs::write(&source_path, source).unwrap();
+    let output_path = dir.join(if link.is_some() { stem.clone() } else { format!("{stem}.o") });
+    let mut cmd = Command::new(compiler);
+    cmd.args(["-x", lang, &format!("-std={std}"), "-Wall", "-Wextra", "-Wpedantic", "-Werror"])
+        .args(extra)
+        .arg("-I")
+        .arg(committed_path().parent().unwrap());
+    if link.is_none() {
+        cmd.arg("-c");
+    }
+    cmd.arg(&source_path).arg("-o").arg(&output_path);
+    if let Some(args) = link {
+        cmd.args(args);
+    }
+    let output = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run the {lang} compiler `{compiler}` ({e}); run scripts/check-tools.sh (Debian: apt-get install gcc g++ clang)")
+    });
+    if output.status.success() {
+        Ok(output_path)
+    } else {
+        Err(format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+#[track_caller]
+fn compile_ok(compiler: &str, lang: &str, std: &str, extra: &[&str], source: &str, tag: &str) {
+    if let Err(e) = try_compile(compiler, lang, std, extra, source, tag, None) {
+        panic!("{compiler} -std={std} {extra:?} rejects the header ({tag}):\n{e}");
+    }
+}
+
+// The header with the brief's flags, as C99, C11, C++11 and C++17, with gcc and with clang.
 
 #[test]
 fn compiles_as_c99() {
-    compile("CC", "cc", "c", "c99");
+    compile_ok(&default_compiler("c"), "c", "c99", &[], C_SOURCE, "check");
 }
 
 #[test]
 fn compiles_as_c11() {
-    compile("CC", "cc", "c", "c11");
+    compile_ok(&default_compiler("c"), "c", "c11", &[], C_SOURCE, "check");
 }
 
 #[test]
 fn compiles_as_cpp11() {
-    compile("CXX", "c++", "c++", "c++11");
+    compile_ok(&default_compiler("c++"), "c++", "c++11", &[], C_SOURCE, "check");
 }
 
 #[test]
 fn compiles_as_cpp17() {
-    compile("CXX", "c++", "c++", "c++17");
+    compile_ok(&default_compiler("c++"), "c++", "c++17", &[], C_SOURCE, "check");
+}
+
+#[test]
+fn compiles_as_c99_with_clang() {
+    compile_ok(&clang("c"), "c", "c99", &[], C_SOURCE, "check");
+}
+
+#[test]
+fn compiles_as_c11_with_clang() {
+    compile_ok(&clang("c"), "c", "c11", &[], C_SOURCE, "check");
+}
+
+#[test]
+fn compiles_as_cpp11_with_clang() {
+    compile_ok(&clang("c++"), "c++", "c++11", &[], C_SOURCE, "check");
+}
+
+#[test]
+fn compiles_as_cpp17_with_clang() {
+    compile_ok(&clang("c++"), "c++", "c++17", &[], C_SOURCE, "check");
+}
+
+/// Warnings users commonly turn on must not fire inside the header.
+const STRICT_C: &[&str] = &[
+    "-Wconversion",
+    "-Wsign-conversion",
+    "-Wshadow",
+    "-Wundef",
+    "-Wstrict-prototypes",
+    "-Wmissing-prototypes",
+    "-Wcast-qual",
+    "-Wredundant-decls",
+];
+const STRICT_CXX: &[&str] = &[
+    "-Wconversion",
+    "-Wsign-conversion",
+    "-Wshadow",
+    "-Wundef",
+    "-Wold-style-cast",
+    "-Wzero-as-null-pointer-constant",
+    "-Wnon-virtual-dtor",
+];
+
+#[test]
+fn header_is_clean_under_strict_warnings() {
+    let include_only = "#include \"gitlab_runner_api.h\"\n";
+    for compiler in [default_compiler("c"), clang("c")] {
+        for std in ["c99", "c11", "c17"] {
+            compile_ok(&compiler, "c", std, STRICT_C, include_only, "strict");
+        }
+    }
+    for compiler in [default_compiler("c++"), clang("c++")] {
+        for std in ["c++11", "c++14", "c++17", "c++20"] {
+            compile_ok(&compiler, "c++", std, STRICT_CXX, include_only, "strict");
+        }
+    }
+    // clang's every warning, in C.
+    compile_ok(&clang("c"), "c", "c99", &["-Weverything"], include_only, "everything");
+}
+
+/// Every declaration of the header has a doxygen comment right before it (the include guard
+/// and the alternatives of the GLR_MUST_USE definition excepted: one comment covers them).
+#[test]
+fn every_declaration_has_a_doc_comment() {
+    let header = generated();
+    let mut in_comment = false;
+    let mut previous = String::new();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for line in header.lines() {
+        let t = line.trim();
+        if in_comment || t.starts_with("/*") {
+            in_comment = !t.contains("*/");
+            if !t.is_empty() {
+                previous = t.to_owned();
+            }
+            continue;
+        }
+        if let Some(name) = declared_name(line) {
+            if !matches!(name, "GLR_H" | "GLR_MUST_USE") {
+                checked += 1;
+                if !previous.ends_with("*/") || previous.starts_with("/* Generated") {
+                    missing.push(name.to_owned());
+                }
+            }
+        }
+        if !t.is_empty() {
+            previous = t.to_owned();
+        }
+    }
+    assert!(missing.is_empty(), "declarations without a doc comment: {missing:?}");
+    assert!(checked > 150, "only {checked} declarations found: the parse is broken");
+}
+
+// ---- the C++ wrapper include/gitlab_runner_api.hpp ---------------------------------------------
+
+const HPP_SOURCE: &str = r#"
+#include "gitlab_runner_api.hpp"
+#include "gitlab_runner_api.hpp" /* the include guard works */
+#include <string>
+#include <vector>
+
+int glr_hpp_check(glr::Runner &runner);
+int glr_hpp_check(glr::Runner &runner) {
+    std::optional<glr::Job> job = runner.request_job();
+    if (!job)
+        return 0;
+    std::size_t n = 0;
+    for (std::string_view line : job->script())
+        n += line.size();
+    for (const glr::Variable &v : job->variables())
+        n += v.is_masked() ? 1u : 0u;
+    std::vector<std::string> tags(runner.tags().begin(), runner.tags().end());
+    job->append_log("x");
+    job->set_cancel_callback([](glr::JobState) {});
+    glr::Artifacts artifacts;
+    job->set_failed(glr::FailureReason::script, &artifacts);
+    return static_cast<int>(n + tags.size());
+}
+"#;
+
+#[test]
+fn cpp_wrapper_compiles_as_cpp17_and_cpp20() {
+    for compiler in [default_compiler("c++"), clang("c++")] {
+        for std in ["c++17", "c++20"] {
+            compile_ok(&compiler, "c++", std, STRICT_CXX, HPP_SOURCE, "hpp");
+        }
+    }
+}
+
+#[test]
+fn cpp_wrapper_says_it_needs_cpp17() {
+    for compiler in [default_compiler("c++"), clang("c++")] {
+        let err = try_compile(&compiler, "c++", "c++14", &[], HPP_SOURCE, "hpp14", None)
+            .expect_err("the wrapper must refuse C++14");
+        assert!(err.contains("gitlab_runner_api.hpp needs C++17 or later"), "{compiler}:\n{err}");
+    }
+}
+
+/// tests/cpp/wrapper_test.cpp, linked with this build's library and run (no network needed).
+#[test]
+fn cpp_wrapper_runs() {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap().to_path_buf();
+    let lib = deps.join("libgitlab_runner_api.so");
+    assert!(lib.is_file(), "{} is missing", lib.display());
+    // The program asks for the SONAME; cargo writes only libgitlab_runner_api.so.
+    let abi = generated()
+        .lines()
+        .find_map(|l| l.strip_prefix("#define GLR_ABI_VERSION ").map(|v| v.trim().to_owned()))
+        .expect("GLR_ABI_VERSION");
+    let libdir = scratch().join(format!("lib-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&libdir);
+    std::fs::create_dir_all(&libdir).unwrap();
+    std::os::unix::fs::symlink(&lib, libdir.join(format!("libgitlab_runner_api.so.{abi}"))).unwrap();
+    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cpp/wrapper_test.cpp"))
+        .expect("tests/cpp/wrapper_test.cpp");
+    for compiler in [default_compiler("c++"), clang("c++")] {
+        let link = vec![
+            format!("-L{}", deps.display()),
+            format!("-Wl,-rpath,{}", libdir.display()),
+            "-lgitlab_runner_api".to_owned(),
+        ];
+        let program = try_compile(&compiler, "c++", "c++17", STRICT_CXX, &source, "wrapper_test", Some(&link))
+            .unwrap_or_else(|e| panic!("{compiler}: tests/cpp/wrapper_test.cpp does not build:\n{e}"));
+        let out = Command::new(&program).env_remove("GLR_LOG").output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.starts_with("wrapper ok"),
+            "{compiler}: wrapper_test failed ({}):\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&libdir);
 }

@@ -140,7 +140,8 @@ pub unsafe extern "C" fn glr_job_id(job: *const glr_job) -> i64 {
     unsafe { job_field(job, 0, |j| Ok(j.inner.id())) }
 }
 
-/// The job token (a secret: CI_JOB_TOKEN). Borrowed: valid until glr_job_free().
+/// The job token (a secret: CI_JOB_TOKEN). Borrowed: valid until glr_job_free(). NULL only if `job`
+/// is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_token(job: *const glr_job) -> *const c_char {
     unsafe { job_str(job, |i| Some(&i.token)) }
@@ -258,7 +259,7 @@ pub unsafe extern "C" fn glr_job_script_line(job: *const glr_job, index: usize) 
     }
 }
 
-/// How many `after_script` lines the job has (0 if none).
+/// How many `after_script` lines the job has (0 if none, or if `job` is NULL).
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_after_script_count(job: *const glr_job) -> usize {
     unsafe { job_field(job, 0, |j| Ok(j.inner.info().after_script.len())) }
@@ -275,7 +276,7 @@ pub unsafe extern "C" fn glr_job_after_script_line(job: *const glr_job, index: u
     }
 }
 
-/// How many variables GitLab sent (in payload order).
+/// How many variables GitLab sent (in payload order; 0 if `job` is NULL).
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_variable_count(job: *const glr_job) -> usize {
     unsafe { job_field(job, 0, |j| Ok(j.inner.info().variables.len())) }
@@ -303,7 +304,8 @@ pub unsafe extern "C" fn glr_job_variable_value(job: *const glr_job, index: usiz
     }
 }
 
-/// The flags of variable `index` (GLR_VAR_PUBLIC | _MASKED | _FILE | _RAW), 0 when out of range.
+/// The flags of variable `index` (GLR_VAR_PUBLIC | _MASKED | _FILE | _RAW), 0 when out of range
+/// (GLR_ERR_INVALID_ARGUMENT as last error) or `job` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_variable_flags(job: *const glr_job, index: usize) -> u32 {
     unsafe {
@@ -570,13 +572,14 @@ pub unsafe extern "C" fn glr_job_free(job: *mut glr_job) {
     unsafe { free_handle(job) }
 }
 
-/// How many jobs this job depends on (whose artifacts it may download).
+/// How many jobs this job depends on (whose artifacts it may download; 0 if `job` is NULL).
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_dependency_count(job: *const glr_job) -> usize {
     unsafe { job_field(job, 0, |j| Ok(j.inner.info().dependencies.len())) }
 }
 
-/// The job id of dependency `index`, or 0 when out of range.
+/// The job id of dependency `index`, or 0 when out of range (GLR_ERR_INVALID_ARGUMENT as last
+/// error) or `job` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_dependency_id(job: *const glr_job, index: usize) -> i64 {
     unsafe {

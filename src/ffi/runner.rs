@@ -239,6 +239,7 @@ pub unsafe extern "C" fn glr_runner_api_url(runner: *const glr_runner) -> *const
 }
 
 /// The runner's authentication token (a secret). Borrowed: valid until glr_runner_free().
+/// NULL only if `runner` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_token(runner: *const glr_runner) -> *const c_char {
     unsafe { runner_str(runner, |d| Some(&d.token)) }
@@ -252,7 +253,8 @@ pub unsafe extern "C" fn glr_runner_token_expires_at(runner: *const glr_runner) 
 }
 
 /// This runner manager's `system_id` (`s_...` derived from the machine id, or `r_...` random),
-/// created once and persisted. Borrowed: valid until glr_runner_free().
+/// created once and persisted. Borrowed: valid until glr_runner_free(). NULL only if `runner` is
+/// NULL.
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_system_id(runner: *const glr_runner) -> *const c_char {
     unsafe { runner_str(runner, |d| Some(&d.system_id)) }
@@ -314,7 +316,8 @@ pub unsafe extern "C" fn glr_runner_locked(runner: *const glr_runner) -> i32 {
     unsafe { runner_field(runner, -1, |r| Ok(tristate(r.inner.fixed().registration.locked))) }
 }
 
-/// Whether the runner was registered active (not paused): 1, 0, or -1 when unknown.
+/// Whether the runner was registered active (not paused): 1, 0, or -1 when unknown (or `runner`
+/// is NULL).
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_active(runner: *const glr_runner) -> i32 {
     unsafe {
@@ -325,13 +328,15 @@ pub unsafe extern "C" fn glr_runner_active(runner: *const glr_runner) -> i32 {
     }
 }
 
-/// Whether the runner was registered to run untagged jobs: 1, 0, or -1 when unknown.
+/// Whether the runner was registered to run untagged jobs: 1, 0, or -1 when unknown (or `runner`
+/// is NULL).
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_run_untagged(runner: *const glr_runner) -> i32 {
     unsafe { runner_field(runner, -1, |r| Ok(tristate(r.inner.fixed().registration.run_untagged))) }
 }
 
-/// The maximum job timeout given at registration in seconds, or -1 when unknown.
+/// The maximum job timeout given at registration in seconds, or -1 when unknown (or `runner` is
+/// NULL).
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_maximum_timeout(runner: *const glr_runner) -> i64 {
     unsafe { runner_field(runner, -1, |r| Ok(r.inner.fixed().registration.maximum_timeout.unwrap_or(-1))) }

@@ -1,0 +1,13 @@
+"""ANSI colour codes for job logs, as in the Python package."""
+
+BOLD_BLACK = "\033[30;1m"
+BOLD_RED = "\033[31;1m"
+BOLD_GREEN = "\033[32;1m"
+BOLD_YELLOW = "\033[33;1m"
+BOLD_BLUE = "\033[34;1m"
+BOLD_MAGENTA = "\033[35;1m"
+BOLD_CYAN = "\033[36;1m"
+BOLD_WHITE = "\033[37;1m"
+YELLOW = "\033[0;33m"
+RESET = "\033[0;m"
+CLEAR = "\033[0K"
