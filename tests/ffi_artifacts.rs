@@ -411,6 +411,7 @@ fn forbidden_means_the_job_was_canceled() {
     assert!(msg.contains("403"), "{msg}");
     assert_eq!(artifact_posts(&t.server).len(), 1, "403 is not retried");
     assert!(t.server.job(t.id).unwrap().artifacts.is_empty());
+    assert_eq!(unsafe { glr_job_state(t.job) }, GLR_JOB_CANCELED, "as after a 403 on PATCH or PUT");
 
     // And for real: GitLab canceled the job.
     t.server.cancel_job(t.id, false);

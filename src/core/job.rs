@@ -233,7 +233,13 @@ impl Job {
             // Job-token endpoints only accept a job GitLab sees running.
             s.commit_locked()?;
             for file in &set.files {
-                artifacts::upload(&s.runner.api_url, s.info.id, &s.info.token, file)?;
+                if let Err(e) = artifacts::upload(&s.runner.api_url, s.info.id, &s.info.token, file) {
+                    if e.kind == ErrorKind::JobCanceled {
+                        // A 403: GitLab no longer runs the job, as on a PATCH or PUT.
+                        s.set_state(JobState::Canceled);
+                    }
+                    return Err(e);
+                }
             }
         }
         self.finish(outcome)

@@ -6,8 +6,8 @@ use super::common::{authenticate_job, check, forbidden, grape_error, job_token, 
 use crate::model::ArtifactRecord;
 use crate::state::Shared;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Request, Uri};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::Response;
 use serde_json::Value;
 use std::sync::Arc;
@@ -135,15 +135,19 @@ pub(crate) async fn upload(
 
 /// The `file` part (filename, bytes) and every other text field of a multipart body.
 async fn parse_multipart(headers: &HeaderMap, body: Bytes) -> (Option<(String, Vec<u8>)>, Vec<(String, String)>) {
-    let mut req = Request::new(Body::from(body));
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        req.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
-    }
     let mut file = None;
     let mut fields = Vec::new();
-    let Ok(mut mp) = Multipart::from_request(req, &()).await else {
+    // multer directly (not axum's extractor on a rebuilt request, which would fall back to
+    // axum's 2 MB default body limit): the body is already read, within max_artifact_size.
+    let Some(boundary) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|ct| ct.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+    else {
         return (None, fields);
     };
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut mp = multer::Multipart::new(stream, boundary);
     while let Ok(Some(field)) = mp.next_field().await {
         let name = field.name().unwrap_or("").to_string();
         let filename = field.file_name().map(str::to_owned);

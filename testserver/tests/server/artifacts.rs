@@ -71,6 +71,16 @@ fn upload_stores_type_format_expiry_and_file() {
 }
 
 #[test]
+fn large_uploads_are_stored_whole() {
+    let s = server();
+    let (id, token) = running_job(&s);
+    let data: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let r = upload(&s, id, &token, "artifact_format=zip&artifact_type=archive", multipart("big.zip", &data, &[]));
+    assert_eq!(r.status(), 201, "a 5 MiB upload (over axum's 2 MB default) is accepted");
+    assert_eq!(s.job(id).unwrap().artifacts[0].data, data);
+}
+
+#[test]
 fn upload_defaults_and_form_fields() {
     let s = server();
     let (id, token) = running_job(&s);
