@@ -10,7 +10,9 @@
  * GitLab's runners do). Its output (stdout and stderr) is streamed into the job log as it
  * arrives, after a `$ LINE` header like GitLab's runners print. The first failing line stops the
  * script; the `after_script` lines then always run (their failures are ignored). The job is
- * reported successful, or failed with `script_failure` and the exit code.
+ * reported successful, or failed with `script_failure` and the exit code. Before the script, the
+ * artifacts of the jobs it depends on are downloaded and unpacked into its directory; after it,
+ * the job's own `artifacts:` entries are collected there and uploaded with the report.
  *
  * GitLab may cancel the job: the executor asks (glr_job_auth) between lines and while a command
  * is silent, and learns it from every log upload. A graceful cancel (GLR_JOB_CANCELING) kills the
@@ -18,7 +20,7 @@
  * GLR_ERR_JOB_CANCELED from any call) kills the command and stops: nothing more can be reported.
  *
  * Left out on purpose (a real executor adds them): cloning the repository (glr_job_repo_url(),
- * glr_job_commit_sha()), images and services, caches, artifacts (glr_artifacts_*), timeouts,
+ * glr_job_commit_sha()), images and services, caches, timeouts,
  * expanding $VARIABLES inside variable values, one shell session for all lines.
  *
  * Exit status: 0 the job was reported (whatever its outcome) or was canceled by GitLab;
@@ -359,11 +361,59 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 /* ---- running a job ------------------------------------------------------------------------ */
 
 /* Runs the job and reports it to GitLab. */
+/* Dependencies: download each one's artifacts and unpack them into the build directory, as
+   GitLab runners do before the script. Returns 0, or -1 when a dependency cannot be had. */
+static int download_dependencies(struct job_run *run)
+{
+    size_t i, count = glr_job_dependency_count(run->job);
+    for (i = 0; i < count; i++) {
+        const char *name = glr_job_dependency_name(run->job, i);
+        char *zip = join3(run->dir, "/dependency.zip", "");
+        glr_status status;
+        log_printf(run, "Downloading artifacts for %s (%lld)...\n", name ? name : "?",
+                   (long long)glr_job_dependency_id(run->job, i));
+        status = glr_job_download_artifacts(run->job, i, zip);
+        if (status == GLR_ERR_NOT_FOUND) {
+            log_printf(run, "WARNING: %s has no artifacts\n", name ? name : "the dependency");
+        } else if (status != GLR_OK || (status = glr_extract_artifacts(zip, run->workdir)) != GLR_OK) {
+            char msg[1024];
+            glr_last_error_message(msg, sizeof msg);
+            log_printf(run, "ERROR: artifacts of %s: %s\n", name ? name : "the dependency", msg);
+            unlink(zip);
+            free(zip);
+            return -1;
+        }
+        unlink(zip);
+        free(zip);
+    }
+    return 0;
+}
+
+/* The job's own artifacts (its `artifacts:` entries), collected from the build directory after
+   the script; NULL when none apply. The caller passes them to set_success/set_failed. */
+static glr_artifacts *collect_artifacts(struct job_run *run, int succeeded)
+{
+    glr_artifacts *artifacts = NULL;
+    if (glr_artifacts_new(&artifacts) != GLR_OK)
+        return NULL;
+    if (glr_artifacts_collect(artifacts, run->job, run->workdir, succeeded) != GLR_OK) {
+        char msg[1024];
+        glr_last_error_message(msg, sizeof msg);
+        log_printf(run, "WARNING: artifacts not uploaded: %s\n", msg);
+    } else if (glr_artifacts_count(artifacts) > 0) {
+        log_printf(run, "Uploading artifacts: %zu file(s)\n", glr_artifacts_count(artifacts));
+        return artifacts;
+    }
+    glr_artifacts_free(artifacts);
+    return NULL;
+}
+
 static void run_job(glr_job *job)
 {
     struct job_run run;
     size_t i, count;
-    int exit_code = 0, system_failure = 0;
+    int exit_code = 0, system_failure = 0, dependency_failure = 0;
+    glr_artifacts *artifacts = NULL;
     const char *tmp = getenv("TMPDIR");
     const char *ref = glr_job_ref(job);
 
@@ -393,10 +443,12 @@ static void run_job(glr_job *job)
     }
     if (!system_failure)
         build_environment(&run);
+    if (!system_failure && download_dependencies(&run) != 0)
+        dependency_failure = 1;
 
     /* script: stop at the first failing line, or when GitLab cancels the job. */
     count = glr_job_script_count(job);
-    for (i = 0; i < count && !system_failure; i++) {
+    for (i = 0; i < count && !system_failure && !dependency_failure; i++) {
         const char *line = glr_job_script_line(job, i);
         int rc;
         if (line == NULL)
@@ -431,23 +483,28 @@ static void run_job(glr_job *job)
         }
     }
 
-    /* Report. set_success/set_failed upload the rest of the log first. */
+    /* Report. set_success/set_failed upload the artifacts, then the rest of the log. */
+    if (!run.stopped && !run.canceling && !system_failure && !dependency_failure)
+        artifacts = collect_artifacts(&run, exit_code == 0);
     if (!run.stopped) {
         if (run.canceling) {
             log_printf(&run, "\033[31;1mERROR: Job canceled\033[0;m\n");
             /* The official runner reports job_canceled, which GitLab files as unknown_failure;
                GitLab then marks the job canceled. */
             job_call(&run, glr_job_set_failed(job, GLR_FAILURE_UNKNOWN, NULL), "glr_job_set_failed", 0);
+        } else if (dependency_failure) {
+            log_printf(&run, "\033[31;1mERROR: Job failed: a dependency's artifacts are missing\033[0;m\n");
+            job_call(&run, glr_job_set_failed(job, GLR_FAILURE_MISSING_DEPENDENCY, NULL), "glr_job_set_failed", 0);
         } else if (system_failure) {
             log_printf(&run, "\033[31;1mERROR: Job failed (system failure)\033[0;m\n");
             job_call(&run, glr_job_set_failed(job, GLR_FAILURE_RUNNER_SYSTEM, NULL), "glr_job_set_failed", 0);
         } else if (exit_code == 0) {
             log_printf(&run, "\033[32;1mJob succeeded\033[0;m\n");
-            job_call(&run, glr_job_set_success(job, NULL), "glr_job_set_success", 0);
+            job_call(&run, glr_job_set_success(job, artifacts), "glr_job_set_success", 0);
         } else {
             log_printf(&run, "\033[31;1mERROR: Job failed: exit code %d\033[0;m\n", exit_code);
             if (job_call(&run, glr_job_set_exit_code(job, exit_code), "glr_job_set_exit_code", 0))
-                job_call(&run, glr_job_set_failed(job, GLR_FAILURE_SCRIPT, NULL), "glr_job_set_failed", 0);
+                job_call(&run, glr_job_set_failed(job, GLR_FAILURE_SCRIPT, artifacts), "glr_job_set_failed", 0);
         }
     }
     if (run.stopped)
@@ -459,6 +516,7 @@ static void run_job(glr_job *job)
                state >= 0 && state <= 4 ? names[state] : "?", exit_code ? " (script failed)" : "");
     }
 
+    glr_artifacts_free(artifacts);
     if (run.envp != NULL) {
         for (i = 0; run.envp[i] != NULL; i++)
             free(run.envp[i]);

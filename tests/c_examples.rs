@@ -815,3 +815,41 @@ fn persist_job_take_without_a_job_exits_2() {
     out.expect_code(2, "persist_job take with no job");
     assert!(!Path::new(&job_file).exists());
 }
+
+#[test]
+fn c_executor_downloads_dependencies_and_uploads_artifacts() {
+    let server = server();
+    let dir = TempDir::new();
+    let runner = register(&server, &dir);
+    // The default payload depends on the test server's fixture job (build/output.txt in its
+    // archive) and declares `out/` (archive, on_success) and `report.xml` (junit, always).
+    let id = server.queue_job(script_job(
+        &[
+            "cat build/output.txt",
+            "mkdir -p out/sub && echo result-$((40+2)) > out/sub/result.txt",
+            "echo '<testsuite name=\"t\"/>' > report.xml",
+        ],
+        &[],
+    ));
+    let out = run("executor", &[&runner, "--once"], dir.path());
+    out.expect_ok("executor");
+    let record = job_record(&server, id);
+    let text = trace(&record);
+    assert_eq!(record.state, "success", "{text}");
+    assert_in_order(&text, &["Downloading artifacts for build", "built by the fixture job\n", "Uploading artifacts: 2 file(s)"]);
+
+    let archive = record.artifacts.iter().find(|a| a.artifact_type == "archive").expect("the archive was uploaded");
+    assert_eq!((archive.artifact_format.as_str(), archive.expire_in.as_deref()), ("zip", Some("7 days")));
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive.data.clone())).expect("a zip");
+    let mut content = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("out/sub/result.txt").expect("out/sub/result.txt"), &mut content)
+        .unwrap();
+    assert_eq!(content, "result-42\n");
+
+    let junit = record.artifacts.iter().find(|a| a.artifact_type == "junit").expect("the junit report was uploaded");
+    assert_eq!(junit.artifact_format, "gzip");
+    let mut xml = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&junit.data[..]), &mut xml).unwrap();
+    assert_eq!(xml, "<testsuite name=\"t\"/>\n");
+    assert_no_job_dirs_left(&dir);
+}
