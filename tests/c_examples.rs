@@ -836,7 +836,10 @@ fn c_executor_downloads_dependencies_and_uploads_artifacts() {
     let record = job_record(&server, id);
     let text = trace(&record);
     assert_eq!(record.state, "success", "{text}");
-    assert_in_order(&text, &["Downloading artifacts for build", "built by the fixture job\n", "Uploading artifacts: 2 file(s)"]);
+    assert_in_order(
+        &text,
+        &["Downloading artifacts for build", "built by the fixture job\n", "Uploading artifacts: 2 file(s)"],
+    );
 
     let archive = record.artifacts.iter().find(|a| a.artifact_type == "archive").expect("the archive was uploaded");
     assert_eq!((archive.artifact_format.as_str(), archive.expire_in.as_deref()), ("zip", Some("7 days")));
