@@ -62,8 +62,10 @@ struct JobMut {
 
 pub(crate) struct JobShared {
     runner: RunnerData,
-    runner_info: Value,
-    payload: Value,
+    /// The runner's `info` as JSON text (sent with every job update).
+    runner_info: String,
+    /// GitLab's payload, as JSON text (see `JobData::payload`).
+    payload: String,
     info: JobInfo,
     inner: Mutex<JobMut>,
     net: Mutex<()>,
@@ -92,13 +94,15 @@ fn masker_for(info: &JobInfo) -> Masker {
 impl Job {
     fn build(
         runner: RunnerData,
-        payload: Value,
+        payload: String,
         state: JobState,
         committed: bool,
         exit_code: Option<i32>,
         trace: impl FnOnce(Masker) -> Trace,
     ) -> Result<Job> {
-        let info = JobInfo::from_payload(&payload)?;
+        let parsed: Value =
+            serde_json::from_str(&payload).map_err(|e| Error::parse(format!("job payload is not JSON: {e}")))?;
+        let info = JobInfo::from_payload(&parsed)?;
         let trace = trace(masker_for(&info));
         let inner = JobMut {
             state,
@@ -111,7 +115,7 @@ impl Job {
             failures: 0,
         };
         let shared = Arc::new(JobShared {
-            runner_info: info_json(&runner),
+            runner_info: info_json(&runner).to_string(),
             runner,
             payload,
             info,
@@ -124,7 +128,7 @@ impl Job {
     }
 
     /// A job just received from `POST /jobs/request`.
-    pub fn new(runner: RunnerData, payload: Value) -> Result<Job> {
+    pub fn new(runner: RunnerData, payload: String) -> Result<Job> {
         Self::build(runner, payload, JobState::Running, false, None, Trace::new)
     }
 
@@ -153,7 +157,8 @@ impl Job {
     pub fn info(&self) -> &JobInfo {
         &self.shared.info
     }
-    pub fn payload(&self) -> &Value {
+    /// GitLab's payload as JSON text.
+    pub fn payload(&self) -> &str {
         &self.shared.payload
     }
     pub fn runner(&self) -> &RunnerData {
@@ -324,6 +329,10 @@ fn check_active(state: JobState, id: i64) -> Result<()> {
 }
 
 impl JobShared {
+    fn runner_info(&self) -> Value {
+        serde_json::from_str(&self.runner_info).expect("the runner info was serialised by us")
+    }
+
     fn path(&self) -> String {
         format!("/api/v4/jobs/{}", self.info.id)
     }
@@ -400,7 +409,7 @@ impl JobShared {
             return Ok(());
         }
         let resp =
-            self.put(json!({"info": self.runner_info, "token": self.info.token, "state": "running", "output": {}}))?;
+            self.put(json!({"info": self.runner_info(), "token": self.info.token, "state": "running", "output": {}}))?;
         self.observe(&resp)?;
         match resp.status {
             200 | 202 => {
@@ -419,7 +428,7 @@ impl JobShared {
             (m.trace.checksum(), m.trace.len())
         };
         let resp = self.put(json!({
-            "info": self.runner_info, "token": self.info.token, "state": "running",
+            "info": self.runner_info(), "token": self.info.token, "state": "running",
             "output": {"checksum": checksum, "bytesize": size}
         }))?;
         self.observe(&resp)?;
@@ -493,7 +502,7 @@ impl JobShared {
         let m = lock(&self.inner);
         let checksum = m.trace.checksum();
         let mut body = json!({
-            "info": self.runner_info,
+            "info": self.runner_info(),
             "token": self.info.token,
             "state": "success",
             "checksum": checksum,

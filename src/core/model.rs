@@ -105,8 +105,9 @@ pub struct LogData {
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobData {
     pub runner: RunnerData,
-    /// The job payload exactly as GitLab sent it.
-    pub payload: serde_json::Value,
+    /// The job payload as GitLab sent it, as JSON text. Kept as text, not as a parsed tree: a
+    /// parsed payload costs about ten times its size, and a process may hold thousands of jobs.
+    pub payload: String,
     pub state: JobState,
     /// `PUT state=running` was acknowledged (two-phase commit done).
     pub committed: bool,

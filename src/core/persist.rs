@@ -112,7 +112,7 @@ struct JobOut<'a> {
     format: &'static str,
     version: i64,
     runner: RunnerOut<'a>,
-    payload: &'a Value,
+    payload: &'a serde_json::value::RawValue,
     state: &'static str,
     committed: bool,
     exit_code: Option<i32>,
@@ -178,13 +178,18 @@ pub fn runner_to_string(r: &RunnerData) -> String {
     to_json(&runner_out(r))
 }
 
+/// The stored payload text, embedded as it is (it was produced by a JSON parser or checked by one).
+fn raw_payload(text: &str) -> &serde_json::value::RawValue {
+    serde_json::from_str(text).expect("a job's payload is valid JSON")
+}
+
 /// The job in our v2 format (compact JSON, one object, the runner and the payload inside).
 pub fn job_to_string(j: &JobData) -> String {
     to_json(&JobOut {
         format: Kind::Job.format(),
         version: FORMAT_VERSION,
         runner: runner_out(&j.runner),
-        payload: &j.payload,
+        payload: raw_payload(&j.payload),
         state: j.state.as_str(),
         committed: j.committed,
         exit_code: j.exit_code,
@@ -578,7 +583,7 @@ fn job_from_v2(map: Map<String, Value>) -> Result<JobData> {
 
     Ok(JobData {
         runner,
-        payload,
+        payload: payload.to_string(),
         state,
         committed,
         exit_code,
@@ -603,7 +608,7 @@ fn job_from_v1(items: Vec<Value>) -> Result<JobData> {
     let len = text.len();
     Ok(JobData {
         runner,
-        payload,
+        payload: payload.to_string(),
         state,
         committed: true,
         exit_code: None,
@@ -735,7 +740,8 @@ mod tests {
             payload: json!({
                 "id": 1234567, "token": "SECRETJOB", "zeta": [1, 2.5, null, {"b": 1, "a": 2}],
                 "job_info": {"name": "build", "stage": "test"}, "alpha": "üñí €"
-            }),
+            })
+            .to_string(),
             state,
             committed: true,
             exit_code: Some(3),
@@ -794,7 +800,7 @@ mod tests {
         assert_eq!(j, sample_job(JobState::Canceling));
         // The payload comes back verbatim, in GitLab's key order.
         assert_eq!(
-            j.payload.to_string(),
+            j.payload,
             r#"{"id":1234567,"token":"SECRETJOB","zeta":[1,2.5,null,{"b":1,"a":2}],"job_info":{"name":"build","stage":"test"},"alpha":"üñí €"}"#
         );
     }
@@ -911,11 +917,12 @@ mod tests {
         ] {
             let j = job_from_str(s).unwrap();
             assert_eq!(RunnerData { system_id: owner.system_id.clone(), ..j.runner.clone() }, owner);
-            assert_eq!(j.payload["id"], 42);
-            assert_eq!(j.payload["token"], "JOBTOK");
-            assert_eq!(j.payload["job_info"]["name"], "test");
-            assert_eq!(j.payload["git_info"]["ref_type"], "branch");
-            assert_eq!(j.payload["variables"][0]["value"], "g/p");
+            let payload: Value = serde_json::from_str(&j.payload).unwrap();
+            assert_eq!(payload["id"], 42);
+            assert_eq!(payload["token"], "JOBTOK");
+            assert_eq!(payload["job_info"]["name"], "test");
+            assert_eq!(payload["git_info"]["ref_type"], "branch");
+            assert_eq!(payload["variables"][0]["value"], "g/p");
             assert_eq!(j.state, state);
             // Python assumed all of the stored log was uploaded.
             assert_eq!(

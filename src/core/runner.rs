@@ -274,8 +274,10 @@ impl Runner {
             403 => return Err(resp.error(ErrorKind::Auth).context("the runner token was rejected")),
             _ => return Err(resp.unexpected()),
         }
-        let payload = resp.json().map_err(|e| e.context("a job was assigned but cannot be read"))?;
-        let job = Job::new(snapshot, payload)?;
+        let payload = String::from_utf8(resp.body).map_err(|_| {
+            Error::parse(format!("{}: 201 with a body that is not UTF-8 (a job was assigned but cannot be read)", resp.what))
+        })?;
+        let job = Job::new(snapshot, payload).map_err(|e| e.context("a job was assigned but cannot be read"))?;
         diag::info(&format!("received job {}", job.id()));
         match job.commit() {
             Ok(()) => Ok(Some(job)),

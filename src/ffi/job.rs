@@ -336,7 +336,7 @@ pub unsafe extern "C" fn glr_job_payload(job: *const glr_job, out: *mut *mut c_c
     guard(|| {
         let out = unsafe { out_arg(out, "out") }?;
         let job = unsafe { job_ref(job) }?;
-        out.write(owned_c_string(&job.inner.payload().to_string()));
+        out.write(owned_c_string(job.inner.payload()));
         Ok(())
     })
 }

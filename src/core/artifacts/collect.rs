@@ -410,7 +410,8 @@ pub fn collect(job: &Job, workdir: &Path, job_succeeded: bool) -> Result<Collect
     let lookup = |name: &str| {
         info.variables.iter().rev().find(|v| v.key == name && v.flags & VAR_FILE == 0).map(|v| v.value.clone())
     };
-    collect_from(job.payload(), &lookup, workdir, job_succeeded)
+    let payload: Value = serde_json::from_str(job.payload()).expect("a job's payload is valid JSON");
+    collect_from(&payload, &lookup, workdir, job_succeeded)
 }
 
 pub(crate) fn collect_from(
