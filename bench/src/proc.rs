@@ -1,0 +1,56 @@
+//! What the kernel says about this process and the machine.
+
+use std::time::Duration;
+
+/// A field of /proc/self/status in KiB (VmRSS, VmHWM...).
+pub fn status_kib(field: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn rss_kib() -> u64 {
+    status_kib("VmRSS")
+}
+
+/// Peak resident set size.
+pub fn hwm_kib() -> u64 {
+    status_kib("VmHWM")
+}
+
+/// Threads of this process (entries of /proc/self/task).
+pub fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Waits until the thread count settles (threads may still be starting or ending).
+pub fn threads_settled() -> usize {
+    let mut last = threads();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(25));
+        let now = threads();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// The machine line of BENCHMARKS.md: cores, CPU model, RAM.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("nproc {cores}, {model}, {:.1} GiB RAM", mem_kib as f64 / 1024.0 / 1024.0)
+}
