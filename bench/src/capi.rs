@@ -126,6 +126,22 @@ impl Job {
         check("glr_job_set_success", unsafe { glr_job_set_success(self.0, ptr::null()) })
     }
 
+    /// The job token (borrowed from the handle, copied here).
+    pub fn token(&self) -> String {
+        let p = unsafe { glr_job_token(self.0) };
+        if p.is_null() {
+            return String::new();
+        }
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+
+    /// The raw payload GitLab sent.
+    pub fn payload(&self) -> Result<String> {
+        let mut out = ptr::null_mut();
+        check("glr_job_payload", unsafe { glr_job_payload(self.0, &mut out) })?;
+        Ok(take_string(out))
+    }
+
     pub fn dumps(&self) -> Result<String> {
         let mut out = ptr::null_mut();
         check("glr_job_dumps", unsafe { glr_job_dumps(self.0, &mut out) })?;

@@ -215,7 +215,9 @@ fn locate_server(bin_dir: &Path, quick: bool) -> ServerExe {
     if !quick {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "glr-testserver", "--bin", "glr-testserver"]);
+        // With -p bench too, features unify exactly as in `cargo run -p bench`: nothing is rebuilt,
+        // only the binary is linked.
+        cmd.args(["build", "--quiet", "-p", "bench", "-p", "glr-testserver"]);
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
@@ -223,6 +225,23 @@ fn locate_server(bin_dir: &Path, quick: bool) -> ServerExe {
             cmd.env("CARGO_TARGET_DIR", target);
         }
         cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        // `cargo run` put this package's CARGO_MANIFEST_DIR, CARGO_PKG_* ... in our environment; some
+        // build scripts (ring's) track them, and would rebuild half the tree.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("CARGO_PKG_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                ]
+                .contains(&k.as_str())
+            {
+                cmd.env_remove(&k);
+            }
+        }
         let _ = cmd.stdin(Stdio::null()).status();
     }
     if bin.exists() {
@@ -319,7 +338,10 @@ impl Harness {
             let patches = Runs(runs.iter().map(|r| f(r, "patches") / mib(r)).collect());
             let all = Runs(runs.iter().map(|r| (f(r, "patches") + f(r, "puts")) / mib(r)).collect());
             let stored = runs.iter().filter(|r| r["stored_ok"] == true).count();
-            self.check(stored == runs.len(), format!("issue 4 append (delay {delay} ms): {stored}/{} logs stored whole", runs.len()));
+            self.check(
+                stored == runs.len(),
+                format!("issue 4 append (delay {delay} ms): {stored}/{} logs stored whole", runs.len()),
+            );
             rows.push(vec![
                 format!("{delay} ms"),
                 p50.show(ns),
@@ -341,7 +363,10 @@ impl Harness {
         for (delay, p99, p50) in &p99s {
             let m = p99.median().unwrap_or(f64::NAN);
             self.targets.push(vec![
-                format!("append latency p99, 100-byte appends, server delaying every request by {delay} ms (p50 {})", p50.show(ns)),
+                format!(
+                    "append latency p99, 100-byte appends, server delaying every request by {delay} ms (p50 {})",
+                    p50.show(ns)
+                ),
                 p99.show(ns),
                 "< 5 µs".into(),
                 yes(m < 5000.0),
@@ -366,7 +391,10 @@ impl Harness {
             ]);
             let pm = patches.median().unwrap_or(f64::NAN);
             self.targets.push(vec![
-                format!("requests per MiB of log: trace PATCHes (all of the job's PATCH + PUT: {})", all.show(|x| format!("{x:.2}"))),
+                format!(
+                    "requests per MiB of log: trace PATCHes (all of the job's PATCH + PUT: {})",
+                    all.show(|x| format!("{x:.2}"))
+                ),
                 patches.show(|x| format!("{x:.2}")),
                 "≤ 2".into(),
                 yes(pm <= 2.0),
@@ -385,7 +413,19 @@ impl Harness {
             p.i4_burst,
             p.i4_pause_ms,
             table(
-                &["server delay", "p50", "p99", "p99.9", "max", "append window", "log", "PATCH bytes / log bytes", "PATCHes / MiB", "PATCH+PUT / MiB", "stored whole"],
+                &[
+                    "server delay",
+                    "p50",
+                    "p99",
+                    "p99.9",
+                    "max",
+                    "append window",
+                    "log",
+                    "PATCH bytes / log bytes",
+                    "PATCHes / MiB",
+                    "PATCH+PUT / MiB",
+                    "stored whole"
+                ],
                 &rows
             )
         ));
@@ -403,9 +443,12 @@ impl Harness {
         let finish = Runs(runs.iter().map(|r| f(r, "secs") - f(r, "append_secs")).collect());
         let stored = runs.iter().filter(|r| r["stored_ok"] == true).count();
         self.check(stored == runs.len(), format!("issue 4 throughput: {stored}/{} logs stored whole", runs.len()));
+        let raw_mbps = (tp_mib << 20) as f64 / 1e6 / f(&v, "raw_upload_secs");
+        self.check(v["raw_ok"] == true, "issue 4 throughput: the raw client's log was not stored whole".into());
+        let append_mbps = Runs(runs.iter().map(|r| f(r, "bytes") / 1e6 / f(r, "append_secs")).collect());
         let m = mbps.median().unwrap_or(f64::NAN);
         self.targets.push(vec![
-            format!("upload throughput of a {tp_mib} MiB log on loopback (append all + set_success; no delay)"),
+            format!("upload throughput of a {tp_mib} MiB log on loopback (append all + set_success; no delay; the same server takes {raw_mbps:.0} MB/s from a raw client)"),
             mbps.show(|x| format!("{x:.0} MB/s")),
             "≥ 200 MB/s".into(),
             yes(m >= 200.0),
@@ -414,16 +457,28 @@ impl Harness {
             "## Issue 4: upload throughput\n\n\
              A {} MiB log appended in 100-byte lines, then `glr_job_set_success` (which uploads what the background \
              uploader has not, in 1 MiB PATCHes, then the final PUT), against an in-process test server, no delay. \
-             Throughput = log bytes / (append + set_success) wall time, MB = 10^6 bytes.\n\n{}\n",
+             Throughput = log bytes / (append + set_success) wall time, MB = 10^6 bytes. The last column is the \
+             ceiling the test server allows on this machine: a raw HTTP client (reqwest) sending the same log as 1 MiB \
+             PATCHes to the same in-process server, with no masking and no bookkeeping.\n\n{}\n",
             tp_mib,
             table(
-                &["throughput", "total", "appending", "set_success (upload + final PUT)", "stored whole, checksum matched"],
+                &[
+                    "throughput",
+                    "total",
+                    "appending",
+                    "appending alone",
+                    "set_success (upload + final PUT)",
+                    "stored whole, checksum matched",
+                    "raw client, same server: PATCHes only"
+                ],
                 &[vec![
                     mbps.show(|x| format!("{x:.0} MB/s")),
                     secs.show(dur),
                     append.show(dur),
+                    append_mbps.show(|x| format!("{x:.0} MB/s")),
                     finish.show(dur),
-                    format!("{stored}/{}", runs.len())
+                    format!("{stored}/{}", runs.len()),
+                    format!("{raw_mbps:.0} MB/s ({}, n=1)", dur(f(&v, "raw_upload_secs"))),
                 ]]
             )
         ));
@@ -439,6 +494,11 @@ impl Harness {
             srv.queue_jobs(n)?;
             results.push(self.ours("i4-jobs", json!({"url": srv.url, "reg": srv.registration_token, "n": n}))?);
         }
+        let heap = {
+            let srv = self.server()?;
+            srv.queue_jobs(n + 1)?;
+            self.ours("heap", json!({"url": srv.url, "reg": srv.registration_token, "n": n}))?
+        };
         let get = |k: &str| Runs(results.iter().map(|r| f(r, k)).collect());
         let added = Runs(results.iter().map(|r| f(r, "threads_with_jobs") - f(r, "threads_start")).collect());
         let per_job = get("per_job_kib");
@@ -459,7 +519,11 @@ impl Harness {
              A child process registers a runner, then takes {n} jobs (GitLab's realistic payload from the test server), \
              appends one 100-byte line to each and flushes it; the jobs stay alive. Threads from /proc/self/task, memory \
              from VmRSS in /proc/self/status. The server is a separate process here, so that its own memory is not \
-             counted.\n\n{}\n",
+             counted.\n\n{}\n\
+             Where a job's memory goes: live heap bytes per job (a counting allocator in a separate run of {n} jobs) \
+             {}, of which GitLab's payload ({} of JSON) held as a `serde_json::Value` {}, the job's accessor fields \
+             (`JobInfo`) {}, the runner's `info` object copied into each job {}, the masker {}, the runner data {}; the \
+             rest of the RSS per job is allocator overhead.\n",
             table(
                 &["threads at start", "after register", "with the jobs", "RSS before the jobs", "RSS with the jobs", "per job besides its log", "peak RSS"],
                 &[vec![
@@ -471,7 +535,14 @@ impl Harness {
                     per_job.show(kib),
                     get("hwm_kib").show(kib),
                 ]]
-            )
+            ),
+            kib(f(&heap, "per_job_bytes") / 1024.0),
+            kib(f(&heap, "payload_json_bytes") / 1024.0),
+            kib(f(&heap, "payload_value_bytes") / 1024.0),
+            kib(f(&heap, "job_info_bytes") / 1024.0),
+            kib(f(&heap, "runner_info_bytes") / 1024.0),
+            kib(f(&heap, "masker_bytes") / 1024.0),
+            kib(f(&heap, "runner_data_bytes") / 1024.0),
         ));
         Ok(())
     }
@@ -489,7 +560,8 @@ impl Harness {
         let lines: Vec<u8> = (0..n).flat_map(|i| content::line(i, 100)).collect();
         let srv = self.server()?;
         srv.queue_jobs(runs_o)?;
-        let o = self.ours("e2e", json!({"url": srv.url, "reg": srv.registration_token, "runs": runs_o, "appends": n}))?;
+        let o =
+            self.ours("e2e", json!({"url": srv.url, "reg": srv.registration_token, "runs": runs_o, "appends": n}))?;
         let mut ours_complete = Vec::new();
         let mut ours_reqs = Vec::new();
         for id in o["jobs"].as_array().cloned().unwrap_or_default().iter().filter_map(Value::as_i64) {
@@ -502,7 +574,8 @@ impl Harness {
         let ours_t = Runs(nums(&o, "secs"));
         let (py_t, py_complete, py_errors, py_reqs) = if self.py_available() {
             srv.queue_jobs(runs_p)?;
-            let pv = self.py("e2e", json!({"url": srv.url, "reg": srv.registration_token, "runs": runs_p, "appends": n}))?;
+            let pv =
+                self.py("e2e", json!({"url": srv.url, "reg": srv.registration_token, "runs": runs_p, "appends": n}))?;
             let mut expected = content::PYTHON_HEADER.as_bytes().to_vec();
             expected.extend_from_slice(&lines);
             let mut comp = Vec::new();
@@ -512,17 +585,17 @@ impl Harness {
                 comp.push(c.unwrap_or(f64::NAN));
                 reqs.push(format!("{} PATCH + {} PUT", rec["trace_patches"], rec["updates"]));
             }
-            (Runs(nums(&pv, "secs")), Runs(comp), errors_text(&[&pv["append_errors"]]), reqs.first().cloned().unwrap_or_default())
+            (
+                Runs(nums(&pv, "secs")),
+                Runs(comp),
+                errors_text(&[&pv["append_errors"]]),
+                reqs.first().cloned().unwrap_or_default(),
+            )
         } else {
             (Runs::default(), Runs::default(), self.py_missing(), String::new())
         };
         let rows = vec![
-            vec![
-                "wall time".into(),
-                ours_t.show(dur),
-                py_t.show(dur),
-                ratio(py_t.median(), ours_t.median()),
-            ],
+            vec!["wall time".into(), ours_t.show(dur), py_t.show(dur), ratio(py_t.median(), ours_t.median())],
             vec![
                 "log stored by the server (of what was appended)".into(),
                 Runs(ours_complete).show(pct),
@@ -554,7 +627,8 @@ impl Harness {
             srv.set_delay(delay)?;
             let (na, ra) = (self.plan.lat_appends.0, self.plan.lat_runs.0);
             srv.queue_jobs(ra)?;
-            let o = self.ours("latency", json!({"url": srv.url, "reg": srv.registration_token, "runs": ra, "appends": na}))?;
+            let o = self
+                .ours("latency", json!({"url": srv.url, "reg": srv.registration_token, "runs": ra, "appends": na}))?;
             let lines: Vec<u8> = (0..na).flat_map(|i| content::line(i, 100)).collect();
             for id in o["runs"].as_array().cloned().unwrap_or_default().iter().filter_map(|r| r["job"].as_i64()) {
                 let (c, _) = self.stored(&srv, id, &lines)?;
@@ -564,7 +638,8 @@ impl Harness {
             let (pp50, pp99, pcomp, perr, pn) = if self.py_available() {
                 let (np, rp) = (self.plan.lat_appends.1[k], self.plan.lat_runs.1[k]);
                 srv.queue_jobs(rp)?;
-                let pv = self.py("latency", json!({"url": srv.url, "reg": srv.registration_token, "runs": rp, "appends": np}))?;
+                let pv = self
+                    .py("latency", json!({"url": srv.url, "reg": srv.registration_token, "runs": rp, "appends": np}))?;
                 let mut expected = content::PYTHON_HEADER.as_bytes().to_vec();
                 expected.extend((0..np).flat_map(|i| content::line(i, 100)));
                 let mut comp = Vec::new();
@@ -602,7 +677,19 @@ impl Harness {
              Python appends synchronously (one PATCH per append, and after the first a 416 plus its PUT-`trace` \
              fallback, which the server answers 400, raised as NotImplementedError).\n\n{}\n",
             table(
-                &["delay", "ours: appends", "ours p50", "ours p99", "Python: appends", "Python p50", "Python p99", "p50 Python/ours", "p99 Python/ours", "Python log stored", "Python appends that raised"],
+                &[
+                    "delay",
+                    "ours: appends",
+                    "ours p50",
+                    "ours p99",
+                    "Python: appends",
+                    "Python p50",
+                    "Python p99",
+                    "p50 Python/ours",
+                    "p99 Python/ours",
+                    "Python log stored",
+                    "Python appends that raised"
+                ],
                 &rows
             )
         ));
@@ -614,12 +701,18 @@ impl Harness {
         let (bytes, (io, ip), (ro, rp)) = (p.dl_log_bytes, p.dl_iters, p.dl_runs);
         let srv = self.server()?;
         srv.queue_jobs(1)?;
-        let o = self.ours("dumpsloads", json!({"url": srv.url, "reg": srv.registration_token, "runs": ro, "iters": io, "log_bytes": bytes}))?;
+        let o = self.ours(
+            "dumpsloads",
+            json!({"url": srv.url, "reg": srv.registration_token, "runs": ro, "iters": io, "log_bytes": bytes}),
+        )?;
         self.check(o["roundtrip_same_size"] == true, "dumps/loads: our loaded job dumps differently".into());
         let (od, ol) = (Runs(nums(&o, "dumps_per_s")), Runs(nums(&o, "loads_per_s")));
         let (pd, pl, psize) = if self.py_available() {
             srv.queue_jobs(1)?;
-            let pv = self.py("dumpsloads", json!({"url": srv.url, "reg": srv.registration_token, "runs": rp, "iters": ip, "log_bytes": bytes}))?;
+            let pv = self.py(
+                "dumpsloads",
+                json!({"url": srv.url, "reg": srv.registration_token, "runs": rp, "iters": ip, "log_bytes": bytes}),
+            )?;
             (Runs(nums(&pv, "dumps_per_s")), Runs(nums(&pv, "loads_per_s")), format!("{} B", pv["dump_bytes"]))
         } else {
             (Runs::default(), Runs::default(), self.py_missing())
@@ -651,15 +744,17 @@ impl Harness {
         let mut ours_hwm = BTreeMap::new();
         let mut py_hwm = BTreeMap::new();
         for &n in &ns_ {
-            let srv = self.server()?;
+            // A fresh server per run: its cost per request grows with the jobs it holds.
             let mut o = Vec::new();
             for _ in 0..ro {
+                let srv = self.server()?;
                 srv.queue_jobs(n)?;
                 o.push(self.ours("hold", json!({"url": srv.url, "reg": srv.registration_token, "n": n}))?);
             }
             let mut p = Vec::new();
             if self.py_available() {
                 for _ in 0..rp {
+                    let srv = self.server()?;
                     srv.queue_jobs(n)?;
                     p.push(self.py("hold", json!({"url": srv.url, "reg": srv.registration_token, "n": n}))?);
                 }
@@ -712,8 +807,13 @@ impl Harness {
             (Runs::default(), Runs::default())
         };
         let per_s = |x: f64| format!("{}/s", num(x));
-        let rows = vec![
-            vec!["gitlab_runner_api `glr_runner_request_job`".into(), format!("{no} × {ro}"), ours.show(per_s), "1".into()],
+        let mut rows = vec![
+            vec![
+                "gitlab_runner_api `glr_runner_request_job`".into(),
+                format!("{no} × {ro}"),
+                ours.show(per_s),
+                "1".into(),
+            ],
             vec![
                 "raw HTTP client (reqwest, keep-alive), the same POST body".into(),
                 format!("{no} × {ro}"),
@@ -733,15 +833,37 @@ impl Harness {
                 ratio(praw.median(), ours.median()),
             ],
         ];
+        // The test server's cost per request grows with the jobs it holds (it redacts every token it
+        // knows from each request's log record): the same measurement with 1,000 more jobs on it.
+        let busy_jobs = self.plan.hold_ns.last().copied().unwrap_or(1000);
+        srv.queue_tagged_jobs(busy_jobs, "bench-nobody-has-this-tag")?;
+        let b = self.ours("rtt", json!({"url": srv.url, "reg": srv.registration_token, "runs": ro.min(3), "n": no}))?;
+        let (bours, braw) = (Runs(nums(&b, "ours_per_s")), Runs(nums(&b, "raw_per_s")));
         let overhead = match (ours.median(), raw.median()) {
-            (Some(a), Some(b)) => format!("{:.1} µs per request ({:+.0} %)", (1.0 / a - 1.0 / b) * 1e6, (b / a - 1.0) * 100.0),
+            (Some(a), Some(b)) => {
+                format!("{:.1} µs per request ({:+.0} %)", (1.0 / a - 1.0 / b) * 1e6, (b / a - 1.0) * 100.0)
+            }
             _ => "—".into(),
         };
+        rows.push(vec![
+            format!("ours, the server holding {busy_jobs} more jobs (none for this runner)"),
+            format!("{no} × {}", ro.min(3)),
+            bours.show(per_s),
+            ratio(bours.median(), ours.median()),
+        ]);
+        rows.push(vec![
+            format!("raw client, the server holding {busy_jobs} more jobs"),
+            format!("{no} × {}", ro.min(3)),
+            braw.show(per_s),
+            ratio(braw.median(), ours.median()),
+        ]);
         self.sections.push(format!(
             "## 5. request_job round trips\n\n\
              No job queued, long polling off: each request is answered 204 at once, so this is the client's cost per \
              poll. The raw client sends exactly the body our library sent (taken from the server's request log). \
-             Our overhead over the raw client: {overhead}.\n\n{}\n",
+             Our overhead over the raw client: {overhead}. The last two rows show the test server's own cost \
+             growing with the jobs it holds (it redacts every token it knows from each request it logs), which \
+             weighs on every scenario with many jobs.\n\n{}\n",
             table(&["client", "requests × runs", "round trips per second", "relative to ours"], &rows)
         ));
         Ok(())
@@ -761,10 +883,16 @@ impl Harness {
             let mut o = Vec::new();
             for _ in 0..ro {
                 srv.queue_jobs(1)?;
-                let v = self.ours("logsize", json!({"url": srv.url, "reg": srv.registration_token, "bytes": bytes, "chunk": chunk}))?;
+                let v = self.ours(
+                    "logsize",
+                    json!({"url": srv.url, "reg": srv.registration_token, "bytes": bytes, "chunk": chunk}),
+                )?;
                 let id = v["job"].as_i64().unwrap_or(0);
                 let stored = srv.trace(id)?;
-                self.check(stored == expected, format!("log size {mib} MiB: our job {id} stored {} of {} bytes", stored.len(), bytes));
+                self.check(
+                    stored == expected,
+                    format!("log size {mib} MiB: our job {id} stored {} of {} bytes", stored.len(), bytes),
+                );
                 o.push(v);
             }
             let mut p = Vec::new();
@@ -774,7 +902,10 @@ impl Harness {
                 pexp.extend_from_slice(&expected);
                 for _ in 0..rp {
                     srv.queue_jobs(1)?;
-                    let v = self.py("logsize", json!({"url": srv.url, "reg": srv.registration_token, "bytes": bytes, "chunk": chunk}))?;
+                    let v = self.py(
+                        "logsize",
+                        json!({"url": srv.url, "reg": srv.registration_token, "bytes": bytes, "chunk": chunk}),
+                    )?;
                     let stored = srv.trace(v["job"].as_i64().unwrap_or(0))?;
                     pcomp.push(content::completeness(&stored, &pexp).unwrap_or(f64::NAN));
                     p.push(v);
@@ -816,7 +947,17 @@ impl Harness {
              a str).\n\n{}\n{}\n{}\n",
             chunk / 1024,
             table(
-                &["log", "ours: time", "ours: throughput", "ours: peak memory above start", "Python: time", "Python: peak memory above start", "Python log stored", "Python appends that raised", "time Python / ours"],
+                &[
+                    "log",
+                    "ours: time",
+                    "ours: throughput",
+                    "ours: peak memory above start",
+                    "Python: time",
+                    "Python: peak memory above start",
+                    "Python log stored",
+                    "Python appends that raised",
+                    "time Python / ours"
+                ],
                 &rows
             ),
             growth("ours", "time per MiB", &ours_per_mib.iter().map(|(m, t, _)| (*m, *t)).collect::<Vec<_>>(), dur),
@@ -831,16 +972,21 @@ impl Harness {
         let (appends, tmax) = (self.plan.conc_appends, self.plan.conc_threads);
         let mut ours_per_job = Vec::new();
         let mut ours_mem_per_job = Vec::new();
+        let mut ours_cpu_per_job = Vec::new();
+        let mut py_last = None;
+        let mut py_skipped = Vec::new();
         for (k, &n) in conc.iter().enumerate() {
             let threads = n.min(tmax);
-            let srv = self.server()?;
             let (ro, rp) = (self.plan.conc_runs.0[k], self.plan.conc_runs.1[k]);
             let lines: Vec<u8> = (0..appends).flat_map(|i| content::line(i, 100)).collect();
             let mut o = Vec::new();
             for _ in 0..ro {
+                // A fresh server per run: its cost per request grows with the jobs it holds.
+                let srv = self.server()?;
                 srv.queue_jobs(n)?;
                 let v = self.ours("concurrent", json!({"url": srv.url, "reg": srv.registration_token, "jobs": n, "threads": threads, "appends": appends}))?;
-                let ids: Vec<i64> = v["jobs"].as_array().cloned().unwrap_or_default().iter().filter_map(Value::as_i64).collect();
+                let ids: Vec<i64> =
+                    v["jobs"].as_array().cloned().unwrap_or_default().iter().filter_map(Value::as_i64).collect();
                 let complete = ids.iter().filter(|id| srv.trace(**id).is_ok_and(|t| t == lines)).count();
                 self.check(complete == n, format!("concurrent {n}: {complete}/{n} of our logs complete"));
                 o.push(v);
@@ -848,6 +994,7 @@ impl Harness {
             let mut p = Vec::new();
             if self.py_available() {
                 for _ in 0..rp {
+                    let srv = self.server()?;
                     srv.queue_jobs(n)?;
                     p.push(self.py("concurrent", json!({"url": srv.url, "reg": srv.registration_token, "jobs": n, "threads": threads, "appends": appends}))?);
                 }
@@ -856,6 +1003,13 @@ impl Harness {
             let om = Runs(o.iter().map(|r| f(r, "hwm_kib") - f(r, "baseline_kib")).collect());
             let pt = Runs(p.iter().map(|r| f(r, "secs")).collect());
             let pm = Runs(p.iter().map(|r| f(r, "hwm_kib") - f(r, "baseline_kib")).collect());
+            let oc = Runs(o.iter().map(|r| f(r, "cpu_secs")).collect());
+            // CPU time is counted in 10 ms ticks: below 50 ms in all it says little.
+            let oc_med = oc.median().filter(|c| *c >= 0.05);
+            ours_cpu_per_job.push((n, oc_med.map(|c| c / n as f64)));
+            if let (Some(t), true) = (pt.median(), rp > 0) {
+                py_last = Some((n, t));
+            }
             ours_per_job.push((n, ot.median().map(|t| t / n as f64)));
             ours_mem_per_job.push((n, om.median().map(|m| m / n as f64)));
             let pcell = |r: &Runs, f: fn(f64) -> String| {
@@ -867,11 +1021,15 @@ impl Harness {
                     r.show(f)
                 }
             };
+            if rp == 0 {
+                py_skipped.push(n);
+            }
             rows.push(vec![
                 n.to_string(),
                 threads.to_string(),
                 ot.show(dur),
                 ot.median().map_or("—".into(), |t| dur(t / n as f64)),
+                oc_med.map_or("— (< 50 ms in all)".into(), |c| dur(c / n as f64)),
                 om.show(kib),
                 pcell(&pt, dur),
                 pcell(&pm, kib),
@@ -884,9 +1042,30 @@ impl Harness {
              queued jobs, appends {appends} lines of 100 bytes round-robin over them, then reports each a success. \
              Time from the first job request to the last success; peak RSS above the process's RSS at start. Python \
              does the same with `threading`.\n\n{}\n{}\n{}\n",
-            table(&["jobs", "threads", "ours: time", "ours: per job", "ours: peak memory above start", "Python: time", "Python: peak memory above start", "time Python / ours"], &rows),
-            growth("ours", "time per job", &ours_per_job, dur),
-            growth("ours", "memory per job", &ours_mem_per_job, kib),
+            table(
+                &[
+                    "jobs",
+                    "threads",
+                    "ours: time",
+                    "ours: per job",
+                    "ours: CPU per job (client process)",
+                    "ours: peak memory above start",
+                    "Python: time",
+                    "Python: peak memory above start",
+                    "time Python / ours"
+                ],
+                &rows
+            ),
+            growth("ours", "time per job", &ours_per_job, dur)
+                + &growth("ours", "CPU time per job (the client process only)", &ours_cpu_per_job, dur),
+            growth("ours", "memory per job", &ours_mem_per_job, kib) + &match (py_last, py_skipped.is_empty()) {
+                (Some((n, t)), false) => format!(
+                    "\nPython at {} jobs not run (time budget): at least {} if it only grew linearly from {n} jobs.\n",
+                    py_skipped.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "),
+                    dur(t * *py_skipped.last().unwrap_or(&n) as f64 / n as f64)
+                ),
+                _ => String::new(),
+            },
         ));
         Ok(())
     }
@@ -954,7 +1133,9 @@ impl Harness {
             if rows.is_empty() {
                 return vec!["—".into(); 6];
             }
-            let all = |f: fn(&ScaleOut) -> String| rows.iter().map(f).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join("; ");
+            let all = |f: fn(&ScaleOut) -> String| {
+                rows.iter().map(f).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join("; ")
+            };
             vec![
                 all(|r| format!("{}/{}", r.taken_once, r.queued)),
                 all(|r| r.duplicates.to_string()),
@@ -1001,11 +1182,19 @@ impl Harness {
         Ok(())
     }
 
-    fn verify_scale_out(&mut self, srv: &Server, queued: &BTreeSet<i64>, per_worker: &[Value], lines: usize, python: bool) -> Result<ScaleOut> {
+    fn verify_scale_out(
+        &mut self,
+        srv: &Server,
+        queued: &BTreeSet<i64>,
+        per_worker: &[Value],
+        lines: usize,
+        python: bool,
+    ) -> Result<ScaleOut> {
         let mut count: BTreeMap<i64, usize> = BTreeMap::new();
         let mut sizes = Vec::new();
         for w in per_worker {
-            let ids: Vec<i64> = w["jobs"].as_array().cloned().unwrap_or_default().iter().filter_map(Value::as_i64).collect();
+            let ids: Vec<i64> =
+                w["jobs"].as_array().cloned().unwrap_or_default().iter().filter_map(Value::as_i64).collect();
             sizes.push(ids.len());
             for id in ids {
                 *count.entry(id).or_default() += 1;
@@ -1050,17 +1239,29 @@ impl Harness {
             spread: format!("{}–{}", sizes.iter().min().unwrap_or(&0), sizes.iter().max().unwrap_or(&0)),
         };
         let who = if python { "Python" } else { "ours" };
-        self.check(taken_once == queued.len() && duplicates == 0 && server_taken == queued.len(), format!("scale-out ({who}): {taken_once}/{} jobs taken exactly once, {duplicates} twice", queued.len()));
+        self.check(
+            taken_once == queued.len() && duplicates == 0 && server_taken == queued.len(),
+            format!("scale-out ({who}): {taken_once}/{} jobs taken exactly once, {duplicates} twice", queued.len()),
+        );
         if !python {
-            self.check(complete == queued.len(), format!("scale-out (ours): {complete}/{} logs complete", queued.len()));
-            self.check(system_ids.len() == per_worker.len(), format!("scale-out (ours): {} system_ids for {} workers", system_ids.len(), per_worker.len()));
+            self.check(
+                complete == queued.len(),
+                format!("scale-out (ours): {complete}/{} logs complete", queued.len()),
+            );
+            self.check(
+                system_ids.len() == per_worker.len(),
+                format!("scale-out (ours): {} system_ids for {} workers", system_ids.len(), per_worker.len()),
+            );
         }
         Ok(out)
     }
 
     fn markdown(&self, opts: &Options) -> String {
         let py = match &self.py {
-            Ok(p) => format!("Python {} with gitlab-runner-api {} (venv under the target directory)", p.python_version, p.package_version),
+            Ok(p) => format!(
+                "Python {} with gitlab-runner-api {} (venv under the target directory)",
+                p.python_version, p.package_version
+            ),
             Err(e) => format!("Python side not run: {e}"),
         };
         let cmd = if opts.quick { "cargo run --release -p bench -- --quick" } else { "cargo run --release -p bench" };
@@ -1155,7 +1356,8 @@ fn growth_py(points: &[(usize, Option<f64>, Option<f64>)]) -> String {
         let opts: Vec<(usize, Option<f64>)> = pts.iter().map(|(n, t)| (*n, Some(*t))).collect();
         s.push_str(&growth("Python", "time per MiB", &opts, dur));
     }
-    let skipped: Vec<String> = points.iter().filter(|(_, t, _)| t.is_none()).map(|(n, _, _)| format!("{n} MiB")).collect();
+    let skipped: Vec<String> =
+        points.iter().filter(|(_, t, _)| t.is_none()).map(|(n, _, _)| format!("{n} MiB")).collect();
     if !skipped.is_empty() && !pts.is_empty() {
         let (n, t) = pts[pts.len() - 1];
         let (m, _, _) = points[points.len() - 1];

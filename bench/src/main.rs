@@ -8,6 +8,7 @@
 //! bench serve [OPTIONS]                         the test server, when glr-testserver is not built
 //! ```
 
+mod alloc;
 mod capi;
 mod content;
 mod harness;
@@ -19,6 +20,9 @@ mod server;
 mod stats;
 
 use std::path::PathBuf;
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

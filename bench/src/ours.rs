@@ -33,6 +33,7 @@ pub fn run(mode: &str, a: &Value) -> Result<Value> {
         "i4-append" => i4_append(a),
         "i4-throughput" => i4_throughput(a),
         "i4-jobs" => i4_jobs(a),
+        "heap" => heap(a),
         other => Err(format!("unknown child mode {other}")),
     }
 }
@@ -114,7 +115,9 @@ fn dumps_loads(a: &Value) -> Result<Value> {
     let same = back.dumps()?.len() == dump.as_bytes().len();
     drop(back);
     job.set_success()?;
-    Ok(json!({"dumps_per_s": dumps, "loads_per_s": loads, "dump_bytes": dump.as_bytes().len(), "roundtrip_same_size": same, "job": job.id()}))
+    Ok(
+        json!({"dumps_per_s": dumps, "loads_per_s": loads, "dump_bytes": dump.as_bytes().len(), "roundtrip_same_size": same, "job": job.id()}),
+    )
 }
 
 /// A process that takes and holds `n` jobs: its peak memory.
@@ -214,7 +217,9 @@ fn log_size(a: &Value) -> Result<Value> {
     }
     job.set_success()?;
     let secs = t.elapsed().as_secs_f64();
-    Ok(json!({"secs": secs, "job": job.id(), "before_kib": before_kib, "hwm_kib": proc::hwm_kib(), "text_kib": bytes / 1024}))
+    Ok(
+        json!({"secs": secs, "job": job.id(), "before_kib": before_kib, "hwm_kib": proc::hwm_kib(), "text_kib": bytes / 1024}),
+    )
 }
 
 /// `jobs` jobs live at once, driven by `threads` threads (each takes its share, appends
@@ -223,6 +228,7 @@ fn concurrent(a: &Value) -> Result<Value> {
     let (url, reg) = (arg_str(a, "url")?, arg_str(a, "reg")?);
     let (n, threads, appends) = (arg_u(a, "jobs")?, arg_u(a, "threads")?, arg_u(a, "appends")?);
     let baseline_kib = proc::rss_kib();
+    let cpu0 = proc::cpu_secs();
     let runner = Arc::new(Runner::register(&url, &reg)?);
     let lines: Arc<Vec<Vec<u8>>> = Arc::new((0..appends).map(|i| content::line(i, 100)).collect());
     let t = Instant::now();
@@ -252,7 +258,8 @@ fn concurrent(a: &Value) -> Result<Value> {
         ids.extend(h.join().map_err(|_| "a thread panicked".to_string())??);
     }
     let secs = t.elapsed().as_secs_f64();
-    Ok(json!({"secs": secs, "jobs": ids, "baseline_kib": baseline_kib, "hwm_kib": proc::hwm_kib()}))
+    let cpu = proc::cpu_secs() - cpu0;
+    Ok(json!({"secs": secs, "cpu_secs": cpu, "jobs": ids, "baseline_kib": baseline_kib, "hwm_kib": proc::hwm_kib()}))
 }
 
 /// A scale-out worker: loads the runner (its own system_id), takes jobs until GitLab has none,
@@ -367,7 +374,31 @@ fn i4_throughput(a: &Value) -> Result<Value> {
         }));
         drop(rec);
     }
-    Ok(json!({"runs": out}))
+    // The same server's ceiling: a raw HTTP client PATCHing the same log in 1 MiB chunks (no
+    // masking, no bookkeeping), on a job our library took (and so committed).
+    server.queue_job(json!({}));
+    let job = runner.take_job()?;
+    let http = reqwest::blocking::Client::new();
+    let endpoint = format!("{}/api/v4/jobs/{}/trace", server.url(), job.id());
+    let token = job.token();
+    let t = Instant::now();
+    for (k, c) in text.chunks(1 << 20).enumerate() {
+        let start = k << 20;
+        let r = http
+            .patch(&endpoint)
+            .header("job-token", &token)
+            .header("content-range", format!("{start}-{}", start + c.len() - 1))
+            .header("content-type", "text/plain")
+            .body(c.to_vec())
+            .send()
+            .map_err(|e| e.to_string())?;
+        if r.status().as_u16() != 202 {
+            return Err(format!("raw PATCH: {}", r.status()));
+        }
+    }
+    let raw_secs = t.elapsed().as_secs_f64();
+    let raw_ok = server.job(job.id()).is_some_and(|r| r.trace == text);
+    Ok(json!({"runs": out, "raw_upload_secs": raw_secs, "raw_ok": raw_ok}))
 }
 
 /// Issue 4: `n` live jobs in one process (against a separate server process, so the server's own
@@ -395,5 +426,45 @@ fn i4_jobs(a: &Value) -> Result<Value> {
     Ok(json!({
         "n": n, "threads_start": threads_start, "threads_after_register": threads_runner, "threads_with_jobs": threads_jobs,
         "rss_before_kib": rss_before, "rss_after_kib": rss_after, "per_job_kib": per_job_kib, "hwm_kib": proc::hwm_kib(),
+    }))
+}
+
+/// Where a live job's heap goes (counting allocator): the whole job, and the parts the library
+/// builds from GitLab's payload, rebuilt here with the library's own (public) core functions.
+fn heap(a: &Value) -> Result<Value> {
+    use gitlab_runner_api::core::{info, mask::Masker, payload, persist};
+    crate::alloc::start();
+    let (url, reg, n) = (arg_str(a, "url")?, arg_str(a, "reg")?, arg_u(a, "n")?);
+    let runner = Runner::register(&url, &reg)?;
+    let warm = runner.take_job()?;
+    let live0 = crate::alloc::live();
+    let mut jobs = Vec::with_capacity(n);
+    for _ in 0..n {
+        jobs.push(runner.take_job()?);
+    }
+    let per_job = (crate::alloc::live() - live0) as f64 / n as f64;
+    let text = warm.payload()?;
+    let measure = |f: &mut dyn FnMut() -> Box<dyn std::any::Any>| {
+        let l0 = crate::alloc::live();
+        let keep = f();
+        let used = crate::alloc::live() - l0;
+        drop(keep);
+        used
+    };
+    let value: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let payload_value = measure(&mut || Box::new(serde_json::from_str::<Value>(&text).unwrap()));
+    let job_info = measure(&mut || Box::new(payload::JobInfo::from_payload(&value).unwrap()));
+    let ji = payload::JobInfo::from_payload(&value).map_err(|e| e.to_string())?;
+    let masker = measure(&mut || {
+        let phrases = ji.variables.iter().filter(|v| v.flags & payload::VAR_MASKED != 0).map(|v| v.value.as_str());
+        Box::new(Masker::new(phrases, ji.token_mask_prefixes.iter().map(String::as_str)))
+    });
+    let rd = persist::runner_from_str(&runner.dumps()?).map_err(|e| e.to_string())?;
+    let runner_info = measure(&mut || Box::new(info::info_json(&rd)));
+    let runner_data = measure(&mut || Box::new(rd.clone()));
+    drop(jobs);
+    Ok(json!({
+        "n": n, "per_job_bytes": per_job, "payload_json_bytes": text.len(), "payload_value_bytes": payload_value,
+        "job_info_bytes": job_info, "masker_bytes": masker, "runner_info_bytes": runner_info, "runner_data_bytes": runner_data,
     }))
 }

@@ -56,7 +56,15 @@ impl Python {
             run_cmd(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
         }
         run_cmd(
-            Command::new(&exe).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", PACKAGE, "setuptools<82"]),
+            Command::new(&exe).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                PACKAGE,
+                "setuptools<82",
+            ]),
             &format!("pip install {PACKAGE} 'setuptools<82'"),
         )?;
         let v = version(&exe)?;

@@ -107,6 +107,15 @@ impl Server {
             .collect()
     }
 
+    /// Queues `n` jobs tagged `tag` (a runner without that tag never gets them: they only make the
+    /// server hold more jobs).
+    pub fn queue_tagged_jobs(&self, n: usize, tag: &str) -> Result<()> {
+        for _ in 0..n {
+            self.control(reqwest::Method::POST, "jobs", Some(json!({"overrides": {}, "tags": [tag]})))?;
+        }
+        Ok(())
+    }
+
     /// Every runner-API request delayed by `ms` (0: no delay); replaces pending faults.
     pub fn set_delay(&self, ms: u64) -> Result<()> {
         self.control(reqwest::Method::DELETE, "faults", None)?;
@@ -158,7 +167,9 @@ pub fn serve(args: &[String]) -> Result<()> {
                 let s: f64 = value()?.parse().map_err(|e| format!("{a}: {e}"))?;
                 cfg.long_poll_timeout = Duration::from_secs_f64(s);
             }
-            "--trace-update-interval" => cfg.trace_update_interval = value()?.parse().map_err(|e| format!("{a}: {e}"))?,
+            "--trace-update-interval" => {
+                cfg.trace_update_interval = value()?.parse().map_err(|e| format!("{a}: {e}"))?
+            }
             "--max-trace-size" => cfg.max_trace_size = value()?.parse().map_err(|e| format!("{a}: {e}"))?,
             other => return Err(format!("serve: unknown option {other}")),
         }
