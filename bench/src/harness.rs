@@ -174,7 +174,8 @@ pub fn run(opts: &Options) -> Result<()> {
         sections: Vec::new(),
         problems: Vec::new(),
     };
-    let scenarios: Vec<(&str, fn(&mut Harness) -> Result<()>)> = vec![
+    type Scenario = fn(&mut Harness) -> Result<()>;
+    let scenarios: Vec<(&str, Scenario)> = vec![
         ("issue 4: append latency and the wire", Harness::i4_append),
         ("issue 4: 100 MiB upload throughput", Harness::i4_throughput),
         ("issue 4: 1,000 live jobs", Harness::i4_jobs),
@@ -599,7 +600,7 @@ impl Harness {
             vec![
                 "log stored by the server (of what was appended)".into(),
                 Runs(ours_complete).show(pct),
-                py_t.is_empty().then(|| "—".to_string()).unwrap_or_else(|| py_complete.show(pct)),
+                if py_t.is_empty() { "—".to_string() } else { py_complete.show(pct) },
                 "".into(),
             ],
             vec![
@@ -1058,14 +1059,15 @@ impl Harness {
             ),
             growth("ours", "time per job", &ours_per_job, dur)
                 + &growth("ours", "CPU time per job (the client process only)", &ours_cpu_per_job, dur),
-            growth("ours", "memory per job", &ours_mem_per_job, kib) + &match (py_last, py_skipped.is_empty()) {
-                (Some((n, t)), false) => format!(
+            growth("ours", "memory per job", &ours_mem_per_job, kib)
+                + &match (py_last, py_skipped.is_empty()) {
+                    (Some((n, t)), false) => format!(
                     "\nPython at {} jobs not run (time budget): at least {} if it only grew linearly from {n} jobs.\n",
                     py_skipped.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "),
                     dur(t * *py_skipped.last().unwrap_or(&n) as f64 / n as f64)
                 ),
-                _ => String::new(),
-            },
+                    _ => String::new(),
+                },
         ));
         Ok(())
     }
