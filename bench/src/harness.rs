@@ -89,11 +89,11 @@ impl Plan {
             conc_ns: vec![1, 10, 100, 1000],
             conc_appends: 20,
             conc_threads: 8,
-            conc_runs: (vec![3, 3, 3, 3], vec![3, 3, 1, 0]),
+            conc_runs: (vec![3, 3, 3, 3], vec![3, 3, 2, 0]),
             so_workers: 8,
             so_jobs: 400,
             so_lines: 20,
-            so_runs: (3, 1),
+            so_runs: (3, 2),
         }
     }
 
@@ -141,6 +141,8 @@ struct Harness {
     server_exe: ServerExe,
     py: std::result::Result<Python, String>,
     started: Instant,
+    /// The load average when the run began.
+    load_start: String,
     /// Rows of the issue 4 summary: figure, measured, target, met.
     targets: Vec<Vec<String>>,
     sections: Vec<String>,
@@ -164,12 +166,14 @@ pub fn run(opts: &Options) -> Result<()> {
     if let Err(e) = &py {
         progress(started, &format!("Python side unavailable: {e}"));
     }
+    let load_start = proc::loadavg();
     let mut h = Harness {
         plan: if opts.quick { Plan::quick() } else { Plan::full() },
         exe,
         server_exe,
         py,
         started,
+        load_start,
         targets: Vec::new(),
         sections: Vec::new(),
         problems: Vec::new(),
@@ -609,12 +613,13 @@ impl Harness {
                 py_reqs,
                 "".into(),
             ],
-            vec!["appends that raised".into(), "0".into(), py_errors, "".into()],
+            vec!["appends that raised (all runs)".into(), "0".into(), py_errors, "".into()],
         ];
         self.sections.push(format!(
             "## 1. register + request + {n} log appends + success\n\n\
              Each run registers a runner, takes a queued job, appends {n} lines of 100 bytes one by one and reports \
-             success; wall time of all of it. Both implementations against the same `glr-testserver` process.\n\n{}\n",
+             success; wall time of all of it (Python's `Runner.register` also verifies the new runner: a second \
+             POST). Both implementations against the same `glr-testserver` process.\n\n{}\n",
             table(&["", "gitlab_runner_api (C API)", "Python 1.0.4", "Python / ours"], &rows)
         ));
         Ok(())
@@ -1274,13 +1279,15 @@ impl Harness {
              - Command: `{cmd}` (from the repository root; it builds `glr-testserver`, creates the Python venv and \
              writes this file). `--quick` is the seconds-long smoke version used by `cargo test -p bench`.\n\
              - Date: {} · commit {} · harness wall time {:.0} s (build not included)\n\
-             - Machine: {}\n\
+             - Machine: {} · load average (1 min) {} at the start of the run, {} at the end\n\
              - Toolchain: {} · {}\n\
              - Test server: {}, started afresh for each scenario with `{}`\n\n",
             shell("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
             shell("git", &["-C", concat!(env!("CARGO_MANIFEST_DIR"), "/.."), "rev-parse", "--short", "HEAD"]),
             self.started.elapsed().as_secs_f64(),
             proc::machine(),
+            self.load_start,
+            proc::loadavg(),
             shell("rustc", &["--version"]),
             py,
             self.server_exe.describe(),
@@ -1298,7 +1305,8 @@ impl Harness {
              longer has; GitLab answers that PUT 400 (no `state`), which the package raises as NotImplementedError. \
              The driver catches it and goes on, so each later append costs a PATCH of everything after the wrong \
              offset plus a PUT of the whole log, and the server keeps only the first append. The \"log stored\" \
-             columns show this; they are not hidden by the timings.\n\n",
+             columns show this; they are not hidden by the timings. The logs here are ASCII: with other text the \
+             package's offsets, counted in characters instead of bytes, would go wrong in one more way.\n\n",
         );
         if !self.problems.is_empty() {
             s.push_str("**Checks that failed in this run:**\n\n");

@@ -68,3 +68,11 @@ pub fn machine() -> String {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     format!("nproc {cores}, {model}, {:.1} GiB RAM", mem_kib as f64 / 1024.0 / 1024.0)
 }
+
+/// The 1-minute load average (other work on the machine skews timings).
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
