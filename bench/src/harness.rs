@@ -1047,7 +1047,9 @@ impl Harness {
              N jobs live at once in one process, driven by min(N, {tmax}) threads: each thread takes its share of the \
              queued jobs, appends {appends} lines of 100 bytes round-robin over them, then reports each a success. \
              Time from the first job request to the last success; peak RSS above the process's RSS at start. Python \
-             does the same with `threading`.\n\n{}\n{}\n{}\n",
+             does the same with `threading`. Each run has a fresh server, but the server's time per request still \
+             grows with the jobs it holds during the run (section 5), so the wall time per job grows faster than \
+             the client's CPU time per job.\n\n{}\n{}\n{}\n",
             table(
                 &[
                     "jobs",

@@ -49,7 +49,9 @@ fn harness_main(args: &[String]) -> Result<(), String> {
     let mut opts = harness::Options {
         quick: false,
         python: true,
-        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../BENCHMARKS.md")),
+        out: std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")))
+            .join("BENCHMARKS.md"),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {

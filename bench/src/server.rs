@@ -22,7 +22,10 @@ pub enum ServerExe {
 impl ServerExe {
     pub fn describe(&self) -> String {
         match self {
-            ServerExe::Binary(p) => format!("{} (separate process)", p.display()),
+            ServerExe::Binary(p) => {
+                let profile = p.parent().and_then(|d| d.file_name()).map(|d| d.to_string_lossy().into_owned());
+                format!("`glr-testserver` ({} build, a separate process)", profile.unwrap_or_default())
+            }
             ServerExe::SelfServe(_) => "`bench serve` (the glr_testserver library in a separate process)".into(),
         }
     }

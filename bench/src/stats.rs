@@ -5,8 +5,15 @@
 pub struct Runs(pub Vec<f64>);
 
 impl Runs {
+    /// The median (the mean of the two middle values for an even count).
     pub fn median(&self) -> Option<f64> {
-        percentile(&self.0, 50.0)
+        let mut v = self.0.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        let n = v.len();
+        Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
     }
     pub fn min(&self) -> Option<f64> {
         self.0.iter().copied().reduce(f64::min)
@@ -63,7 +70,9 @@ pub fn dur(secs: f64) -> String {
     if !secs.is_finite() {
         return "—".into();
     }
-    if secs >= 1.0 {
+    if secs >= 120.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else if secs >= 1.0 {
         format!("{secs:.2} s")
     } else if secs >= 1e-3 {
         format!("{:.2} ms", secs * 1e3)
@@ -134,6 +143,9 @@ mod tests {
     fn runs_show_median_and_spread() {
         let r = Runs(vec![3.0, 1.0, 2.0]);
         assert_eq!(r.show(|v| format!("{v:.0}")), "2 (1–3, n=3)");
+        assert_eq!(Runs(vec![4.0, 1.0]).median(), Some(2.5));
+        assert_eq!(dur(300.0), "5.0 min");
+        assert_eq!(dur(0.0015), "1.50 ms");
         assert_eq!(ratio(Some(10.0), Some(4.0)), "2.50×");
         assert_eq!(ratio(Some(1.0), None), "—");
     }
