@@ -40,17 +40,6 @@ impl Runs {
     }
 }
 
-/// Nearest-rank percentile of unsorted samples (None when empty).
-pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    let mut v = samples.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    Some(v[rank.clamp(1, v.len()) - 1])
-}
-
 /// Percentiles of integer nanosecond samples (sorted in place).
 pub fn percentiles_ns(samples: &mut [u64], ps: &[f64]) -> Vec<f64> {
     samples.sort_unstable();
@@ -130,11 +119,6 @@ mod tests {
 
     #[test]
     fn percentiles_are_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), Some(50.0));
-        assert_eq!(percentile(&v, 99.0), Some(99.0));
-        assert_eq!(percentile(&[3.0, 1.0, 2.0], 50.0), Some(2.0));
-        assert_eq!(percentile(&[], 50.0), None);
         let mut s: Vec<u64> = (1..=1000).collect();
         assert_eq!(percentiles_ns(&mut s, &[50.0, 99.0]), vec![500.0, 990.0]);
     }
