@@ -1,0 +1,78 @@
+//! What the kernel says about this process and the machine.
+
+use std::time::Duration;
+
+/// A field of /proc/self/status in KiB (VmRSS, VmHWM...).
+pub fn status_kib(field: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn rss_kib() -> u64 {
+    status_kib("VmRSS")
+}
+
+/// Peak resident set size.
+pub fn hwm_kib() -> u64 {
+    status_kib("VmHWM")
+}
+
+/// CPU time (user + system) this process used so far, in seconds.
+pub fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 counted from the state (field 3).
+    (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    // sysconf(_SC_CLK_TCK) is 100 on Linux for all practical purposes.
+    100.0
+}
+
+/// Threads of this process (entries of /proc/self/task).
+pub fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Waits until the thread count settles (threads may still be starting or ending).
+pub fn threads_settled() -> usize {
+    let mut last = threads();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(25));
+        let now = threads();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// The machine line of BENCHMARKS.md: cores, CPU model, RAM.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: u64 =
+        meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:")?.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!("nproc {cores}, {model}, {:.1} GiB RAM", mem_kib as f64 / 1024.0 / 1024.0)
+}
+
+/// The 1-minute load average (other work on the machine skews timings).
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
