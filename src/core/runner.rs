@@ -275,7 +275,10 @@ impl Runner {
             _ => return Err(resp.unexpected()),
         }
         let payload = String::from_utf8(resp.body).map_err(|_| {
-            Error::parse(format!("{}: 201 with a body that is not UTF-8 (a job was assigned but cannot be read)", resp.what))
+            Error::parse(format!(
+                "{}: 201 with a body that is not UTF-8 (a job was assigned but cannot be read)",
+                resp.what
+            ))
         })?;
         let job = Job::new(snapshot, payload).map_err(|e| e.context("a job was assigned but cannot be read"))?;
         diag::info(&format!("received job {}", job.id()));
