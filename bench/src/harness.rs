@@ -526,9 +526,10 @@ impl Harness {
              from VmRSS in /proc/self/status. The server is a separate process here, so that its own memory is not \
              counted.\n\n{}\n\
              Where a job's memory goes: live heap bytes per job (a counting allocator in a separate run of {n} jobs) \
-             {}, of which GitLab's payload ({} of JSON) held as a `serde_json::Value` {}, the job's accessor fields \
-             (`JobInfo`) {}, the runner's `info` object copied into each job {}, the masker {}, the runner data {}; the \
-             rest of the RSS per job is allocator overhead.\n",
+             {}, of which GitLab's payload kept as its JSON text {} (parsed into a `serde_json::Value` it would take \
+             {}: the library parses it only while building the job), the job's accessor fields (`JobInfo`) {}, the \
+             runner's `info` as JSON text {}, the masker {}, the runner data {}; the rest of the RSS per job is \
+             allocator overhead.\n",
             table(
                 &["threads at start", "after register", "with the jobs", "RSS before the jobs", "RSS with the jobs", "per job besides its log", "peak RSS"],
                 &[vec![

@@ -460,7 +460,7 @@ fn heap(a: &Value) -> Result<Value> {
         Box::new(Masker::new(phrases, ji.token_mask_prefixes.iter().map(String::as_str)))
     });
     let rd = persist::runner_from_str(&runner.dumps()?).map_err(|e| e.to_string())?;
-    let runner_info = measure(&mut || Box::new(info::info_json(&rd)));
+    let runner_info = measure(&mut || Box::new(info::info_json(&rd).to_string()));
     let runner_data = measure(&mut || Box::new(rd.clone()));
     drop(jobs);
     Ok(json!({
