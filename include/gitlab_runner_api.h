@@ -680,10 +680,21 @@ const char *glr_runner_token_expires_at(const struct glr_runner *runner);
 
 /**
  * This runner manager's `system_id` (`s_...` derived from the machine id, or `r_...` random),
- * created once and persisted. Borrowed: valid until glr_runner_free(). NULL only if `runner` is
- * NULL.
+ * created once and persisted. Borrowed: valid until glr_runner_free() (also after
+ * glr_runner_set_system_id(), which returns new strings). NULL only if `runner` is NULL.
  */
 const char *glr_runner_system_id(const struct glr_runner *runner);
+
+/**
+ * Sets this runner manager's `system_id` (the identity GitLab shows for each machine or process
+ * using the runner): `system_id` of the form `s_` or `r_` followed by 12 letters or digits, or
+ * NULL for a new random one. Several processes polling with copies of one runner file should
+ * each have their own. Persisted by glr_runner_dump()/glr_runner_dumps(); sent from the next
+ * request on.
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT (`runner`), GLR_ERR_INVALID_UTF8, GLR_ERR_INVALID_ARGUMENT.
+ */
+glr_status glr_runner_set_system_id(struct glr_runner *runner, const char *system_id);
 
 /**
  * The description given at registration, or NULL. Borrowed: valid until glr_runner_free().

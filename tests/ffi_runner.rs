@@ -384,3 +384,29 @@ fn python_v1_runner_strings_load_with_the_python_property_values() {
         glr_runner_free(r);
     }
 }
+
+#[test]
+fn each_process_can_be_its_own_runner_manager() {
+    let server = server();
+    let runner = register(&server);
+    let original = borrowed(unsafe { glr_runner_system_id(runner) }).unwrap();
+    ok(unsafe { glr_runner_set_system_id(runner, c("r_0123456789ab").as_ptr()) });
+    assert_eq!(borrowed(unsafe { glr_runner_system_id(runner) }).as_deref(), Some("r_0123456789ab"));
+    let mut job = ptr::null_mut();
+    ok(unsafe { glr_runner_request_job(runner, &mut job) });
+    assert_eq!(job_requests(&server).last().unwrap()["system_id"], "r_0123456789ab");
+    let mut s = ptr::null_mut();
+    ok(unsafe { glr_runner_dumps(runner, &mut s) });
+    assert_eq!(serde_json::from_str::<Value>(&owned(s)).unwrap()["system_id"], "r_0123456789ab", "persisted");
+
+    ok(unsafe { glr_runner_set_system_id(runner, ptr::null()) });
+    let random = borrowed(unsafe { glr_runner_system_id(runner) }).unwrap();
+    assert!(random.starts_with("r_") && random != "r_0123456789ab" && random != original, "{random}");
+    for bad in ["", "x_0123456789ab", "s_short", "s_0123456789ab!"] {
+        expect(unsafe { glr_runner_set_system_id(runner, c(bad).as_ptr()) }, GLR_ERR_INVALID_ARGUMENT);
+    }
+    expect(unsafe { glr_runner_set_system_id(runner, invalid_utf8().as_ptr()) }, GLR_ERR_INVALID_UTF8);
+    expect(unsafe { glr_runner_set_system_id(ptr::null_mut(), ptr::null()) }, GLR_ERR_NULL_ARGUMENT);
+    assert_eq!(borrowed(unsafe { glr_runner_system_id(runner) }), Some(random), "a rejected id changes nothing");
+    unsafe { glr_runner_free(runner) };
+}

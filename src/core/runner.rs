@@ -88,23 +88,32 @@ fn check_token(token: &str, what: &str) -> Result<()> {
 pub struct Runner {
     data: RunnerData,
     features: Mutex<std::collections::BTreeMap<String, bool>>,
+    /// This runner manager's identity (changeable, so processes sharing a runner file can differ).
+    system_id: Mutex<String>,
     /// The last non-empty `X-GitLab-Last-Update`, sent back as `last_update` (long polling).
     last_update: Mutex<Option<String>>,
 }
 
 impl Runner {
     pub fn from_data(data: RunnerData) -> Runner {
-        Runner { features: Mutex::new(data.features.clone()), data, last_update: Mutex::new(None) }
+        Runner {
+            features: Mutex::new(data.features.clone()),
+            system_id: Mutex::new(data.system_id.clone()),
+            data,
+            last_update: Mutex::new(None),
+        }
     }
 
     /// A snapshot of everything persisted.
     pub fn data(&self) -> RunnerData {
         let mut d = self.data.clone();
         d.features = lock(&self.features).clone();
+        d.system_id = self.system_id();
         d
     }
 
-    /// The fixed part (everything but features): borrowed, never changes while the runner lives.
+    /// The fixed part (everything but features and system_id): borrowed, never changes while the
+    /// runner lives.
     pub fn fixed(&self) -> &RunnerData {
         &self.data
     }
@@ -199,7 +208,7 @@ impl Runner {
     /// that answers the legacy plain `200`.
     fn verify(&self) -> Result<Option<(i64, Option<String>)>> {
         let d = &self.data;
-        let body = json!({"info": info_json(&self.data()), "token": d.token, "system_id": d.system_id});
+        let body = json!({"info": info_json(&self.data()), "token": d.token, "system_id": self.system_id()});
         let req = Request::new(Method::POST, &d.api_url, "/api/v4/runners/verify")
             .header("accept", "application/json")
             .header("runner-token", &d.token)
@@ -230,7 +239,7 @@ impl Runner {
         let d = &self.data;
         let created_in_gitlab = d.token.starts_with("glrt-");
         let (path, body) = if created_in_gitlab {
-            ("/api/v4/runners/managers", json!({"token": d.token, "system_id": d.system_id}))
+            ("/api/v4/runners/managers", json!({"token": d.token, "system_id": self.system_id()}))
         } else {
             ("/api/v4/runners", json!({"token": d.token}))
         };
@@ -242,6 +251,26 @@ impl Runner {
             404 if created_in_gitlab => Err(resp.error(ErrorKind::NotFound)),
             _ => Err(resp.unexpected()),
         }
+    }
+
+    pub fn system_id(&self) -> String {
+        lock(&self.system_id).clone()
+    }
+
+    /// Gives this runner manager another identity: `id` (`s_`/`r_` + 12 alphanumerics), or a
+    /// new random one. For several processes polling with copies of one runner file.
+    pub fn set_system_id(&self, id: Option<&str>) -> Result<()> {
+        let id = match id {
+            Some(id) if system_id::is_valid(id) => id.to_string(),
+            Some(id) => {
+                return Err(Error::invalid(format!(
+                    "system_id {id:?} must be s_ or r_ followed by 12 letters or digits"
+                )))
+            }
+            None => system_id::random_system_id(),
+        };
+        *lock(&self.system_id) = id;
+        Ok(())
     }
 
     pub fn set_feature(&self, name: &str, enabled: bool) -> Result<()> {

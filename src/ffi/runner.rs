@@ -253,11 +253,27 @@ pub unsafe extern "C" fn glr_runner_token_expires_at(runner: *const glr_runner) 
 }
 
 /// This runner manager's `system_id` (`s_...` derived from the machine id, or `r_...` random),
-/// created once and persisted. Borrowed: valid until glr_runner_free(). NULL only if `runner` is
-/// NULL.
+/// created once and persisted. Borrowed: valid until glr_runner_free() (also after
+/// glr_runner_set_system_id(), which returns new strings). NULL only if `runner` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_system_id(runner: *const glr_runner) -> *const c_char {
-    unsafe { runner_str(runner, |d| Some(&d.system_id)) }
+    unsafe { runner_field(runner, ptr::null(), |r| Ok(r.strings.get(&r.inner.system_id()))) }
+}
+
+/// Sets this runner manager's `system_id` (the identity GitLab shows for each machine or process
+/// using the runner): `system_id` of the form `s_` or `r_` followed by 12 letters or digits, or
+/// NULL for a new random one. Several processes polling with copies of one runner file should
+/// each have their own. Persisted by glr_runner_dump()/glr_runner_dumps(); sent from the next
+/// request on.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT (`runner`), GLR_ERR_INVALID_UTF8, GLR_ERR_INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn glr_runner_set_system_id(runner: *mut glr_runner, system_id: *const c_char) -> glr_status {
+    guard(|| {
+        let runner = unsafe { handle_ref(runner, "runner") }?;
+        let id = unsafe { super::strings::opt_str_arg(system_id, "system_id") }?;
+        Ok(runner.inner.set_system_id(id)?)
+    })
 }
 
 /// The description given at registration, or NULL. Borrowed: valid until glr_runner_free().
