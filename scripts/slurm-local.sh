@@ -65,14 +65,26 @@ stop_pidfile() {
 }
 
 down() {
-    local pids
+    local pid ids i
+    # Cancel every job first (KillWait: SIGTERM, then SIGKILL 5 s later), so that nothing a job
+    # started outlives the cluster.
+    if alive_pid "$dir/slurmctld.pid" >/dev/null; then
+        ids=$(SLURM_CONF=$dir/slurm.conf squeue -h -o %i 2>/dev/null || true)
+        if [ -n "$ids" ]; then
+            # shellcheck disable=SC2086
+            SLURM_CONF=$dir/slurm.conf scancel $ids 2>/dev/null || true
+            for i in $(seq 80); do
+                [ -z "$(SLURM_CONF=$dir/slurm.conf squeue -h -o %i 2>/dev/null)" ] && break
+                sleep 0.1
+            done
+        fi
+    fi
     stop_pidfile "$dir/slurmd.pid"
     stop_pidfile "$dir/slurmctld.pid"
-    # slurmstepd processes of jobs of this cluster (they name the spool dir in their environment
-    # only, so find them by their parent being gone and their cwd/cmdline naming our spool).
-    pids=$(pgrep -f "slurmstepd: \[" 2>/dev/null || true)
-    for pid in $pids; do
-        if grep -qs "$dir" "/proc/$pid/environ"; then kill -9 "$pid" 2>/dev/null || true; fi
+    # Whatever is left of this cluster's jobs and slurmstepd (their environment names DIR).
+    for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+        [ "$pid" = $$ ] && continue
+        if grep -qsF "$dir/" "/proc/$pid/environ"; then kill -9 "$pid" 2>/dev/null || true; fi
     done
     stop_pidfile "$dir/munged.pid"
     rm -f "$dir/munge.socket" "$dir/munge.socket.lock"

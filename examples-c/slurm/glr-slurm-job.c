@@ -430,6 +430,19 @@ static glr_artifacts *collect_artifacts(struct job_run *run, int succeeded)
     return NULL;
 }
 
+/* A command killed by SIGTERM: most likely Slurm is stopping the whole batch job and signals
+   every process of it, in no particular order. Give our own SIGTERM a moment to arrive, so the
+   job is not reported as a script failure when Slurm (or GitLab, through the daemon) stopped it. */
+static void await_own_sigterm(struct job_run *run)
+{
+    int i;
+    for (i = 0; i < 20 && !terminated_by_signal; i++) {
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+    }
+    cancel_requested(run);
+}
+
 /* Runs the job and reports it to GitLab. Returns 0 when the job was reported or GitLab stopped
    it, 143 when Slurm stopped the batch job while GitLab still wanted it (not reported). */
 static int run_job(glr_job *job)
@@ -484,6 +497,8 @@ static int run_job(glr_job *job)
             break;
         log_command_header(&run, line);
         rc = run_command(&run, line);
+        if (rc == 128 + SIGTERM)
+            await_own_sigterm(&run);
         if (rc < 0)
             system_failure = 1;
         else if (rc != 0) {

@@ -1,0 +1,454 @@
+//! examples-c/slurm/ end to end on a real Slurm: a one-node cluster brought up on this machine by
+//! scripts/slurm-local.sh, glr-slurm-daemon taking four jobs from an in-process test server and
+//! submitting each with sbatch, glr-slurm-job running them as Slurm batch jobs.
+//!
+//! Checked: every job ran as its own Slurm job (the id sbatch gave the daemon is the one the batch
+//! job logs), every GitLab log holds the script's output in order, success and script failure
+//! (with the exit code) as the scripts decide, artifacts uploaded from the batch job, a batch job
+//! `scancel`ed behind the daemon's back ends as `runner_system_failure`, and a job GitLab cancels
+//! has its batch job `scancel`ed by the daemon (squeue shows it CANCELLED). Then the daemon stops
+//! on SIGTERM, nothing is left in Slurm, and the cluster is taken down (also when the test fails).
+//!
+//! The only skip: where Slurm cannot be brought up (not root, no apt-get, daemons that do not
+//! start), the test prints why and returns.
+
+use gitlab_runner_api::core::{persist, runner::Runner};
+use glr_testserver::{Config, JobRecord, TestServer};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The whole scenario must finish within this (Slurm starts a job within a few seconds here).
+const DEADLINE: Duration = Duration::from_secs(120);
+const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g", "-pthread"];
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The header of this build: the generated one (the committed copy may lag behind src/ffi).
+fn header_dir() -> PathBuf {
+    match option_env!("GLR_GENERATED_HEADER") {
+        Some(h) => Path::new(h).parent().expect("header path has a parent").to_path_buf(),
+        None => manifest_dir().join("include"),
+    }
+}
+
+/// The directory of this build's cdylib (see tests/c_examples.rs: deps/ is the one of this build).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("target/<profile>/deps").to_path_buf();
+    let profile = deps.parent().expect("target/<profile>").to_path_buf();
+    [deps, profile].into_iter().find(|d| d.join("libgitlab_runner_api.so").is_file()).unwrap_or_else(|| {
+        panic!("libgitlab_runner_api.so not found next to {}: the cdylib of this build", exe.display())
+    })
+}
+
+/// Compiles glr-slurm-daemon and glr-slurm-job into target/<profile>/slurm-example/.
+fn build_programs() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = exe.parent().and_then(Path::parent).expect("target/<profile>").join("slurm-example");
+    std::fs::create_dir_all(&out).expect("create the output directory");
+    let header = std::fs::read_to_string(header_dir().join("gitlab_runner_api.h")).expect("read the header");
+    let abi = header.lines().find_map(|l| l.strip_prefix("#define GLR_ABI_VERSION ")).expect("GLR_ABI_VERSION");
+    let soname = out.join(format!("libgitlab_runner_api.so.{}", abi.trim()));
+    let _ = std::fs::remove_file(&soname);
+    std::os::unix::fs::symlink(lib_dir().join("libgitlab_runner_api.so"), &soname).expect("SONAME link");
+    let cc = std::env::var("CC").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "cc".to_string());
+    for name in ["glr-slurm-daemon", "glr-slurm-job"] {
+        let src = manifest_dir().join("examples-c/slurm").join(format!("{name}.c"));
+        let output = Command::new(&cc)
+            .args(C_FLAGS)
+            .arg("-I")
+            .arg(header_dir())
+            .arg("-o")
+            .arg(out.join(name))
+            .arg(&src)
+            .arg("-L")
+            .arg(lib_dir())
+            .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
+            .arg(format!("-Wl,-rpath,{}", out.display()))
+            .arg("-lgitlab_runner_api")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run the C compiler {cc} ({e}): install one, e.g. build-essential"));
+        assert!(
+            output.status.success(),
+            "{} does not compile warning-free:\n{}{}",
+            src.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    out
+}
+
+// ---- the cluster ---------------------------------------------------------------------------
+
+/// A one-node Slurm cluster in a private directory; `down` and removed on drop.
+struct Slurm {
+    dir: PathBuf,
+}
+
+impl Slurm {
+    /// Brings the cluster up, or says why it cannot (the test then skips).
+    fn up() -> Result<Slurm, String> {
+        // The effective user, asked without libc.
+        let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        if uid.ok().as_deref() != Some("0") {
+            return Err("not running as root (slurm-local.sh installs and runs slurmctld/slurmd as root)".into());
+        }
+        let dir = std::env::temp_dir().join(format!("glr-slurm-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let slurm = Slurm { dir };
+        let out = Command::new(manifest_dir().join("scripts/slurm-local.sh"))
+            .arg("up")
+            .arg(&slurm.dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run scripts/slurm-local.sh: {e}"))?;
+        if !out.status.success() {
+            // Drop takes down whatever did start.
+            return Err(format!(
+                "scripts/slurm-local.sh up failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr).trim_end()
+            ));
+        }
+        Ok(slurm)
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.join("slurm.conf")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("SLURM_CONF", self.conf()).stdin(Stdio::null());
+        c
+    }
+
+    /// squeue's state word for a batch job ("" when Slurm no longer knows it).
+    fn state(&self, slurm_id: &str) -> String {
+        let out = self.command("squeue").args(["-h", "-t", "all", "-j", slurm_id, "-o", "%T"]).output().expect("squeue");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Every job Slurm still has pending or running.
+    fn active_jobs(&self) -> String {
+        let out = self.command("squeue").args(["-h", "-o", "%i %T %j"]).output().expect("squeue");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn scancel(&self, slurm_id: &str) {
+        let status = self.command("scancel").arg(slurm_id).status().expect("scancel");
+        assert!(status.success(), "scancel {slurm_id}: {status}");
+    }
+
+    fn logs(&self) -> String {
+        ["slurmctld.log", "slurmd.log"]
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(self.dir.join("log").join(f)).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                format!("--- {f} (last lines)\n{}\n", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Slurm {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        let _ = Command::new(manifest_dir().join("scripts/slurm-local.sh"))
+            .arg("down")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---- the daemon ----------------------------------------------------------------------------
+
+/// glr-slurm-daemon, its stdout collected line by line; killed on drop if still running.
+struct Daemon {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn output(&self) -> String {
+        format!(
+            "--- daemon stdout\n{}--- daemon stderr\n{}",
+            self.stdout.lock().unwrap(),
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    /// Waits for a stdout line starting with `prefix`; returns it.
+    fn wait_line(&self, prefix: &str, deadline: Instant) -> String {
+        loop {
+            if let Some(l) = self.stdout.lock().unwrap().lines().find(|l| l.starts_with(prefix)) {
+                return l.to_string();
+            }
+            assert!(Instant::now() < deadline, "no daemon line {prefix:?} in time\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit.
+    fn stop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                assert!(status.success(), "the daemon did not exit cleanly on SIGTERM: {status}\n{}", self.output());
+                return;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let t = Arc::clone(&text);
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut s = t.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    text
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+fn script_job(name: &str, script: &[&str]) -> Value {
+    json!({
+        "job_info": {"name": name},
+        "steps": [
+            {"name": "script", "script": script, "timeout": 3600, "when": "on_success", "allow_failure": false},
+            {"name": "after_script", "script": [format!("echo after-{name}")], "timeout": 3600, "when": "always",
+             "allow_failure": true}
+        ]
+    })
+}
+
+fn trace(job: &JobRecord) -> String {
+    String::from_utf8_lossy(&job.trace).into_owned()
+}
+
+#[track_caller]
+fn assert_in_order(text: &str, parts: &[&str]) {
+    let mut at = 0;
+    for part in parts {
+        match text[at..].find(part) {
+            Some(i) => at += i + part.len(),
+            None => panic!("{part:?} missing from the log (or out of order: {parts:?}):\n{text}"),
+        }
+    }
+}
+
+fn wait_job(server: &TestServer, id: i64, what: &str, deadline: Instant, pred: impl Fn(&JobRecord) -> bool) -> JobRecord {
+    loop {
+        let job = server.job(id).expect("the job exists");
+        if pred(&job) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {id} ({what}): not reached in time; state {}\n{}", job.state, trace(&job));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The Slurm id in "Job ID: submitted as Slurm job SLURM_ID".
+fn slurm_id_of(daemon: &Daemon, id: i64, deadline: Instant) -> String {
+    let line = daemon.wait_line(&format!("Job {id}: submitted as Slurm job "), deadline);
+    line.rsplit(' ').next().expect("a Slurm id").to_string()
+}
+
+// ---- the test ------------------------------------------------------------------------------
+
+#[test]
+fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
+    let slurm = match Slurm::up() {
+        Ok(s) => s,
+        Err(why) => {
+            println!("SKIPPED slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them: Slurm cannot run here: {why}");
+            eprintln!("SKIPPED slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them: Slurm cannot run here: {why}");
+            return;
+        }
+    };
+    let started = Instant::now();
+    let deadline = started + DEADLINE;
+    let bin = build_programs();
+    let work = slurm.dir.join("work");
+    let spool = work.join("spool");
+    let tmp = work.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("create the work directory");
+
+    let server = TestServer::start_with(Config { long_poll_timeout: Duration::from_millis(200), ..Default::default() });
+    let runner = Runner::from_token(&server.url(), &server.create_runner_token()).expect("runner from token");
+    let runner_file = work.join("runner.json");
+    std::fs::write(&runner_file, persist::runner_to_string(&runner.data())).expect("write the runner file");
+
+    // 1 succeeds (stdout and stderr, artifacts), 2 fails with exit code 3, 3 sleeps and gets
+    // scancel'ed behind the daemon's back, 4 sleeps and GitLab cancels it.
+    let ok = server.queue_job(script_job(
+        "ok",
+        &[
+            "echo ok-line-1 on $SLURM_JOB_ID",
+            "echo ok-line-2 >&2",
+            "mkdir -p out && echo result-$((40+2)) > out/result.txt && echo ok-line-3",
+        ],
+    ));
+    let failing = server.queue_job(script_job("failing", &["echo fail-line-1", "exit 3", "echo never-here"]));
+    let killed = server.queue_job(script_job("killed", &["echo killed-started", "sleep 300"]));
+    let canceled = server.queue_job(script_job("canceled", &["echo cancel-started", "sleep 300"]));
+
+    let mut child = Command::new(bin.join("glr-slurm-daemon"))
+        .arg(&runner_file)
+        .arg(&spool)
+        .args(["--poll-seconds", "1", "--max-jobs", "8"])
+        .env("SLURM_CONF", slurm.conf())
+        .env("TMPDIR", &tmp)
+        .env_remove("GLR_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start glr-slurm-daemon");
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let mut daemon = Daemon { child, stdout, stderr };
+
+    // Every job became its own Slurm job.
+    let ids: Vec<String> = [ok, failing, killed, canceled].iter().map(|&id| slurm_id_of(&daemon, id, deadline)).collect();
+    let (ok_slurm, failing_slurm, killed_slurm, canceled_slurm) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "four distinct Slurm jobs: {ids:?}");
+    println!("Slurm job ids: ok {ok_slurm}, failing {failing_slurm}, killed {killed_slurm}, canceled {canceled_slurm}");
+
+    // The two sleepers run (their first line reached GitLab): scancel one behind the daemon's
+    // back, cancel the other in GitLab.
+    // Once GitLab has the `$ sleep 300` line the batch jobs have nothing left to upload, so only
+    // the daemon (glr_job_auth every second) can learn of the cancel before the library's 30 s
+    // keep-alive: the daemon's scancel is what ends the batch job.
+    wait_job(&server, killed, "sleeping", deadline, |j| trace(j).contains("killed-started\n\x1b[32;1m$ sleep 300"));
+    wait_job(&server, canceled, "sleeping", deadline, |j| trace(j).contains("cancel-started\n\x1b[32;1m$ sleep 300"));
+    assert_eq!(slurm.state(killed_slurm), "RUNNING");
+    assert_eq!(slurm.state(canceled_slurm), "RUNNING");
+    slurm.scancel(killed_slurm);
+    server.cancel_job(canceled, false);
+
+    // 1: success, its output in order, after the daemon's lines, and its artifacts.
+    let job = wait_job(&server, ok, "success", deadline, |j| j.state != "running" && j.state != "pending");
+    let text = trace(&job);
+    assert_eq!(job.state, "success", "{text}");
+    assert_in_order(
+        &text,
+        &[
+            "Submitting the job to Slurm\n",
+            &format!("Running as Slurm job {ok_slurm} on "),
+            "$ echo ok-line-1",
+            &format!("ok-line-1 on {ok_slurm}\n"),
+            "ok-line-2\n",
+            "ok-line-3\n",
+            "after-ok\n",
+            "Job succeeded",
+        ],
+    );
+    assert_eq!(job.checksum_matches, Some(true), "the batch job's final update covers the whole log");
+    let archive = job.artifacts.iter().find(|a| a.artifact_type == "archive").expect("the archive was uploaded");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive.data.clone())).expect("a zip");
+    let mut content = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("out/result.txt").expect("out/result.txt"), &mut content).unwrap();
+    assert_eq!(content, "result-42\n");
+
+    // 2: failed by its script, exit code 3, nothing after the failing line.
+    let job = wait_job(&server, failing, "failed", deadline, |j| j.state != "running" && j.state != "pending");
+    let text = trace(&job);
+    assert_eq!((job.state.as_str(), job.failure_reason.as_deref()), ("failed", Some("script_failure")), "{text}");
+    assert_eq!(job.exit_code, Some(3), "{text}");
+    assert_in_order(
+        &text,
+        &[&format!("Running as Slurm job {failing_slurm} on "), "fail-line-1\n", "$ exit 3", "after-failing\n"],
+    );
+    assert!(text.contains("exit code 3"), "{text}");
+    assert!(!text.contains("never-here"), "{text}");
+
+    // 3: the scancel'ed batch job: the daemon fails the job with runner_system_failure.
+    let job = wait_job(&server, killed, "runner_system_failure", deadline, |j| j.state != "running");
+    let text = trace(&job);
+    assert_eq!((job.state.as_str(), job.failure_reason.as_deref()), ("failed", Some("runner_system_failure")), "{text}");
+    assert_in_order(
+        &text,
+        &[
+            &format!("Running as Slurm job {killed_slurm} on "),
+            "killed-started\n",
+            &format!("Slurm job {killed_slurm} ended (CANCELLED) without finishing the job"),
+        ],
+    );
+    daemon.wait_line(&format!("Job {killed}: Slurm job {killed_slurm} ended (CANCELLED)"), deadline);
+
+    // 4: GitLab canceled the job; the daemon scancel'ed its batch job.
+    daemon.wait_line(&format!("Job {canceled}: canceled by GitLab: scancel Slurm job {canceled_slurm}"), deadline);
+    loop {
+        let state = slurm.state(canceled_slurm);
+        if state == "CANCELLED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Slurm job {canceled_slurm} still {state} after GitLab's cancel");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let job = server.job(canceled).expect("job");
+    assert_eq!(job.state, "canceled", "{}", trace(&job));
+    assert!(trace(&job).contains("cancel-started\n"));
+    assert!(!trace(&job).contains("after-canceled"), "a hard cancel runs no after_script");
+
+    // The daemon lets go of every job, stops on SIGTERM; nothing is left in Slurm or the spool.
+    daemon.wait_line(&format!("Job {ok}: finished by Slurm job {ok_slurm} (success)"), deadline);
+    daemon.wait_line(&format!("Job {failing}: finished by Slurm job {failing_slurm} (failed)"), deadline);
+    daemon.wait_line(&format!("Job {canceled}: "), deadline);
+    let forgotten = format!("Job {canceled}: canceled by GitLab; Slurm job {canceled_slurm} ended");
+    let finished = format!("Job {canceled}: finished by Slurm job {canceled_slurm}");
+    loop {
+        let out = daemon.stdout.lock().unwrap().clone();
+        if out.contains(&forgotten) || out.contains(&finished) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the daemon still follows job {canceled}\n{}", daemon.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemon.stop();
+    assert_eq!(slurm.active_jobs(), "", "jobs left in Slurm");
+    let mut left: Vec<String> = std::fs::read_dir(&spool)
+        .expect("the spool")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".out"))
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "spool files left besides the batch jobs' output: {left:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(&tmp).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
+    assert!(leftovers.is_empty(), "job directories left in TMPDIR: {leftovers:?}");
+    println!("slurm scenario took {:.1} s", started.elapsed().as_secs_f64());
+}
