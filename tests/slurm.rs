@@ -133,7 +133,8 @@ impl Slurm {
 
     /// squeue's state word for a batch job ("" when Slurm no longer knows it).
     fn state(&self, slurm_id: &str) -> String {
-        let out = self.command("squeue").args(["-h", "-t", "all", "-j", slurm_id, "-o", "%T"]).output().expect("squeue");
+        let out =
+            self.command("squeue").args(["-h", "-t", "all", "-j", slurm_id, "-o", "%T"]).output().expect("squeue");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -186,11 +187,7 @@ struct Daemon {
 
 impl Daemon {
     fn output(&self) -> String {
-        format!(
-            "--- daemon stdout\n{}--- daemon stderr\n{}",
-            self.stdout.lock().unwrap(),
-            self.stderr.lock().unwrap()
-        )
+        format!("--- daemon stdout\n{}--- daemon stderr\n{}", self.stdout.lock().unwrap(), self.stderr.lock().unwrap())
     }
 
     /// Waits for a stdout line starting with `prefix`; returns it.
@@ -267,13 +264,24 @@ fn assert_in_order(text: &str, parts: &[&str]) {
     }
 }
 
-fn wait_job(server: &TestServer, id: i64, what: &str, deadline: Instant, pred: impl Fn(&JobRecord) -> bool) -> JobRecord {
+fn wait_job(
+    server: &TestServer,
+    id: i64,
+    what: &str,
+    deadline: Instant,
+    pred: impl Fn(&JobRecord) -> bool,
+) -> JobRecord {
     loop {
         let job = server.job(id).expect("the job exists");
         if pred(&job) {
             return job;
         }
-        assert!(Instant::now() < deadline, "job {id} ({what}): not reached in time; state {}\n{}", job.state, trace(&job));
+        assert!(
+            Instant::now() < deadline,
+            "job {id} ({what}): not reached in time; state {}\n{}",
+            job.state,
+            trace(&job)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -340,7 +348,8 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
     let mut daemon = Daemon { child, stdout, stderr };
 
     // Every job became its own Slurm job.
-    let ids: Vec<String> = [ok, failing, killed, canceled].iter().map(|&id| slurm_id_of(&daemon, id, deadline)).collect();
+    let ids: Vec<String> =
+        [ok, failing, killed, canceled].iter().map(|&id| slurm_id_of(&daemon, id, deadline)).collect();
     let (ok_slurm, failing_slurm, killed_slurm, canceled_slurm) = (&ids[0], &ids[1], &ids[2], &ids[3]);
     let mut distinct = ids.clone();
     distinct.sort();
@@ -399,7 +408,11 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
     // 3: the scancel'ed batch job: the daemon fails the job with runner_system_failure.
     let job = wait_job(&server, killed, "runner_system_failure", deadline, |j| j.state != "running");
     let text = trace(&job);
-    assert_eq!((job.state.as_str(), job.failure_reason.as_deref()), ("failed", Some("runner_system_failure")), "{text}");
+    assert_eq!(
+        (job.state.as_str(), job.failure_reason.as_deref()),
+        ("failed", Some("runner_system_failure")),
+        "{text}"
+    );
     assert_in_order(
         &text,
         &[
@@ -451,4 +464,29 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
     let leftovers: Vec<_> = std::fs::read_dir(&tmp).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
     assert!(leftovers.is_empty(), "job directories left in TMPDIR: {leftovers:?}");
     println!("slurm scenario took {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// examples-c/slurm/Makefile builds both programs (no Slurm needed); without arguments they print
+/// their usage (a wrong rpath or SONAME would make them exit 127 instead).
+#[test]
+fn slurm_makefile_builds_both_programs() {
+    let build = std::env::temp_dir().join(format!("glr-slurm-make-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&build);
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(manifest_dir().join("examples-c/slurm"))
+        .arg(format!("BUILD={}", build.display()))
+        .arg(format!("LIBDIR={}", lib_dir().display()))
+        .arg(format!("INCLUDE={}", header_dir().display()))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run make ({e}): install it, e.g. `apt install build-essential`"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "make failed:\n{text}");
+    for name in ["glr-slurm-daemon", "glr-slurm-job"] {
+        let o = Command::new(build.join(name)).output().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name} without arguments: {stderr}");
+        assert!(stderr.contains("usage:"), "{name} without arguments should print its usage: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&build);
 }
