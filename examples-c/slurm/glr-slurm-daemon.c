@@ -49,6 +49,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -63,7 +64,7 @@
 
 #define MAX_SLOTS 256
 #define MAX_SBATCH_ARGS 32
-#define PATH_LEN 4096
+#define PATH_LEN 4096 /* >= PATH_MAX on Linux */
 
 /* ---- configuration and state -------------------------------------------------------------- */
 
@@ -599,6 +600,7 @@ int main(int argc, char **argv)
 {
     const char *runner_path = NULL;
     glr_runner *runner = NULL;
+    static char spool_abs[PATH_MAX], job_abs[PATH_MAX];
     pthread_t monitor_thread;
     struct sigaction sa;
     int i;
@@ -653,6 +655,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "glr-slurm-daemon: %s: %s\n", spool, strerror(errno));
         return 1;
     }
+    /* Absolute paths: the batch job runs elsewhere (another directory, maybe another node). */
+    if (realpath(spool, spool_abs) == NULL || realpath(job_program, job_abs) == NULL) {
+        fprintf(stderr, "glr-slurm-daemon: %s: %s\n", spool, strerror(errno));
+        return 1;
+    }
+    spool = spool_abs;
+    snprintf(job_program, sizeof job_program, "%s", job_abs);
 
     signal(SIGPIPE, SIG_IGN);
     memset(&sa, 0, sizeof sa);
