@@ -65,7 +65,7 @@ stop_pidfile() {
 }
 
 down() {
-    local pid ids i
+    local pid ids i environ
     # Cancel every job first (KillWait: SIGTERM, then SIGKILL 5 s later), so that nothing a job
     # started outlives the cluster.
     if alive_pid "$dir/slurmctld.pid" >/dev/null; then
@@ -81,10 +81,13 @@ down() {
     fi
     stop_pidfile "$dir/slurmd.pid"
     stop_pidfile "$dir/slurmctld.pid"
-    # Whatever is left of this cluster's jobs and slurmstepd (their environment names DIR).
-    for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+    # Whatever is left of this cluster's slurmstepd and jobs: their environment has exactly
+    # SLURM_CONF=DIR/slurm.conf (slurmd's, or the submitter's, passed on by sbatch).
+    for environ in /proc/[0-9]*/environ; do
+        pid=${environ#/proc/}
+        pid=${pid%/environ}
         [ "$pid" = $$ ] && continue
-        if grep -qsF "$dir/" "/proc/$pid/environ"; then kill -9 "$pid" 2>/dev/null || true; fi
+        if grep -qszxF "SLURM_CONF=$dir/slurm.conf" "$environ"; then kill -9 "$pid" 2>/dev/null || true; fi
     done
     stop_pidfile "$dir/munged.pid"
     rm -f "$dir/munge.socket" "$dir/munge.socket.lock"
