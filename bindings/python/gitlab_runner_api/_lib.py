@@ -104,6 +104,7 @@ SIGNATURES = {
     "glr_runner_register": (status_t, [c_char_p, c_char_p, OptionsP, POINTER(RunnerP)]),
     "glr_runner_from_token": (status_t, [c_char_p, c_char_p, POINTER(RunnerP)]),
     "glr_runner_set_feature": (status_t, [RunnerP, c_char_p, c_int32]),
+    "glr_runner_set_system_id": (status_t, [RunnerP, c_char_p]),
     "glr_runner_check_auth": (status_t, [RunnerP]),
     "glr_runner_unregister": (status_t, [RunnerP]),
     "glr_runner_request_job": (status_t, [RunnerP, POINTER(JobP)]),

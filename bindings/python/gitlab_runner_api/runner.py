@@ -167,6 +167,11 @@ class Runner(Handle):
         the Python package."""
         _lib.call("glr_runner_set_feature", self._handle(), _lib.c_str(feature, "feature"), 1 if enabled else 0)
 
+    def set_system_id(self, system_id=None):
+        """Gives this process its own runner manager identity ("s_"/"r_" + 12 letters or digits,
+        or None for a random one); not in the Python package."""
+        _lib.call("glr_runner_set_system_id", self._handle(), _lib.c_str(system_id, "system_id"))
+
     def dumps(self):
         """The runner as a string for Runner.loads() (it holds the token: keep it secret)."""
         out = _lib.OwnedStr()

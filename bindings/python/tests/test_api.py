@@ -238,6 +238,15 @@ class RegisteringARunner(ServerTestCase):
         self.addCleanup(again.close)
         self.assertEqual(again, runner)
 
+    def test_set_system_id(self):
+        runner, _ = self.new_runner()
+        runner.set_system_id("r_0123456789ab")
+        self.assertEqual(json.loads(runner.dumps())["system_id"], "r_0123456789ab")
+        runner.set_system_id()
+        self.assertNotEqual(json.loads(runner.dumps())["system_id"], "r_0123456789ab")
+        with self.assertRaises(ValueError):
+            runner.set_system_id("not an id")
+
     def test_loads_the_python_package_format(self):
         runner, _ = self.new_runner(locked=True, maximum_timeout=7200)
         v1 = json.dumps([1, URL, runner.id, runner.token, {"info": {}, "locked": True, "maximum_timeout": 7200}])
