@@ -291,8 +291,9 @@ fn auth_sees_graceful_and_hard_cancel() {
 #[test]
 fn hard_cancel_is_seen_by_a_log_upload() {
     let t = taken(json!({}));
-    append(t.job, b"working\n");
     t.server.cancel_job(t.id, false);
+    // New text to upload (the background uploader or this flush learns the cancel from it).
+    append(t.job, b"working\n");
     expect(unsafe { glr_job_log_flush(t.job) }, GLR_ERR_JOB_CANCELED);
     assert_eq!(unsafe { glr_job_state(t.job) }, GLR_JOB_CANCELED);
 }
