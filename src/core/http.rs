@@ -17,6 +17,9 @@ const RETRY_AFTER_MAX: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Long enough for GitLab's long polling (Workhorse holds a job request up to ~50 s).
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// The largest answer of the API read into memory (job payloads are far smaller); a larger or
+/// endless body is an error, not an allocation of everything the server sends until the timeout.
+pub const MAX_RESPONSE_BODY: u64 = 64 * 1024 * 1024;
 
 pub use reqwest::Method;
 
@@ -237,21 +240,30 @@ pub fn send(req: &Request) -> Result<Response> {
                 }
                 return Ok(Response { status, headers, body, attempts: attempt, what: req.what.clone() });
             }
-            Err(e) => {
-                let may_retry = e.is_connect() || req.idempotent;
+            Err(SendError::TooLarge) => {
+                return Err(Error::new(
+                    ErrorKind::Network,
+                    format!("{}: the answer is larger than {} MiB; not read", req.what, MAX_RESPONSE_BODY >> 20),
+                ));
+            }
+            Err(failure) => {
+                let (may_retry, why) = match failure {
+                    SendError::Transport(e) => (e.is_connect() || req.idempotent, describe(&e)),
+                    SendError::Body(e) => (req.idempotent, format!("the response was cut short ({e})")),
+                    SendError::TooLarge => unreachable!("handled above"),
+                };
                 if may_retry && attempt < MAX_ATTEMPTS {
                     let wait = backoff(attempt - 1);
                     super::diag::debug(&format!(
-                        "{}: {}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
+                        "{}: {why}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
                         req.what,
-                        describe(&e),
                         wait.as_millis()
                     ));
                     std::thread::sleep(wait);
                     continue;
                 }
                 let tries = if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() };
-                return Err(Error::new(ErrorKind::Network, format!("{}: {}{tries}", req.what, describe(&e))));
+                return Err(Error::new(ErrorKind::Network, format!("{}: {why}{tries}", req.what)));
             }
         }
     }
@@ -281,7 +293,22 @@ pub fn send_multipart(
     Ok((status, location, gitlab_message(&body)))
 }
 
-fn send_once(client: &Client, req: &Request) -> std::result::Result<(u16, HeaderMap, Vec<u8>), reqwest::Error> {
+/// Why one attempt got no usable response.
+enum SendError {
+    Transport(reqwest::Error),
+    /// The body is larger than [`MAX_RESPONSE_BODY`] (a hostile or broken server).
+    TooLarge,
+    /// Reading the body failed with an error that is not reqwest's.
+    Body(String),
+}
+
+impl From<reqwest::Error> for SendError {
+    fn from(e: reqwest::Error) -> Self {
+        SendError::Transport(e)
+    }
+}
+
+fn send_once(client: &Client, req: &Request) -> std::result::Result<(u16, HeaderMap, Vec<u8>), SendError> {
     let mut headers = HeaderMap::new();
     for (name, value) in &req.headers {
         if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
@@ -297,10 +324,25 @@ fn send_once(client: &Client, req: &Request) -> std::result::Result<(u16, Header
             .body(serde_json::to_vec(v).expect("a JSON value serialises")),
         Body::Text(bytes) => builder.header("content-type", "text/plain").body(bytes.clone()),
     };
-    let resp = builder.send()?;
+    let mut resp = builder.send()?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.bytes()?.to_vec();
+    if resp.content_length().is_some_and(|n| n > MAX_RESPONSE_BODY) {
+        return Err(SendError::TooLarge);
+    }
+    // Read at most one byte more than allowed: a server sending forever cannot fill the memory.
+    let mut body = Vec::new();
+    if let Err(e) = std::io::Read::read_to_end(&mut std::io::Read::take(&mut resp, MAX_RESPONSE_BODY + 1), &mut body) {
+        // The blocking body reports reqwest's error inside an io::Error: keep its kind.
+        let text = e.to_string();
+        return Err(match e.into_inner().map(|inner| inner.downcast::<reqwest::Error>()) {
+            Some(Ok(inner)) => SendError::Transport(*inner),
+            _ => SendError::Body(text),
+        });
+    }
+    if body.len() as u64 > MAX_RESPONSE_BODY {
+        return Err(SendError::TooLarge);
+    }
     Ok((status, headers, body))
 }
 
