@@ -70,6 +70,28 @@ impl Request {
         self.idempotent = true;
         self
     }
+
+    /// The secrets this request carries (token headers, the body's `token`), which an answer
+    /// must not bring back into a message.
+    fn secrets(&self) -> Vec<String> {
+        let mut secrets: Vec<String> =
+            self.headers.iter().filter(|(name, _)| name.contains("token")).map(|(_, v)| v.clone()).collect();
+        if let Body::Json(v) = &self.body {
+            if let Some(t) = v.get("token").and_then(|t| t.as_str()) {
+                secrets.push(t.to_string());
+            }
+        }
+        secrets
+    }
+}
+
+/// `text` with every occurrence of each secret replaced by `[MASKED]`.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(s, "[MASKED]");
+    }
+    out
 }
 
 pub struct Response {
@@ -79,6 +101,9 @@ pub struct Response {
     /// How many attempts it took (for messages).
     pub attempts: u32,
     pub what: String,
+    /// The request's tokens, masked in messages built from the answer (a server or proxy may
+    /// echo them; GitLab does not).
+    pub secrets: Vec<String>,
 }
 
 impl Response {
@@ -107,7 +132,7 @@ impl Response {
         }
         if let Some(detail) = gitlab_message(&self.body) {
             msg.push_str(": ");
-            msg.push_str(&detail);
+            msg.push_str(&redact(&detail, &self.secrets.iter().map(String::as_str).collect::<Vec<_>>()));
         }
         Error::new(kind, msg)
     }
@@ -238,7 +263,14 @@ pub fn send(req: &Request) -> Result<Response> {
                     std::thread::sleep(wait);
                     continue;
                 }
-                return Ok(Response { status, headers, body, attempts: attempt, what: req.what.clone() });
+                return Ok(Response {
+                    status,
+                    headers,
+                    body,
+                    attempts: attempt,
+                    what: req.what.clone(),
+                    secrets: req.secrets(),
+                });
             }
             Err(SendError::TooLarge) => {
                 return Err(Error::new(
@@ -290,7 +322,7 @@ pub fn send_multipart(
     let status = resp.status().as_u16();
     let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
-    Ok((status, location, gitlab_message(&body)))
+    Ok((status, location, gitlab_message(&body).map(|m| redact(&m, &[job_token]))))
 }
 
 /// Why one attempt got no usable response.
@@ -423,9 +455,10 @@ pub fn transfer_error(what: &str, e: &reqwest::Error) -> Error {
     Error::new(ErrorKind::Network, format!("{what}: {}", describe(e)))
 }
 
-/// GitLab's `{"message": ...}`/`{"error": ...}` text of an error body, shortened.
-pub fn error_message_of(body: &[u8]) -> Option<String> {
-    gitlab_message(body)
+/// GitLab's `{"message": ...}`/`{"error": ...}` text of an error body, shortened, with
+/// `secrets` (the tokens the request carried) masked.
+pub fn error_message_of(body: &[u8], secrets: &[&str]) -> Option<String> {
+    gitlab_message(body).map(|m| redact(&m, secrets))
 }
 
 /// The wait before retry number `attempt` (0-based): exponential from 100 ms, capped at 60 s,
@@ -467,5 +500,10 @@ mod tests {
         assert_eq!(gitlab_message(b"<html>"), None);
         let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(1000));
         assert_eq!(gitlab_message(long.as_bytes()).unwrap().len(), 300);
+        let echoed = br#"{"message":"token glcbt-abc is invalid, glcbt-abc"}"#;
+        assert_eq!(
+            error_message_of(echoed, &["glcbt-abc", ""]).as_deref(),
+            Some("token [MASKED] is invalid, [MASKED]")
+        );
     }
 }
