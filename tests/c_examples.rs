@@ -15,6 +15,7 @@
 //!   the Rust library is not instrumented without a nightly compiler);
 //! - `helgrind`: each program runs under `valgrind --tool=helgrind` (see RELIABILITY.md for
 //!   what it reports about the Rust library's own locks).
+//!
 //! Timeouts grow with the checker's slowdown.
 
 use glr_testserver::{Config, JobRecord, TestServer, DEFAULT_MASKED_VALUE};
