@@ -186,6 +186,7 @@ fn build_all() -> Result<PathBuf, String> {
     let results: Vec<Result<(), String>> = std::thread::scope(|s| {
         let handles: Vec<_> = sources()
             .into_iter()
+            .chain(test_programs())
             .map(|(name, src)| {
                 let (cc, cxx, lib_dir, out) = (&cc, &cxx, &lib_dir, &out);
                 s.spawn(move || compile(&src, &out.join(name), cc, cxx, lib_dir, out))
@@ -217,6 +218,12 @@ fn sources() -> Vec<(String, PathBuf)> {
         .collect();
     v.sort();
     v
+}
+
+/// C/C++ test programs built and run here too, so that the checkers cover them: the C++
+/// wrapper's test (tests/header.rs also builds it with gcc and clang).
+fn test_programs() -> Vec<(String, PathBuf)> {
+    vec![("wrapper_test_cpp".to_string(), manifest_dir().join("tests/cpp/wrapper_test.cpp"))]
 }
 
 fn compile(src: &Path, dest: &Path, cc: &str, cxx: &str, lib_dir: &Path, out: &Path) -> Result<(), String> {
@@ -1005,6 +1012,16 @@ fn c_executor_downloads_dependencies_and_uploads_artifacts() {
     std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&junit.data[..]), &mut xml).unwrap();
     assert_eq!(xml, "<testsuite name=\"t\"/>\n");
     assert_no_job_dirs_left(&dir);
+}
+
+// ---- C/C++ test programs -------------------------------------------------------------------
+
+#[test]
+fn cpp_wrapper_test_program_passes() {
+    let dir = TempDir::new();
+    let out = run("wrapper_test_cpp", &[], dir.path());
+    out.expect_ok("tests/cpp/wrapper_test.cpp");
+    assert!(out.stdout.starts_with("wrapper ok"), "{}", out.describe());
 }
 
 // ---- threads -------------------------------------------------------------------------------

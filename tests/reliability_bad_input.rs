@@ -441,6 +441,26 @@ fn table() -> Vec<Row> {
         ],
     ));
     t.push(row(
+        "glr_runner_set_system_id",
+        vec![
+            status("runner NULL", NULL, State::Server, |_| {
+                Got::Status(unsafe { glr_runner_set_system_id(ptr::null_mut(), c"s_0123456789ab".as_ptr()) })
+            }),
+            status("system_id invalid UTF-8", UTF8, State::Runner, |fx| {
+                Got::Status(unsafe { glr_runner_set_system_id(fx.runner, fx.bad.as_ptr()) })
+            }),
+            status("system_id \"x_0123456789ab\" (wrong prefix)", INVALID, State::Runner, |fx| {
+                Got::Status(unsafe { glr_runner_set_system_id(fx.runner, c"x_0123456789ab".as_ptr()) })
+            }),
+            status("system_id \"s_short\"", INVALID, State::Runner, |fx| {
+                Got::Status(unsafe { glr_runner_set_system_id(fx.runner, c"s_short".as_ptr()) })
+            }),
+            status("system_id empty", INVALID, State::Runner, |fx| {
+                Got::Status(unsafe { glr_runner_set_system_id(fx.runner, c"".as_ptr()) })
+            }),
+        ],
+    ));
+    t.push(row(
         "glr_runner_check_auth",
         vec![status("runner NULL", NULL, State::Server, |_| {
             Got::Status(unsafe { glr_runner_check_auth(ptr::null()) })
