@@ -388,7 +388,12 @@ fn dumps_survive_a_kill_at_any_moment() {
         let (job_path, runner_path) =
             (c(dir.join("job.json").to_str().unwrap()), c(dir.join("runner.json").to_str().unwrap()));
         println!("READY");
+        // Bounded, should the parent die before killing it.
+        let started = Instant::now();
         for n in 0.. {
+            if started.elapsed() > Duration::from_secs(60) {
+                break;
+            }
             let line = format!("version {n} {}\n", "x".repeat(n % 5000));
             ok(unsafe { glr_job_log_append(j, line.as_ptr().cast::<c_char>(), line.len()) });
             ok(unsafe { glr_job_dump(j, job_path.as_ptr()) });
