@@ -4,8 +4,8 @@
 //! - `runner`: glr_runner_loads (our v2 format and the Python package's v1 arrays);
 //! - `job`: glr_job_loads (v2 and v1);
 //! - `payload`: the job payload parser, i.e. what glr_runner_request_job accepts from GitLab
-//!   (`serde_json` as the HTTP layer reads the body, then `Job::new`), and every accessor of
-//!   the job it gives (through glr_job_loads of a dump holding the payload).
+//!   (the body as UTF-8 text, then `Job::new`, which parses and reads it), and every accessor
+//!   of the job it gives (through glr_job_loads of a dump holding the payload).
 //!
 //! Each input must give GLR_OK or GLR_ERR_PARSE (never a panic, never another status), and an
 //! accepted input must survive dumps -> loads -> dumps unchanged. Mutations are byte-level (bit
@@ -391,12 +391,14 @@ fn runner_data() -> RunnerData {
 /// What request_job does with a 201 body: serde_json, then Job::new (payload parser, masker).
 fn fuzz_payload(data: &[u8]) -> Outcome {
     let parsed = catch_unwind(AssertUnwindSafe(|| {
-        let value: Value = match serde_json::from_slice(data) {
-            Ok(v) => v,
-            Err(_) => return Ok("not JSON".to_string()),
+        // As request_job: the body must be UTF-8, then Job::new parses and reads it.
+        let text = match String::from_utf8(data.to_vec()) {
+            Ok(t) => t,
+            Err(_) => return Ok("not UTF-8".to_string()),
         };
-        match Job::new(runner_data(), value.clone()) {
+        match Job::new(runner_data(), text.clone()) {
             Ok(job) => {
+                let value: Value = serde_json::from_str(&text).expect("Job::new accepted it, so it is JSON");
                 let info = job.info();
                 let _ = (job.id(), job.state());
                 // The shape of what was read, so that new shapes join the corpus.
