@@ -774,7 +774,7 @@ const char *glr_runner_tag(const struct glr_runner *runner, size_t index);
 
 /**
  * GitLab's name of a failure reason ("script_failure"...), or NULL for a value that is not a
- * GLR_FAILURE_* constant. Static text.
+ * GLR_FAILURE_* constant (GLR_ERR_INVALID_ARGUMENT is then the thread's last error). Static text.
  */
 const char *glr_failure_reason_str(glr_failure_reason reason);
 

@@ -2,7 +2,9 @@
 # Checks (and, as root with apt-get, installs) what the tests and the demo need besides cargo:
 # a C and a C++ compiler, make, python3, binutils (nm, readelf) for the binary checks, and for
 # the install tests (tests/install.rs) and the header tests (tests/header.rs): pkg-config, cmake,
-# and clang (the header and the C++ wrapper are compiled with gcc and clang).
+# and clang (the header and the C++ wrapper are compiled with gcc and clang), and for the
+# reliability runs (RELIABILITY.md): valgrind, openssl (the TLS test's certificates) and gcc's
+# sanitizer runtimes (libasan, libubsan, libtsan).
 set -euo pipefail
 
 missing=()
@@ -16,6 +18,24 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v clang >/dev/null || missing+=(clang)
 command -v clang++ >/dev/null || missing+=(clang)
+command -v valgrind >/dev/null || missing+=(valgrind)
+command -v openssl >/dev/null || missing+=(openssl)
+
+# The sanitizer runtimes come with gcc on Debian; check that a program links with them.
+sanitizers_link() {
+  local dir
+  dir=$(mktemp -d)
+  printf 'int main(void) { return 0; }\n' >"$dir/probe.c"
+  cc -fsanitize=address,undefined "$dir/probe.c" -o "$dir/asan" 2>/dev/null &&
+    cc -fsanitize=thread "$dir/probe.c" -o "$dir/tsan" 2>/dev/null
+  local ok=$?
+  rm -rf "$dir"
+  return $ok
+}
+if command -v cc >/dev/null && ! sanitizers_link; then
+  gcc_major=$(cc -dumpversion | cut -d. -f1)
+  missing+=("libgcc-${gcc_major}-dev")
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

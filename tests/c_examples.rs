@@ -4,6 +4,19 @@
 //!
 //! Binaries go to `target/<profile>/c-examples/`, never into the source tree. A C and a C++
 //! compiler are required (`CC`/`CXX` are honoured); without one the tests fail and say so.
+//!
+//! Memory and thread checking: with `GLR_C_EXAMPLES_CHECK` set, every run of every test goes
+//! through a checker and must come out clean (`.ci/run` runs this file once per checker):
+//! - `valgrind`: each program runs under `valgrind --leak-check=full
+//!   --errors-for-leak-kinds=definite` (memcheck); any error or definite leak fails the run;
+//! - `sanitize`: the programs are built with `-fsanitize=address,undefined` (gcc's ASan, UBSan
+//!   and LeakSanitizer); any report fails the run;
+//! - `tsan`: the programs are built with `-fsanitize=thread` (this instruments the C code only:
+//!   the Rust library is not instrumented without a nightly compiler);
+//! - `helgrind`: each program runs under `valgrind --tool=helgrind` (see RELIABILITY.md for
+//!   what it reports about the Rust library's own locks).
+//!
+//! Timeouts grow with the checker's slowdown.
 
 use glr_testserver::{Config, JobRecord, TestServer, DEFAULT_MASKED_VALUE};
 use serde_json::{json, Value};
@@ -23,11 +36,55 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("persist_job", "persist_job.c"),
     ("executor_cpp", "executor.cpp"),
     ("executor_hpp_cpp", "executor_hpp.cpp"),
+    ("threads", "threads.c"),
 ];
-const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g"];
-const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g"];
-/// No example run may take longer (a hang is a failure, not a stuck test run).
+const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g", "-pthread"];
+const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g", "-pthread"];
+/// No example run may take longer (a hang is a failure, not a stuck test run); times the
+/// checker's slowdown.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How the programs are built and run (`GLR_C_EXAMPLES_CHECK`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    Plain,
+    Valgrind,
+    Sanitize,
+    Tsan,
+    Helgrind,
+}
+
+fn check() -> Check {
+    match std::env::var("GLR_C_EXAMPLES_CHECK").as_deref() {
+        Err(_) | Ok("") => Check::Plain,
+        Ok("valgrind") => Check::Valgrind,
+        Ok("sanitize") => Check::Sanitize,
+        Ok("tsan") => Check::Tsan,
+        Ok("helgrind") => Check::Helgrind,
+        Ok(other) => panic!("GLR_C_EXAMPLES_CHECK={other}: expected valgrind, sanitize, tsan or helgrind"),
+    }
+}
+
+/// How much slower programs run under the checker.
+fn slowdown() -> u32 {
+    match check() {
+        Check::Plain => 1,
+        Check::Sanitize | Check::Tsan => 3,
+        Check::Valgrind | Check::Helgrind => 8,
+    }
+}
+
+/// Extra compiler flags of the checker.
+fn check_flags() -> &'static [&'static str] {
+    match check() {
+        Check::Sanitize => &["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"],
+        Check::Tsan => &["-fsanitize=thread"],
+        _ => &[],
+    }
+}
+
+/// The exit status a checker uses for "errors found" (not one the programs use themselves).
+const CHECK_EXIT: i32 = 97;
 
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -57,10 +114,16 @@ fn lib_dir() -> PathBuf {
     })
 }
 
-/// Where the compiled examples go: target/<profile>/c-examples/.
+/// Where the compiled examples go: target/<profile>/c-examples/ (-sanitize, -tsan for builds
+/// with a sanitizer).
 fn out_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").join("c-examples")
+    let name = match check() {
+        Check::Sanitize => "c-examples-sanitize",
+        Check::Tsan => "c-examples-tsan",
+        _ => "c-examples",
+    };
+    exe.parent().and_then(Path::parent).expect("target/<profile>").join(name)
 }
 
 fn abi_version() -> String {
@@ -123,6 +186,7 @@ fn build_all() -> Result<PathBuf, String> {
     let results: Vec<Result<(), String>> = std::thread::scope(|s| {
         let handles: Vec<_> = sources()
             .into_iter()
+            .chain(test_programs())
             .map(|(name, src)| {
                 let (cc, cxx, lib_dir, out) = (&cc, &cxx, &lib_dir, &out);
                 s.spawn(move || compile(&src, &out.join(name), cc, cxx, lib_dir, out))
@@ -156,6 +220,12 @@ fn sources() -> Vec<(String, PathBuf)> {
     v
 }
 
+/// C/C++ test programs built and run here too, so that the checkers cover them: the C++
+/// wrapper's test (tests/header.rs also builds it with gcc and clang).
+fn test_programs() -> Vec<(String, PathBuf)> {
+    vec![("wrapper_test_cpp".to_string(), manifest_dir().join("tests/cpp/wrapper_test.cpp"))]
+}
+
 fn compile(src: &Path, dest: &Path, cc: &str, cxx: &str, lib_dir: &Path, out: &Path) -> Result<(), String> {
     let is_cpp = src.extension().is_some_and(|e| e == "cpp");
     let (compiler, flags) = if is_cpp { (cxx, CXX_FLAGS) } else { (cc, C_FLAGS) };
@@ -163,6 +233,7 @@ fn compile(src: &Path, dest: &Path, cc: &str, cxx: &str, lib_dir: &Path, out: &P
     let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
     let output = Command::new(compiler)
         .args(flags)
+        .args(check_flags())
         .arg("-I")
         .arg(header_dir())
         .arg("-I") // the C++ wrapper, include/gitlab_runner_api.hpp
@@ -221,11 +292,14 @@ struct Running {
     child: Child,
     what: String,
     readers: Vec<std::thread::JoinHandle<String>>,
+    /// Where the checker writes its reports (one file per process).
+    check_logs: PathBuf,
 }
 
 impl Running {
     fn wait(mut self) -> Out {
-        let deadline = Instant::now() + RUN_TIMEOUT;
+        let timeout = RUN_TIMEOUT * slowdown();
+        let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(s) = self.child.try_wait().expect("try_wait") {
                 break Some(s);
@@ -240,8 +314,57 @@ impl Running {
         let mut texts = self.readers.drain(..).map(|h| h.join().expect("reader thread"));
         let out =
             Out { code: status.and_then(|s| s.code()), stdout: texts.next().unwrap(), stderr: texts.next().unwrap() };
-        assert!(status.is_some(), "{} did not finish within {RUN_TIMEOUT:?}\n{}", self.what, out.describe());
+        assert!(status.is_some(), "{} did not finish within {timeout:?}\n{}", self.what, out.describe());
+        assert_checker_clean(&self.check_logs, self.child.id(), &self.what, &out);
         out
+    }
+}
+
+/// Fails when the checker reported anything for the run (its logs, or its exit status).
+#[track_caller]
+fn assert_checker_clean(logs: &Path, pid: u32, what: &str, out: &Out) {
+    let reports: Vec<(String, String)> = std::fs::read_dir(logs)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        std::fs::read_to_string(e.path()).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(logs);
+    let show = |reports: &[(String, String)]| {
+        reports.iter().map(|(n, t)| format!("--- {n}\n{t}")).collect::<Vec<_>>().join("\n")
+    };
+    match check() {
+        Check::Plain => {}
+        Check::Valgrind | Check::Helgrind => {
+            // One log per process: the program's own ends with its summary; a fork that
+            // exec'd a shell (the executors) ends without one.
+            let own = reports.iter().find(|(n, _)| n == &format!("{pid}.log"));
+            let clean = own.is_some_and(|(_, t)| t.contains("ERROR SUMMARY: 0 errors from 0 contexts"));
+            let dirty = reports
+                .iter()
+                .any(|(_, t)| t.lines().any(|l| l.contains("ERROR SUMMARY:") && !l.contains(": 0 errors")));
+            assert!(
+                clean && !dirty && out.code != Some(CHECK_EXIT),
+                "{what}: valgrind reports errors\n{}\n{}",
+                show(&reports),
+                out.describe()
+            );
+        }
+        Check::Sanitize | Check::Tsan => {
+            // The sanitizers write a log only when they report something.
+            assert!(
+                reports.is_empty() && out.code != Some(CHECK_EXIT),
+                "{what}: sanitizer reports\n{}\n{}",
+                show(&reports),
+                out.describe()
+            );
+        }
     }
 }
 
@@ -249,7 +372,37 @@ impl Running {
 fn spawn(name: &str, args: &[&str], cwd: &Path) -> Running {
     let tmp = cwd.join("tmp");
     std::fs::create_dir_all(&tmp).expect("create tmp");
-    let mut child = Command::new(program(name))
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let check_logs = cwd.join(format!("check-logs-{}", RUNS.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&check_logs).expect("create check-logs");
+    let log = |tool: &str| format!("log_path={}/{tool}:exitcode={CHECK_EXIT}", check_logs.display());
+    let mut command = match check() {
+        Check::Valgrind | Check::Helgrind => {
+            let mut c = Command::new("valgrind");
+            if check() == Check::Valgrind {
+                c.args(["--leak-check=full", "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]);
+            } else {
+                c.arg("--tool=helgrind");
+            }
+            c.arg(format!("--error-exitcode={CHECK_EXIT}"))
+                .arg(format!("--log-file={}/%p.log", check_logs.display()))
+                .arg(program(name));
+            c
+        }
+        _ => Command::new(program(name)),
+    };
+    command
+        .env("ASAN_OPTIONS", format!("{}:detect_leaks=1", log("asan")))
+        .env("UBSAN_OPTIONS", format!("{}:print_stacktrace=1:halt_on_error=1", log("ubsan")))
+        .env(
+            "TSAN_OPTIONS",
+            format!(
+                "{}:halt_on_error=0:suppressions={}",
+                log("tsan"),
+                manifest_dir().join("tests/c/tsan.supp").display()
+            ),
+        );
+    let mut child = command
         .args(args)
         .current_dir(cwd)
         .env("TMPDIR", &tmp)
@@ -271,7 +424,7 @@ fn spawn(name: &str, args: &[&str], cwd: &Path) -> Running {
             })
         })
         .collect();
-    Running { child, what: format!("{name} {}", args.join(" ")), readers }
+    Running { child, what: format!("{name} {}", args.join(" ")), readers, check_logs }
 }
 
 fn run(name: &str, args: &[&str], cwd: &Path) -> Out {
@@ -685,14 +838,18 @@ fn executor_handles_cancel(executor: &str, graceful: bool) {
     let running = spawn(executor, &[&runner, "--once"], dir.path());
     // The executor uploads the log before each line: the first line's output shows it is at
     // the second one.
-    let seen = server.wait_for_job(id, Duration::from_secs(30), |j| trace(j).contains("started-2\n"));
+    let seen = server.wait_for_job(id, Duration::from_secs(30) * slowdown(), |j| trace(j).contains("started-2\n"));
     assert!(seen.is_some(), "the first line's output never reached the server: {:?}", server.job(id));
     let canceled_at = Instant::now();
     server.cancel_job(id, graceful);
     let out = running.wait();
     let took = canceled_at.elapsed();
     out.expect_ok(executor);
-    assert!(took < Duration::from_secs(20), "the running command was not stopped: {took:?}\n{}", out.describe());
+    assert!(
+        took < Duration::from_secs(20) * slowdown(),
+        "the running command was not stopped: {took:?}\n{}",
+        out.describe()
+    );
 
     let record = job_record(&server, id);
     let text = trace(&record);
@@ -855,4 +1012,56 @@ fn c_executor_downloads_dependencies_and_uploads_artifacts() {
     std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&junit.data[..]), &mut xml).unwrap();
     assert_eq!(xml, "<testsuite name=\"t\"/>\n");
     assert_no_job_dirs_left(&dir);
+}
+
+// ---- C/C++ test programs -------------------------------------------------------------------
+
+#[test]
+fn cpp_wrapper_test_program_passes() {
+    let dir = TempDir::new();
+    let out = run("wrapper_test_cpp", &[], dir.path());
+    out.expect_ok("tests/cpp/wrapper_test.cpp");
+    assert!(out.stdout.starts_with("wrapper ok"), "{}", out.describe());
+}
+
+// ---- threads -------------------------------------------------------------------------------
+
+#[test]
+fn threads_share_one_runner_and_job_under_faults() {
+    use glr_testserver::{Endpoint, Fault, FaultKind};
+    let server = server();
+    let dir = TempDir::new();
+    let runner = register(&server, &dir);
+    let id = server.queue_job(json!({}));
+    // Faults the threads' flushes and the final report run into (each within the retries).
+    let kinds = [
+        FaultKind::Status { code: 500, retry_after: None },
+        FaultKind::Status { code: 503, retry_after: None },
+        FaultKind::DropConnection,
+        FaultKind::DropAfterHandling,
+        FaultKind::Delay(Duration::from_millis(100)),
+    ];
+    for i in 0..20 {
+        let endpoint = if i % 4 == 3 { Endpoint::JobUpdate } else { Endpoint::Trace };
+        server.inject_fault(Fault { endpoint, count: 1, kind: kinds[i % kinds.len()].clone() });
+    }
+    let (threads, lines) = (32, 40);
+    let dumps = dir.path().join("dumps");
+    std::fs::create_dir_all(&dumps).unwrap();
+    let out = run("threads", &[&runner, &threads.to_string(), &lines.to_string(), dumps.to_str().unwrap()], dir.path());
+    out.expect_ok("threads");
+    let record = job_record(&server, id);
+    let text = trace(&record);
+    assert_eq!(record.state, "success", "{}", out.describe());
+    assert_eq!(record.checksum_matches, Some(true));
+    for t in 0..threads {
+        for k in 0..lines {
+            let line = format!("thread {t:02} line {k:03}\n");
+            assert_eq!(text.matches(&line).count(), 1, "{line:?} must be stored exactly once\n{text}");
+        }
+    }
+    assert_eq!(text.lines().count(), threads * lines, "nothing but the appended lines");
+    for t in 0..threads {
+        assert_eq!(mode(dumps.join(format!("job-{t}.json")).to_str().unwrap()), 0o600);
+    }
 }

@@ -17,6 +17,9 @@ const RETRY_AFTER_MAX: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Long enough for GitLab's long polling (Workhorse holds a job request up to ~50 s).
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// The largest answer of the API read into memory (job payloads are far smaller); a larger or
+/// endless body is an error, not an allocation of everything the server sends until the timeout.
+pub const MAX_RESPONSE_BODY: u64 = 64 * 1024 * 1024;
 
 pub use reqwest::Method;
 
@@ -67,6 +70,28 @@ impl Request {
         self.idempotent = true;
         self
     }
+
+    /// The secrets this request carries (token headers, the body's `token`), which an answer
+    /// must not bring back into a message.
+    fn secrets(&self) -> Vec<String> {
+        let mut secrets: Vec<String> =
+            self.headers.iter().filter(|(name, _)| name.contains("token")).map(|(_, v)| v.clone()).collect();
+        if let Body::Json(v) = &self.body {
+            if let Some(t) = v.get("token").and_then(|t| t.as_str()) {
+                secrets.push(t.to_string());
+            }
+        }
+        secrets
+    }
+}
+
+/// `text` with every occurrence of each secret replaced by `[MASKED]`.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(s, "[MASKED]");
+    }
+    out
 }
 
 pub struct Response {
@@ -76,6 +101,9 @@ pub struct Response {
     /// How many attempts it took (for messages).
     pub attempts: u32,
     pub what: String,
+    /// The request's tokens, masked in messages built from the answer (a server or proxy may
+    /// echo them; GitLab does not).
+    pub secrets: Vec<String>,
 }
 
 impl Response {
@@ -104,7 +132,7 @@ impl Response {
         }
         if let Some(detail) = gitlab_message(&self.body) {
             msg.push_str(": ");
-            msg.push_str(&detail);
+            msg.push_str(&redact(&detail, &self.secrets.iter().map(String::as_str).collect::<Vec<_>>()));
         }
         Error::new(kind, msg)
     }
@@ -235,23 +263,39 @@ pub fn send(req: &Request) -> Result<Response> {
                     std::thread::sleep(wait);
                     continue;
                 }
-                return Ok(Response { status, headers, body, attempts: attempt, what: req.what.clone() });
+                return Ok(Response {
+                    status,
+                    headers,
+                    body,
+                    attempts: attempt,
+                    what: req.what.clone(),
+                    secrets: req.secrets(),
+                });
             }
-            Err(e) => {
-                let may_retry = e.is_connect() || req.idempotent;
+            Err(SendError::TooLarge) => {
+                return Err(Error::new(
+                    ErrorKind::Network,
+                    format!("{}: the answer is larger than {} MiB; not read", req.what, MAX_RESPONSE_BODY >> 20),
+                ));
+            }
+            Err(failure) => {
+                let (may_retry, why) = match failure {
+                    SendError::Transport(e) => (e.is_connect() || req.idempotent, describe(&e)),
+                    SendError::Body(e) => (req.idempotent, format!("the response was cut short ({e})")),
+                    SendError::TooLarge => unreachable!("handled above"),
+                };
                 if may_retry && attempt < MAX_ATTEMPTS {
                     let wait = backoff(attempt - 1);
                     super::diag::debug(&format!(
-                        "{}: {}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
+                        "{}: {why}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
                         req.what,
-                        describe(&e),
                         wait.as_millis()
                     ));
                     std::thread::sleep(wait);
                     continue;
                 }
                 let tries = if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() };
-                return Err(Error::new(ErrorKind::Network, format!("{}: {}{tries}", req.what, describe(&e))));
+                return Err(Error::new(ErrorKind::Network, format!("{}: {why}{tries}", req.what)));
             }
         }
     }
@@ -278,10 +322,25 @@ pub fn send_multipart(
     let status = resp.status().as_u16();
     let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
-    Ok((status, location, gitlab_message(&body)))
+    Ok((status, location, gitlab_message(&body).map(|m| redact(&m, &[job_token]))))
 }
 
-fn send_once(client: &Client, req: &Request) -> std::result::Result<(u16, HeaderMap, Vec<u8>), reqwest::Error> {
+/// Why one attempt got no usable response.
+enum SendError {
+    Transport(reqwest::Error),
+    /// The body is larger than [`MAX_RESPONSE_BODY`] (a hostile or broken server).
+    TooLarge,
+    /// Reading the body failed with an error that is not reqwest's.
+    Body(String),
+}
+
+impl From<reqwest::Error> for SendError {
+    fn from(e: reqwest::Error) -> Self {
+        SendError::Transport(e)
+    }
+}
+
+fn send_once(client: &Client, req: &Request) -> std::result::Result<(u16, HeaderMap, Vec<u8>), SendError> {
     let mut headers = HeaderMap::new();
     for (name, value) in &req.headers {
         if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
@@ -297,10 +356,25 @@ fn send_once(client: &Client, req: &Request) -> std::result::Result<(u16, Header
             .body(serde_json::to_vec(v).expect("a JSON value serialises")),
         Body::Text(bytes) => builder.header("content-type", "text/plain").body(bytes.clone()),
     };
-    let resp = builder.send()?;
+    let mut resp = builder.send()?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.bytes()?.to_vec();
+    if resp.content_length().is_some_and(|n| n > MAX_RESPONSE_BODY) {
+        return Err(SendError::TooLarge);
+    }
+    // Read at most one byte more than allowed: a server sending forever cannot fill the memory.
+    let mut body = Vec::new();
+    if let Err(e) = std::io::Read::read_to_end(&mut std::io::Read::take(&mut resp, MAX_RESPONSE_BODY + 1), &mut body) {
+        // The blocking body reports reqwest's error inside an io::Error: keep its kind.
+        let text = e.to_string();
+        return Err(match e.into_inner().map(|inner| inner.downcast::<reqwest::Error>()) {
+            Some(Ok(inner)) => SendError::Transport(*inner),
+            _ => SendError::Body(text),
+        });
+    }
+    if body.len() as u64 > MAX_RESPONSE_BODY {
+        return Err(SendError::TooLarge);
+    }
     Ok((status, headers, body))
 }
 
@@ -381,9 +455,10 @@ pub fn transfer_error(what: &str, e: &reqwest::Error) -> Error {
     Error::new(ErrorKind::Network, format!("{what}: {}", describe(e)))
 }
 
-/// GitLab's `{"message": ...}`/`{"error": ...}` text of an error body, shortened.
-pub fn error_message_of(body: &[u8]) -> Option<String> {
-    gitlab_message(body)
+/// GitLab's `{"message": ...}`/`{"error": ...}` text of an error body, shortened, with
+/// `secrets` (the tokens the request carried) masked.
+pub fn error_message_of(body: &[u8], secrets: &[&str]) -> Option<String> {
+    gitlab_message(body).map(|m| redact(&m, secrets))
 }
 
 /// The wait before retry number `attempt` (0-based): exponential from 100 ms, capped at 60 s,
@@ -425,5 +500,10 @@ mod tests {
         assert_eq!(gitlab_message(b"<html>"), None);
         let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(1000));
         assert_eq!(gitlab_message(long.as_bytes()).unwrap().len(), 300);
+        let echoed = br#"{"message":"token glcbt-abc is invalid, glcbt-abc"}"#;
+        assert_eq!(
+            error_message_of(echoed, &["glcbt-abc", ""]).as_deref(),
+            Some("token [MASKED] is invalid, [MASKED]")
+        );
     }
 }

@@ -134,6 +134,7 @@ impl Job {
 
     /// A job restored from a dump (offline; its log offset is re-learned before the next upload).
     pub fn from_data(data: JobData) -> Result<Job> {
+        super::runner::warn_if_plain_http(&data.runner.api_url);
         let log = data.log;
         Self::build(data.runner, data.payload, data.state, data.committed, data.exit_code, |m| Trace::from_data(log, m))
     }

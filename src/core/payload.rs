@@ -101,10 +101,34 @@ fn truthy(v: Option<&Value>) -> bool {
     matches!(v, Some(Value::Bool(true)))
 }
 
+/// The deepest nesting of arrays and objects a payload may have. serde_json reads at most 128
+/// levels, and a dump puts the payload one or two levels down: a payload accepted from GitLab
+/// must still load from its dump. (Real payloads nest about 5 levels.)
+pub const MAX_PAYLOAD_DEPTH: usize = 100;
+
+/// How deeply arrays and objects nest in `v` (a scalar is 0), without recursion.
+fn nesting_depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    deepest
+}
+
 /// The job id and token: the two fields without which a payload is unusable.
 pub fn id_and_token(payload: &Value) -> Result<(i64, String)> {
     if !payload.is_object() {
         return Err(Error::parse("job payload is not a JSON object"));
+    }
+    if nesting_depth(payload) > MAX_PAYLOAD_DEPTH {
+        return Err(Error::parse(format!("job payload nests deeper than {MAX_PAYLOAD_DEPTH} levels")));
     }
     let id = int(payload.get("id")).ok_or_else(|| Error::parse("job payload has no integer `id`"))?;
     let token = match payload.get("token") {
@@ -229,6 +253,22 @@ impl JobInfo {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn payloads_nested_too_deeply_for_a_dump_are_refused() {
+        let nest = |levels: usize| {
+            let mut v = json!("leaf");
+            for _ in 0..levels {
+                v = json!([v]);
+            }
+            json!({"id": 1, "token": "t", "deep": v})
+        };
+        assert_eq!(nesting_depth(&json!(1)), 0);
+        assert_eq!(nesting_depth(&json!({"a": [1, {"b": []}]})), 4);
+        assert!(id_and_token(&nest(MAX_PAYLOAD_DEPTH - 1)).is_ok());
+        let e = id_and_token(&nest(MAX_PAYLOAD_DEPTH)).unwrap_err();
+        assert!(e.message.contains("nests deeper"), "{e}");
+    }
 
     fn sample() -> Value {
         json!({

@@ -75,6 +75,40 @@ pub fn normalize_api_url(url: &str) -> Result<String> {
     Ok(u.to_string())
 }
 
+/// The host of an `http(s)://` URL, lowercase, without user info, port or brackets.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host =
+        if let Some(v6) = host_port.strip_prefix('[') { v6.split(']').next()? } else { host_port.split(':').next()? };
+    Some(host.to_ascii_lowercase())
+}
+
+/// Whether `host` is this machine: `localhost` (and `*.localhost`), 127.0.0.0/8 or ::1.
+fn is_loopback_host(host: &str) -> bool {
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Logs a warning when `api_url` is plain `http://` to a host other than this machine: the
+/// runner token, job tokens and job logs would cross the network unencrypted. Called when a
+/// runner or job is built (register, from_token, loads), before any connection is made.
+pub fn warn_if_plain_http(api_url: &str) {
+    if !api_url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) {
+        return;
+    }
+    let host = url_host(api_url).unwrap_or_default();
+    if !is_loopback_host(&host) {
+        diag::warn(&format!(
+            "GitLab URL http://{host} is plain http:// to another machine: the runner token, job tokens \
+             and job logs travel unencrypted; use https://"
+        ));
+    }
+}
+
 fn check_token(token: &str, what: &str) -> Result<()> {
     if token.trim().is_empty() {
         return Err(Error::invalid(format!("{what} is empty")));
@@ -95,7 +129,13 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// A runner from persisted data (offline). Warns about plain http:// to another machine.
     pub fn from_data(data: RunnerData) -> Runner {
+        warn_if_plain_http(&data.api_url);
+        Runner::build(data)
+    }
+
+    fn build(data: RunnerData) -> Runner {
         Runner {
             features: Mutex::new(data.features.clone()),
             system_id: Mutex::new(data.system_id.clone()),
@@ -122,6 +162,7 @@ impl Runner {
     pub fn register(api_url: &str, registration_token: &str, options: &RegisterOptions) -> Result<Runner> {
         let api_url = normalize_api_url(api_url)?;
         check_token(registration_token, "registration token")?;
+        warn_if_plain_http(&api_url);
         options.validate()?;
         let r = &options.registration;
         let mut body = Map::new();
@@ -175,7 +216,7 @@ impl Runner {
         let v = resp.json()?;
         let (id, token, expires) = registration_details(&v, &resp.what)?;
         diag::info(&format!("registered runner {id} at {api_url}"));
-        Ok(Runner::from_data(RunnerData {
+        Ok(Runner::build(RunnerData {
             api_url,
             id,
             token,
@@ -360,6 +401,24 @@ mod tests {
         assert_eq!(normalize_api_url("https://h/sub").unwrap(), "https://h/sub");
         for bad in ["", "gitlab.com", "ftp://h", "https://", "https:// h"] {
             assert!(normalize_api_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for (url, host) in [
+            ("http://127.0.0.1:8080", "127.0.0.1"),
+            ("http://user:pw@LocalHost/x", "localhost"),
+            ("http://[::1]:3000/", "::1"),
+            ("https://gitlab.example.com/ci", "gitlab.example.com"),
+        ] {
+            assert_eq!(url_host(url).as_deref(), Some(host), "{url}");
+        }
+        for host in ["localhost", "127.0.0.1", "127.8.9.10", "::1", "ci.localhost"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["gitlab.example.com", "10.0.0.1", "192.168.1.2", "::2", "localhost.example.com", ""] {
+            assert!(!is_loopback_host(host), "{host}");
         }
     }
 

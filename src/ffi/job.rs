@@ -78,13 +78,13 @@ impl glr_job {
 }
 
 /// GitLab's name of a failure reason ("script_failure"...), or NULL for a value that is not a
-/// GLR_FAILURE_* constant. Static text.
+/// GLR_FAILURE_* constant (GLR_ERR_INVALID_ARGUMENT is then the thread's last error). Static text.
 #[no_mangle]
 pub extern "C" fn glr_failure_reason_str(reason: glr_failure_reason) -> *const c_char {
-    match failure::FAILURE_REASONS.iter().position(|(n, _)| *n == reason) {
-        Some(i) => FAILURE_REASON_NAMES[i].as_ptr().cast(),
-        None => ptr::null(),
-    }
+    guard_result(ptr::null(), || match failure::FAILURE_REASONS.iter().position(|(n, _)| *n == reason) {
+        Some(i) => Ok(FAILURE_REASON_NAMES[i].as_ptr().cast()),
+        None => Err(invalid_arg("reason", format!("{reason} is not a GLR_FAILURE_* value"))),
+    })
 }
 
 /// NUL-terminated copies of `failure::FAILURE_REASONS`' names, same order (checked by a test).

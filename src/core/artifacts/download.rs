@@ -140,7 +140,7 @@ fn fetch(
         let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
         let mut body = Vec::new();
         let _ = resp.take(MAX_ERROR_BODY).read_to_end(&mut body);
-        let detail = http::error_message_of(&body).map(|m| format!(": {m}")).unwrap_or_default();
+        let detail = http::error_message_of(&body, &[token]).map(|m| format!(": {m}")).unwrap_or_default();
         let msg = |extra: &str| format!("{label}: {status} {reason}{where_}{extra}{detail}");
         return Err(match status {
             401 | 403 if to_gitlab => Failure::Final(Error::new(

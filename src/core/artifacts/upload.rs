@@ -102,7 +102,7 @@ pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile) 
                     let why = e.message.strip_prefix(&format!("{label}: ")).unwrap_or(&e.message).to_string();
                     Attempt::Again { kind: e.kind, why, tries: TRIES, wait: None }
                 }
-                Ok(resp) => judge(resp, size, &mut base),
+                Ok(resp) => judge(resp, size, &mut base, job_token),
             };
         match outcome {
             Attempt::Done => {
@@ -127,14 +127,14 @@ pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile) 
 }
 
 /// Classifies GitLab's answer (reading at most a small error body). A redirect updates `base`.
-fn judge(resp: reqwest::blocking::Response, size: u64, base: &mut String) -> Attempt {
+fn judge(resp: reqwest::blocking::Response, size: u64, base: &mut String, job_token: &str) -> Attempt {
     let status = resp.status().as_u16();
     let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let retry_after = http::retry_after_of(resp.headers());
     let mut body = Vec::new();
     let _ = resp.take(MAX_ERROR_BODY).read_to_end(&mut body);
     let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-    let detail = http::error_message_of(&body).map(|m| format!(": {m}")).unwrap_or_default();
+    let detail = http::error_message_of(&body, &[job_token]).map(|m| format!(": {m}")).unwrap_or_default();
     let why = |extra: &str| format!("{status} {reason}{extra}{detail}");
     match status {
         200 | 201 => Attempt::Done,
