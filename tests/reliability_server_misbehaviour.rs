@@ -221,7 +221,8 @@ fn dumps() -> &'static Dumps {
         let (mut r, mut j) = (ptr::null_mut(), ptr::null_mut());
         ok(unsafe { glr_runner_dumps(t.runner, &mut r) });
         ok(unsafe { glr_job_dumps(t.job, &mut j) });
-        let artifact = std::env::temp_dir().join(format!("glr-misbehaviour-{}.zip", std::process::id()));
+        // In the target directory: this file outlives the test (it is made once per process).
+        let artifact = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("misbehaviour-artifact.zip");
         std::fs::write(&artifact, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
         Dumps {
             runner: owned(r),
