@@ -24,8 +24,7 @@
 mod common;
 
 use common::*;
-use gitlab_runner_api::core::job::Job;
-use gitlab_runner_api::core::model::RunnerData;
+use gitlab_runner_api::internal::{Job, RunnerData};
 use gitlab_runner_api::ffi::job::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;

@@ -13,7 +13,7 @@
 mod common;
 
 use common::*;
-use gitlab_runner_api::core::http::{set_request_timeout, MAX_ATTEMPTS};
+use gitlab_runner_api::internal::{set_request_timeout, MAX_ATTEMPTS};
 use gitlab_runner_api::ffi::artifacts::*;
 use gitlab_runner_api::ffi::job::*;
 use gitlab_runner_api::ffi::runner::*;

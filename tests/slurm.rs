@@ -12,7 +12,7 @@
 //! The only skip: where Slurm cannot be brought up (not root, no apt-get, daemons that do not
 //! start), the test prints why and returns.
 
-use gitlab_runner_api::core::{persist, runner::Runner};
+use gitlab_runner_api::internal::{runner_to_string, Runner};
 use glr_testserver::{Config, JobRecord, TestServer};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -315,7 +315,7 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
     let server = TestServer::start_with(Config { long_poll_timeout: Duration::from_millis(200), ..Default::default() });
     let runner = Runner::from_token(&server.url(), &server.create_runner_token()).expect("runner from token");
     let runner_file = work.join("runner.json");
-    std::fs::write(&runner_file, persist::runner_to_string(&runner.data())).expect("write the runner file");
+    std::fs::write(&runner_file, runner_to_string(&runner.data())).expect("write the runner file");
 
     // 1 succeeds (stdout and stderr, artifacts), 2 fails with exit code 3, 3 sleeps and gets
     // scancel'ed behind the daemon's back, 4 sleeps and GitLab cancels it.

@@ -432,7 +432,7 @@ fn i4_jobs(a: &Value) -> Result<Value> {
 /// Where a live job's heap goes (counting allocator): the whole job, and the parts the library
 /// builds from GitLab's payload, rebuilt here with the library's own (public) core functions.
 fn heap(a: &Value) -> Result<Value> {
-    use gitlab_runner_api::core::{info, mask::Masker, payload, persist};
+    use gitlab_runner_api::internal::{info_json, runner_from_str, JobInfo, Masker, VAR_MASKED};
     crate::alloc::start();
     let (url, reg, n) = (arg_str(a, "url")?, arg_str(a, "reg")?, arg_u(a, "n")?);
     let runner = Runner::register(&url, &reg)?;
@@ -453,14 +453,14 @@ fn heap(a: &Value) -> Result<Value> {
     };
     let value: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let payload_value = measure(&mut || Box::new(serde_json::from_str::<Value>(&text).unwrap()));
-    let job_info = measure(&mut || Box::new(payload::JobInfo::from_payload(&value).unwrap()));
-    let ji = payload::JobInfo::from_payload(&value).map_err(|e| e.to_string())?;
+    let job_info = measure(&mut || Box::new(JobInfo::from_payload(&value).unwrap()));
+    let ji = JobInfo::from_payload(&value).map_err(|e| e.to_string())?;
     let masker = measure(&mut || {
-        let phrases = ji.variables.iter().filter(|v| v.flags & payload::VAR_MASKED != 0).map(|v| v.value.as_str());
+        let phrases = ji.variables.iter().filter(|v| v.flags & VAR_MASKED != 0).map(|v| v.value.as_str());
         Box::new(Masker::new(phrases, ji.token_mask_prefixes.iter().map(String::as_str)))
     });
-    let rd = persist::runner_from_str(&runner.dumps()?).map_err(|e| e.to_string())?;
-    let runner_info = measure(&mut || Box::new(info::info_json(&rd).to_string()));
+    let rd = runner_from_str(&runner.dumps()?).map_err(|e| e.to_string())?;
+    let runner_info = measure(&mut || Box::new(info_json(&rd).to_string()));
     let runner_data = measure(&mut || Box::new(rd.clone()));
     drop(jobs);
     Ok(json!({

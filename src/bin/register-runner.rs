@@ -3,8 +3,7 @@
 //! (a runner created in GitLab) uses the verify flow instead of registering. The output file is
 //! written atomically with mode 0600. Errors are one line on stderr and a non-zero exit.
 
-use gitlab_runner_api::core::persist;
-use gitlab_runner_api::core::runner::{RegisterOptions, Runner};
+use gitlab_runner_api::internal::{runner_to_string, write_file_atomic, RegisterOptions, Runner};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -135,7 +134,7 @@ fn run(
         Runner::register(api_url, token, options).map_err(|e| e.message)?
     };
     let data = runner.data();
-    persist::write_file_atomic(Path::new(output), &persist::runner_to_string(&data)).map_err(|e| e.message)?;
+    write_file_atomic(Path::new(output), &runner_to_string(&data)).map_err(|e| e.message)?;
     Ok(format!("runner {} written to {output}", data.id))
 }
 

@@ -7,8 +7,8 @@
 //!
 //! Logging is cheap when nobody listens: [`enabled`] is one atomic load, so code that has to
 //! format a message should check it first:
-//! ```
-//! use gitlab_runner_api::core::diag;
+//! ```ignore
+//! use crate::core::diag;
 //! let (bytes, job) = (4096, 42);
 //! if diag::enabled(diag::Level::Debug) {
 //!     diag::debug(&format!("trace: sent {bytes} bytes of job {job}"));

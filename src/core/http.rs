@@ -1,8 +1,11 @@
 //! The one shared HTTP client: user agent, timeouts, TLS (system trust store plus an optional
 //! extra CA file), proxies from the environment, and retries with backoff like the official runner
 //! (408, 429, 500, 502, 503, 504 and >= 512; at most 5 attempts; `Retry-After` honoured).
+//! Transport only: what GitLab's endpoints, headers and statuses mean is `api`'s business.
 
+use super::diag;
 use super::error::{Error, ErrorKind, Result};
+use super::sync::{read, write};
 use reqwest::blocking::Client;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::{OnceLock, RwLock};
@@ -110,44 +113,6 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
     }
-
-    /// The body as JSON, or a parse error naming the request.
-    pub fn json(&self) -> Result<serde_json::Value> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            Error::parse(format!("{}: {} with a body that is not valid JSON ({e})", self.what, self.status))
-        })
-    }
-
-    /// The error for a status the caller did not expect: `PUT /api/v4/jobs/42: 500 Internal
-    /// Server Error after 5 attempts: <GitLab's message>`.
-    pub fn unexpected(&self) -> Error {
-        self.error(ErrorKind::Http)
-    }
-
-    pub fn error(&self, kind: ErrorKind) -> Error {
-        let reason = reqwest::StatusCode::from_u16(self.status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-        let mut msg = format!("{}: {} {reason}", self.what, self.status);
-        if self.attempts > 1 {
-            msg.push_str(&format!(" after {} attempts", self.attempts));
-        }
-        if let Some(detail) = gitlab_message(&self.body) {
-            msg.push_str(": ");
-            msg.push_str(&redact(&detail, &self.secrets.iter().map(String::as_str).collect::<Vec<_>>()));
-        }
-        Error::new(kind, msg)
-    }
-}
-
-/// GitLab's error text from a `{"message": ...}` or `{"error": ...}` body, shortened. GitLab
-/// never echoes tokens there, and we only ever show this field, not arbitrary bodies.
-fn gitlab_message(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let m = v.get("message").or_else(|| v.get("error"))?;
-    let text = match m {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    Some(text.chars().take(300).collect())
 }
 
 fn timeout_setting() -> &'static RwLock<Duration> {
@@ -164,11 +129,11 @@ fn timeout_setting() -> &'static RwLock<Duration> {
 
 /// Sets the whole-request timeout of every later request (default 120 s, or `GLR_HTTP_TIMEOUT`).
 pub fn set_request_timeout(timeout: Duration) {
-    *timeout_setting().write().unwrap_or_else(|e| e.into_inner()) = timeout;
+    *write(timeout_setting()) = timeout;
 }
 
 pub fn request_timeout() -> Duration {
-    *timeout_setting().read().unwrap_or_else(|e| e.into_inner())
+    *read(timeout_setting())
 }
 
 fn user_agent() -> String {
@@ -255,7 +220,7 @@ pub fn send(req: &Request) -> Result<Response> {
             Ok((status, headers, body)) => {
                 if is_retriable_status(status) && attempt < MAX_ATTEMPTS {
                     let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt - 1));
-                    super::diag::debug(&format!(
+                    diag::debug(&format!(
                         "{}: {status}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
                         req.what,
                         wait.as_millis()
@@ -286,7 +251,7 @@ pub fn send(req: &Request) -> Result<Response> {
                 };
                 if may_retry && attempt < MAX_ATTEMPTS {
                     let wait = backoff(attempt - 1);
-                    super::diag::debug(&format!(
+                    diag::debug(&format!(
                         "{}: {why}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
                         req.what,
                         wait.as_millis()
@@ -299,30 +264,6 @@ pub fn send(req: &Request) -> Result<Response> {
             }
         }
     }
-}
-
-/// Sends one multipart upload (not retried here: a streamed body cannot be replayed, so the
-/// artifact uploader re-opens the file and decides). Returns status, `Location` and GitLab's
-/// message.
-pub fn send_multipart(
-    url: &str,
-    what: &str,
-    job_token: &str,
-    form: reqwest::blocking::multipart::Form,
-) -> Result<(u16, Option<String>, Option<String>)> {
-    let client = client()?;
-    let resp = client
-        .post(url)
-        .header("job-token", job_token)
-        .header("x-request-id", request_id())
-        .timeout(request_timeout().max(Duration::from_secs(3600)))
-        .multipart(form)
-        .send()
-        .map_err(|e| Error::new(ErrorKind::Network, format!("{what}: {}", describe(&e))))?;
-    let status = resp.status().as_u16();
-    let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
-    Ok((status, location, gitlab_message(&body).map(|m| redact(&m, &[job_token]))))
 }
 
 /// Why one attempt got no usable response.
@@ -455,18 +396,6 @@ pub fn transfer_error(what: &str, e: &reqwest::Error) -> Error {
     Error::new(ErrorKind::Network, format!("{what}: {}", describe(e)))
 }
 
-/// GitLab's `{"message": ...}`/`{"error": ...}` text of an error body, shortened, with
-/// `secrets` (the tokens the request carried) masked.
-pub fn error_message_of(body: &[u8], secrets: &[&str]) -> Option<String> {
-    gitlab_message(body).map(|m| redact(&m, secrets))
-}
-
-/// The wait before retry number `attempt` (0-based): exponential from 100 ms, capped at 60 s,
-/// with jitter, as the retries above.
-pub fn retry_backoff(attempt: u32) -> Duration {
-    backoff(attempt)
-}
-
 /// `Retry-After` (seconds) of a response, capped like the retries above.
 pub fn retry_after_of(headers: &HeaderMap) -> Option<Duration> {
     retry_after(headers)
@@ -491,19 +420,5 @@ mod tests {
         assert!(backoff(0) >= BACKOFF_MIN && backoff(0) < BACKOFF_MIN * 2);
         assert!(backoff(3) >= BACKOFF_MIN * 8);
         assert!(backoff(30) <= BACKOFF_MAX + BACKOFF_MAX / 4);
-    }
-
-    #[test]
-    fn gitlab_messages_are_extracted_and_shortened() {
-        assert_eq!(gitlab_message(br#"{"message":"403 Forbidden"}"#).as_deref(), Some("403 Forbidden"));
-        assert_eq!(gitlab_message(br#"{"error":"token is missing"}"#).as_deref(), Some("token is missing"));
-        assert_eq!(gitlab_message(b"<html>"), None);
-        let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(1000));
-        assert_eq!(gitlab_message(long.as_bytes()).unwrap().len(), 300);
-        let echoed = br#"{"message":"token glcbt-abc is invalid, glcbt-abc"}"#;
-        assert_eq!(
-            error_message_of(echoed, &["glcbt-abc", ""]).as_deref(),
-            Some("token [MASKED] is invalid, [MASKED]")
-        );
     }
 }

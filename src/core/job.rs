@@ -6,19 +6,22 @@
 //! background uploader (`uploader.rs`) only ever *tries* `net`: a caller flushing or finishing
 //! the job has priority.
 
-use super::artifacts::{self, ArtifactSet};
+use super::api::jobs::{self as wire, JobEndpoint, TraceOutcome, TraceSummary, Update, UpdateOutcome, UpdateState};
+use super::api::{self, Answer, JobSignals, RemoteStatus};
+use super::artifacts::ArtifactSet;
 use super::diag;
 use super::error::{Error, ErrorKind, Result};
 use super::failure;
-use super::http::{self, Method, Request, Response};
 use super::info::info_json;
 use super::mask::Masker;
 use super::model::{JobData, JobState, RunnerData};
 use super::payload::{JobInfo, VAR_MASKED};
-use super::runner::lock;
-use super::trace::{parse_range, Trace};
-use super::uploader;
-use serde_json::{json, Value};
+use super::sync::{lock, read, write};
+use super::trace::Trace;
+use super::uploader::{self, Background};
+use super::url::warn_if_plain_http;
+use serde_json::value::RawValue;
+use serde_json::Value;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -63,7 +66,7 @@ struct JobMut {
 pub(crate) struct JobShared {
     runner: RunnerData,
     /// The runner's `info` as JSON text (sent with every job update).
-    runner_info: String,
+    runner_info: Box<RawValue>,
     /// GitLab's payload, as JSON text (see `JobData::payload`).
     payload: String,
     info: JobInfo,
@@ -115,7 +118,7 @@ impl Job {
             failures: 0,
         };
         let shared = Arc::new(JobShared {
-            runner_info: info_json(&runner).to_string(),
+            runner_info: RawValue::from_string(info_json(&runner).to_string()).expect("serialised JSON is JSON"),
             runner,
             payload,
             info,
@@ -123,7 +126,8 @@ impl Job {
             net: Mutex::new(()),
             cancel_callback: RwLock::new(None),
         });
-        uploader::register(Arc::downgrade(&shared));
+        let background: Arc<dyn Background> = shared.clone();
+        uploader::register(Arc::downgrade(&background));
         Ok(Job { shared })
     }
 
@@ -134,7 +138,7 @@ impl Job {
 
     /// A job restored from a dump (offline; its log offset is re-learned before the next upload).
     pub fn from_data(data: JobData) -> Result<Job> {
-        super::runner::warn_if_plain_http(&data.runner.api_url);
+        warn_if_plain_http(&data.runner.api_url);
         let log = data.log;
         Self::build(data.runner, data.payload, data.state, data.committed, data.exit_code, |m| Trace::from_data(log, m))
     }
@@ -204,7 +208,7 @@ impl Job {
     /// Installs (or with None removes) the function called when GitLab cancels the job. It runs
     /// on whichever thread learns of the cancel (possibly the background uploader).
     pub fn set_cancel_callback(&self, callback: Option<CancelCallback>) {
-        *self.shared.cancel_callback.write().unwrap_or_else(|e| e.into_inner()) = callback;
+        *write(&self.shared.cancel_callback) = callback;
     }
 
     /// `PUT state=running`: accepts the job (two-phase commit). Sent once, before the first log
@@ -239,7 +243,7 @@ impl Job {
             // Job-token endpoints only accept a job GitLab sees running.
             s.commit_locked()?;
             for file in &set.files {
-                if let Err(e) = artifacts::upload(&s.runner.api_url, s.info.id, &s.info.token, file) {
+                if let Err(e) = api::upload::upload(&s.runner.api_url, s.info.id, &s.info.token, file) {
                     if e.kind == ErrorKind::JobCanceled {
                         // A 403: GitLab no longer runs the job, as on a PATCH or PUT.
                         s.set_state(JobState::Canceled);
@@ -262,13 +266,12 @@ impl Job {
         let mut wait = Duration::from_secs(1);
         loop {
             s.upload(None)?;
-            let (state_name, body) = s.final_body(&outcome);
-            let resp = s.put(body)?;
-            let job_status = resp.header("job-status").map(str::to_string);
-            match resp.status {
-                200 => {
-                    let new_state = match (job_status.as_deref(), &outcome) {
-                        (Some("canceled"), _) => JobState::Canceled,
+            let (state_name, update) = s.final_update(&outcome);
+            let reply = s.put(&update)?;
+            match reply.outcome {
+                UpdateOutcome::Applied => {
+                    let new_state = match (&reply.signals.status, &outcome) {
+                        (Some(RemoteStatus::Canceled), _) => JobState::Canceled,
                         (_, Outcome::Success) => JobState::Success,
                         (_, Outcome::Failed(_)) => JobState::Failed,
                     };
@@ -276,30 +279,27 @@ impl Job {
                     diag::info(&format!("job {}: reported {state_name}", s.info.id));
                     return Ok(());
                 }
-                202 if started.elapsed() < FINAL_UPDATE_PATIENCE => {
-                    let given = resp
-                        .header("x-gitlab-trace-update-interval")
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .filter(|s| *s > 0)
-                        .map(Duration::from_secs);
-                    wait = given.unwrap_or(wait * 2).min(MAX_ACCEPTED_WAIT);
+                UpdateOutcome::Accepted if started.elapsed() < FINAL_UPDATE_PATIENCE => {
+                    wait = reply.signals.update_interval.unwrap_or(wait * 2).min(MAX_ACCEPTED_WAIT);
                     diag::debug(&format!("job {}: final update accepted, waiting {}s", s.info.id, wait.as_secs()));
                     std::thread::sleep(wait);
                 }
-                412 => {
+                UpdateOutcome::TraceResetRequested => {
                     diag::warn(&format!("job {}: GitLab asks for the whole log again", s.info.id));
                     lock(&s.inner).trace.reset();
                 }
                 // Our own earlier final update was applied but its answer was lost.
-                403 if job_status.as_deref() == Some(state_name) => {
+                UpdateOutcome::Forbidden
+                    if reply.signals.status.as_ref().is_some_and(|st| st.as_str() == state_name) =>
+                {
                     lock(&s.inner).state = if state_name == "success" { JobState::Success } else { JobState::Failed };
                     return Ok(());
                 }
-                403 => {
-                    s.observe(&resp)?;
-                    return Err(resp.unexpected());
+                UpdateOutcome::Forbidden => {
+                    s.observe(&reply.signals, &reply.answer, true)?;
+                    return Err(reply.answer.unexpected());
                 }
-                _ => return Err(resp.unexpected()),
+                UpdateOutcome::Accepted | UpdateOutcome::Unexpected => return Err(reply.answer.unexpected()),
             }
         }
     }
@@ -330,20 +330,17 @@ fn check_active(state: JobState, id: i64) -> Result<()> {
 }
 
 impl JobShared {
-    fn runner_info(&self) -> Value {
-        serde_json::from_str(&self.runner_info).expect("the runner info was serialised by us")
+    fn endpoint(&self) -> JobEndpoint<'_> {
+        JobEndpoint { api_url: &self.runner.api_url, job_id: self.info.id, token: &self.info.token }
     }
 
-    fn path(&self) -> String {
-        format!("/api/v4/jobs/{}", self.info.id)
+    fn put(&self, update: &Update<'_>) -> Result<wire::UpdateReply> {
+        wire::update(self.endpoint(), update)
     }
 
-    fn put(&self, body: Value) -> Result<Response> {
-        let req = Request::new(Method::PUT, &self.runner.api_url, &self.path())
-            .header("job-token", &self.info.token)
-            .json(body)
-            .idempotent();
-        http::send(&req)
+    fn summary(&self) -> TraceSummary {
+        let m = lock(&self.inner);
+        TraceSummary { checksum: m.trace.checksum(), bytesize: m.trace.len() }
     }
 
     fn set_state(&self, new: JobState) {
@@ -354,89 +351,78 @@ impl JobShared {
             changed
         };
         if changed {
-            let cb = self.cancel_callback.read().unwrap_or_else(|e| e.into_inner());
+            let cb = read(&self.cancel_callback);
             if let Some(cb) = cb.as_ref() {
                 cb(new);
             }
         }
     }
 
-    /// Reads `Job-Status` and the update interval of an answer to a non-final request.
-    /// `canceling`: graceful cancel (state CANCELING, still usable); `canceled`/`failed` or a
-    /// 403: GitLab stopped the job (state CANCELED, error).
-    fn observe(&self, resp: &Response) -> Result<()> {
-        let status = resp.header("job-status").map(str::to_string);
-        let interval = resp
-            .header("x-gitlab-trace-update-interval")
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|s| *s > 0)
-            .map(|s| Duration::from_secs(s).min(MAX_UPDATE_INTERVAL));
+    /// Applies what an answer to a non-final request tells: the update interval and
+    /// `Job-Status`. `canceling`: graceful cancel (state CANCELING, still usable);
+    /// `canceled`/`failed` or a refused job token (`forbidden`): GitLab stopped the job (state
+    /// CANCELED, error).
+    fn observe(&self, signals: &JobSignals, answer: &Answer, forbidden: bool) -> Result<()> {
         let current = {
             let mut m = lock(&self.inner);
-            if let Some(i) = interval {
-                m.update_interval = i;
+            if let Some(i) = signals.update_interval {
+                m.update_interval = i.min(MAX_UPDATE_INTERVAL);
             }
-            if resp.status < 400 {
+            if answer.succeeded() {
                 m.last_contact = Instant::now();
             }
             m.state
         };
-        if status.as_deref() == Some("success") && resp.status == 403 {
+        let status = signals.status.as_ref();
+        if forbidden && status == Some(&RemoteStatus::Success) {
             // Another process (that loaded the same dump) already reported the job successful.
             self.set_state(JobState::Success);
-            return Err(resp
+            return Err(answer
                 .error(ErrorKind::AlreadyFinished)
                 .context(format!("job {}: GitLab already has it as successful", self.info.id)));
         }
-        let stopped = resp.status == 403 || matches!(status.as_deref(), Some("canceled") | Some("failed"));
+        let stopped = forbidden || matches!(status, Some(RemoteStatus::Canceled | RemoteStatus::Failed));
         if stopped {
             diag::warn(&format!("job {} was stopped by GitLab", self.info.id));
             self.set_state(JobState::Canceled);
-            let why = match status.as_deref() {
-                Some(s) => format!("GitLab reports the job as {s}"),
+            let why = match status {
+                Some(s) => format!("GitLab reports the job as {}", s.as_str()),
                 None => "job token rejected or job no longer running".to_string(),
             };
-            return Err(resp.error(ErrorKind::JobCanceled).context(format!("job {}: {why}", self.info.id)));
+            return Err(answer.error(ErrorKind::JobCanceled).context(format!("job {}: {why}", self.info.id)));
         }
-        if status.as_deref() == Some("canceling") && current == JobState::Running {
+        if status == Some(&RemoteStatus::Canceling) && current == JobState::Running {
             diag::info(&format!("job {}: GitLab asks to cancel it (graceful)", self.info.id));
             self.set_state(JobState::Canceling);
         }
         Ok(())
     }
 
+    /// `observe` of an update's reply; Ok for the outcomes of a non-final update that succeeded.
+    fn observe_update(&self, reply: &wire::UpdateReply) -> Result<()> {
+        self.observe(&reply.signals, &reply.answer, reply.outcome == UpdateOutcome::Forbidden)?;
+        match reply.outcome {
+            UpdateOutcome::Applied | UpdateOutcome::Accepted => Ok(()),
+            _ => Err(reply.answer.unexpected()),
+        }
+    }
+
     fn commit_locked(&self) -> Result<()> {
         if lock(&self.inner).committed {
             return Ok(());
         }
-        let resp =
-            self.put(json!({"info": self.runner_info(), "token": self.info.token, "state": "running", "output": {}}))?;
-        self.observe(&resp)?;
-        match resp.status {
-            200 | 202 => {
-                lock(&self.inner).committed = true;
-                Ok(())
-            }
-            _ => Err(resp.unexpected()),
-        }
+        let reply = self.put(&Update { info: &self.runner_info, state: UpdateState::Running, output: None })?;
+        self.observe_update(&reply)?;
+        lock(&self.inner).committed = true;
+        Ok(())
     }
 
     /// Keep-alive `PUT state=running` with the log's checksum and size. Caller holds `net`.
     fn touch(&self) -> Result<()> {
         self.commit_locked()?;
-        let (checksum, size) = {
-            let m = lock(&self.inner);
-            (m.trace.checksum(), m.trace.len())
-        };
-        let resp = self.put(json!({
-            "info": self.runner_info(), "token": self.info.token, "state": "running",
-            "output": {"checksum": checksum, "bytesize": size}
-        }))?;
-        self.observe(&resp)?;
-        match resp.status {
-            200 | 202 => Ok(()),
-            _ => Err(resp.unexpected()),
-        }
+        let reply =
+            self.put(&Update { info: &self.runner_info, state: UpdateState::Running, output: Some(self.summary()) })?;
+        self.observe_update(&reply)
     }
 
     /// PATCHes until GitLab holds every byte (or `max_patches` were sent). Caller holds `net`.
@@ -456,22 +442,16 @@ impl JobShared {
                 }
             };
             sent += 1;
-            let req = Request::new(Method::PATCH, &self.runner.api_url, &format!("{}/trace", self.path()))
-                .header("job-token", &self.info.token)
-                .header("content-range", chunk.content_range())
-                .text(body)
-                .idempotent();
-            let resp = match http::send(&req) {
+            let reply = match wire::patch_trace(self.endpoint(), chunk.start, body) {
                 Ok(r) => r,
                 Err(e) => {
                     lock(&self.inner).trace.unanswered(chunk);
                     return Err(e);
                 }
             };
-            self.observe(&resp)?;
-            let server_size = resp.header("range").and_then(parse_range);
-            match (resp.status, server_size) {
-                (202, Some(size)) => {
+            self.observe(&reply.signals, &reply.answer, reply.outcome == TraceOutcome::Forbidden)?;
+            match reply.outcome {
+                TraceOutcome::Stored { size: Some(size) } => {
                     let mut m = lock(&self.inner);
                     let before = m.trace.acknowledged();
                     m.trace.accepted(chunk, size);
@@ -482,48 +462,44 @@ impl JobShared {
                     }
                 }
                 // A 202 without Range (not GitLab, but harmless): the bytes are taken as stored.
-                (202, None) => lock(&self.inner).trace.accepted(chunk, chunk.start + chunk.len()),
-                (416, Some(size)) => {
+                TraceOutcome::Stored { size: None } => {
+                    lock(&self.inner).trace.accepted(chunk, chunk.start + chunk.len())
+                }
+                TraceOutcome::RangeMismatch { size } => {
                     diag::debug(&format!("job {}: GitLab's log is {size} bytes, resyncing", self.info.id));
                     lock(&self.inner).trace.resync(size);
                     resyncs += 1;
                 }
-                _ => return Err(resp.unexpected()),
+                TraceOutcome::Forbidden | TraceOutcome::Unexpected => return Err(reply.answer.unexpected()),
             }
             if resyncs > MAX_RESYNCS_WITHOUT_PROGRESS {
                 return Err(Error::new(
                     ErrorKind::Http,
-                    format!("PATCH {}/trace: GitLab's log keeps changing under us; giving up for now", self.path()),
+                    format!("job {}: GitLab's log keeps changing under our uploads; giving up for now", self.info.id),
                 ));
             }
         }
     }
 
-    fn final_body(&self, outcome: &Outcome) -> (&'static str, Value) {
-        let m = lock(&self.inner);
-        let checksum = m.trace.checksum();
-        let mut body = json!({
-            "info": self.runner_info(),
-            "token": self.info.token,
-            "state": "success",
-            "checksum": checksum,
-            "output": {"checksum": checksum, "bytesize": m.trace.len()},
-        });
-        match outcome {
-            Outcome::Success => ("success", body),
-            Outcome::Failed(reason) => {
-                body["state"] = json!("failed");
-                body["failure_reason"] = json!(failure::map_for_gitlab(reason, self.info.failure_reasons.as_deref()));
-                if let Some(code) = m.exit_code.filter(|c| *c != 0) {
-                    body["exit_code"] = json!(code);
-                }
-                ("failed", body)
-            }
-        }
+    fn final_update(&self, outcome: &Outcome) -> (&'static str, Update<'_>) {
+        let exit_code = lock(&self.inner).exit_code;
+        let (name, state) = match outcome {
+            Outcome::Success => ("success", UpdateState::Success),
+            Outcome::Failed(reason) => (
+                "failed",
+                UpdateState::Failed {
+                    reason: failure::map_for_gitlab(reason, self.info.failure_reasons.as_deref()),
+                    exit_code,
+                },
+            ),
+        };
+        (name, Update { info: &self.runner_info, state, output: Some(self.summary()) })
     }
+}
 
+impl Background for JobShared {
     /// When the background uploader should next look at this job (None: nothing to do).
-    pub(crate) fn next_due(&self, now: Instant) -> Option<Instant> {
+    fn next_due(&self, now: Instant) -> Option<Instant> {
         let m = lock(&self.inner);
         if !m.state.is_active() {
             return None;
@@ -548,7 +524,7 @@ impl JobShared {
     }
 
     /// One turn of the background uploader for this job.
-    pub(crate) fn background_turn(&self) {
+    fn turn(&self) {
         let Ok(_net) = self.net.try_lock() else {
             // A caller is flushing or finishing: it does the work; look again later.
             lock(&self.inner).last_attempt = Some(Instant::now());
@@ -594,7 +570,7 @@ mod tests {
     use glr_testserver::{Config, TestServer};
 
     fn running_job(server: &TestServer) -> (Job, i64) {
-        let id = server.queue_job(json!({}));
+        let id = server.queue_job(serde_json::json!({}));
         let runner =
             Runner::register(&server.url(), &server.registration_token(), &RegisterOptions::default()).unwrap();
         let job = runner.request_job().unwrap().expect("a job");

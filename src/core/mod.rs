@@ -1,6 +1,7 @@
 //! The safe core: no C types, no raw pointers. The ffi layer is a thin shell around it.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod artifacts;
 pub mod diag;
 pub mod error;
@@ -13,6 +14,8 @@ pub mod model;
 pub mod payload;
 pub mod persist;
 pub mod runner;
+pub mod sync;
 pub mod system_id;
 pub mod trace;
 pub mod uploader;
+pub mod url;

@@ -1,39 +1,58 @@
 //! Plain data of runners and jobs: what is persisted by `persist` and what the live
 //! `Runner`/`Job` objects are built from. No behaviour and no network here.
+//!
+//! `Serialize` is our dump format (v2): field order is key order, unset optional settings are
+//! left out. `persist` adds the format header and reads it back by hand (see there why).
 
+use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// The server-side settings a runner was registered with (what `POST /runners` accepts).
 /// `None` means "not given": GitLab's default applies and the getter reports "unknown".
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Registration {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The Python package's `active`; sent to GitLab as `paused = !active`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub locked: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub run_untagged: Option<bool>,
     pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub maximum_timeout: Option<i64>,
     /// `not_protected` or `ref_protected`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub access_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance_note: Option<String>,
 }
 
 /// What the runner says about itself in `info` (name, version...): only the values the user set.
 /// Defaults for the wire are filled in by `runner::info_json`, not stored here.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Identity {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
 }
 
 /// Everything that defines a runner and survives `dumps`/`loads`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RunnerData {
     /// Normalised: no trailing `/`.
     pub api_url: String,
@@ -50,7 +69,8 @@ pub struct RunnerData {
 }
 
 /// The job's state as this library knows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum JobState {
     Running,
     Success,
@@ -89,28 +109,56 @@ impl JobState {
 
 /// The job log as persisted: the processed text, how much of it GitLab acknowledged, and raw
 /// bytes appended but not yet processed (an incomplete UTF-8 sequence or a possible secret).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LogData {
     pub text: String,
     /// Bytes of `text` GitLab has acknowledged.
     pub acknowledged: usize,
     /// GitLab's trace size as last learned (>= acknowledged when another writer appended).
     pub remote: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<u8>,
     /// Where the masker stood inside a secret (`mask::Mode` as a number; 0 = outside).
+    #[serde(skip_serializing_if = "is_zero")]
     pub mask_mode: u8,
 }
 
 /// Everything that defines a job and survives `dumps`/`loads`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JobData {
+    /// Written by `persist` with its own format header, as a runner dump of its own.
+    #[serde(skip)]
     pub runner: RunnerData,
     /// The job payload as GitLab sent it, as JSON text. Kept as text, not as a parsed tree: a
     /// parsed payload costs about ten times its size, and a process may hold thousands of jobs.
+    #[serde(serialize_with = "embedded_json")]
     pub payload: String,
     pub state: JobState,
     /// `PUT state=running` was acknowledged (two-phase commit done).
     pub committed: bool,
     pub exit_code: Option<i32>,
     pub log: LogData,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
+}
+
+/// JSON text embedded as it is (it was produced by a JSON parser or checked by one).
+fn embedded_json<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    let raw: &serde_json::value::RawValue = serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+    raw.serialize(s)
+}
+
+/// One file to upload, prepared by the caller (or collected from the job's `artifacts:`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtifactFile {
+    pub path: PathBuf,
+    /// The file name GitLab stores (e.g. "artifacts.zip").
+    pub name: String,
+    /// e.g. "archive", "junit", "dotenv"; empty: not sent (GitLab's default, archive).
+    pub artifact_type: String,
+    /// "zip", "gzip" or "raw"; empty: not sent (GitLab's default, zip).
+    pub artifact_format: String,
+    pub expire_in: Option<String>,
 }

@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use super::error::{Error, Result};
 use super::model::{Identity, JobData, JobState, LogData, Registration, RunnerData};
 use super::system_id;
+use super::url::normalize_api_url;
 
 const FORMAT_VERSION: i64 = 2;
 
@@ -54,133 +55,38 @@ impl Kind {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Writing (v2). Borrowing structs: nothing is copied, and field order is the key order.
+// Writing (v2): the model types' own `Serialize`, behind the format header.
 
 #[derive(Serialize)]
-struct RunnerOut<'a> {
+struct Tagged<'a, T> {
     format: &'static str,
     version: i64,
-    api_url: &'a str,
-    id: i64,
-    token: &'a str,
-    token_expires_at: &'a Option<String>,
-    system_id: &'a str,
-    registration: RegistrationOut<'a>,
-    identity: IdentityOut<'a>,
-    features: &'a BTreeMap<String, bool>,
+    #[serde(flatten)]
+    data: &'a T,
 }
 
-#[derive(Serialize)]
-struct RegistrationOut<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    active: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    paused: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    locked: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    run_untagged: Option<bool>,
-    tags: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    maximum_timeout: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    access_level: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    maintenance_note: &'a Option<String>,
+fn tagged<T>(kind: Kind, data: &T) -> Tagged<'_, T> {
+    Tagged { format: kind.format(), version: FORMAT_VERSION, data }
 }
 
-#[derive(Serialize)]
-struct IdentityOut<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    revision: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    platform: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    architecture: &'a Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    executor: &'a Option<String>,
-}
-
+/// A job: the header, the runner as a runner dump of its own, then the job's fields.
 #[derive(Serialize)]
 struct JobOut<'a> {
     format: &'static str,
     version: i64,
-    runner: RunnerOut<'a>,
-    payload: &'a serde_json::value::RawValue,
-    state: &'static str,
-    committed: bool,
-    exit_code: Option<i32>,
-    log: LogOut<'a>,
-}
-
-#[derive(Serialize)]
-struct LogOut<'a> {
-    text: &'a str,
-    acknowledged: usize,
-    remote: usize,
-    #[serde(skip_serializing_if = "<[u8]>::is_empty")]
-    pending: &'a [u8],
-    #[serde(skip_serializing_if = "is_zero")]
-    mask_mode: u8,
-}
-
-fn is_zero(v: &u8) -> bool {
-    *v == 0
-}
-
-fn runner_out(r: &RunnerData) -> RunnerOut<'_> {
-    let reg = &r.registration;
-    let ident = &r.identity;
-    RunnerOut {
-        format: Kind::Runner.format(),
-        version: FORMAT_VERSION,
-        api_url: &r.api_url,
-        id: r.id,
-        token: &r.token,
-        token_expires_at: &r.token_expires_at,
-        system_id: &r.system_id,
-        registration: RegistrationOut {
-            description: &reg.description,
-            active: reg.active,
-            paused: reg.paused,
-            locked: reg.locked,
-            run_untagged: reg.run_untagged,
-            tags: &reg.tags,
-            maximum_timeout: reg.maximum_timeout,
-            access_level: &reg.access_level,
-            maintenance_note: &reg.maintenance_note,
-        },
-        identity: IdentityOut {
-            name: &ident.name,
-            version: &ident.version,
-            revision: &ident.revision,
-            platform: &ident.platform,
-            architecture: &ident.architecture,
-            executor: &ident.executor,
-        },
-        features: &r.features,
-    }
+    runner: Tagged<'a, RunnerData>,
+    #[serde(flatten)]
+    job: &'a JobData,
 }
 
 fn to_json(value: &impl Serialize) -> String {
-    // Only strings, numbers, bools and `Value`s with string keys: serialising cannot fail.
+    // Only strings, numbers, bools and checked JSON text: serialising cannot fail.
     serde_json::to_string(value).expect("persisted data always serialises")
 }
 
 /// The runner in our v2 format (compact JSON, one object).
 pub fn runner_to_string(r: &RunnerData) -> String {
-    to_json(&runner_out(r))
-}
-
-/// The stored payload text, embedded as it is (it was produced by a JSON parser or checked by one).
-fn raw_payload(text: &str) -> &serde_json::value::RawValue {
-    serde_json::from_str(text).expect("a job's payload is valid JSON")
+    to_json(&tagged(Kind::Runner, r))
 }
 
 /// The job in our v2 format (compact JSON, one object, the runner and the payload inside).
@@ -188,18 +94,8 @@ pub fn job_to_string(j: &JobData) -> String {
     to_json(&JobOut {
         format: Kind::Job.format(),
         version: FORMAT_VERSION,
-        runner: runner_out(&j.runner),
-        payload: raw_payload(&j.payload),
-        state: j.state.as_str(),
-        committed: j.committed,
-        exit_code: j.exit_code,
-        log: LogOut {
-            text: &j.log.text,
-            acknowledged: j.log.acknowledged,
-            remote: j.log.remote,
-            pending: &j.log.pending,
-            mask_mode: j.log.mask_mode,
-        },
+        runner: tagged(Kind::Runner, &j.runner),
+        job: j,
     })
 }
 
@@ -388,13 +284,13 @@ fn check_v1_header(items: &[Value], kind: Kind) -> Result<()> {
     Ok(())
 }
 
-/// Without the trailing `/`, so `{api_url}/api/v4/...` never has `//` (a Python v1 bug).
+/// The one normalisation of `url::normalize_api_url` (so `{api_url}/api/v4/...` never has `//`,
+/// a Python v1 bug), with a message that does not repeat the value (it may hold a password).
 fn normalise_api_url(url: String) -> Result<String> {
-    let trimmed = url.trim_end_matches('/');
-    if trimmed.is_empty() {
+    if url.trim().trim_end_matches('/').is_empty() {
         return Err(Error::parse("api_url is empty"));
     }
-    Ok(if trimmed.len() == url.len() { url } else { trimmed.to_string() })
+    normalize_api_url(&url).map_err(|_| Error::parse("api_url is not an http:// or https:// URL with a host"))
 }
 
 /// The raw GitLab payload: kept verbatim, but it must carry what every job operation needs.

@@ -1,13 +1,14 @@
 //! A runner: registration (legacy registration tokens and `glrt-` authentication tokens),
 //! verification, unregistration and job requests with long polling.
 
+use super::api::runners as wire;
 use super::error::{Error, ErrorKind, Result};
-use super::http::{self, Method, Request};
-use super::info::{info_json, is_valid_feature_name};
+use super::info::{identity_json, info_json, is_valid_feature_name};
 use super::job::Job;
 use super::model::{Identity, Registration, RunnerData};
+use super::sync::lock;
+use super::url::{normalize_api_url, warn_if_plain_http};
 use super::{diag, system_id};
-use serde_json::{json, Map, Value};
 use std::sync::Mutex;
 
 /// The options of `Runner.register` in the Python package, plus `paused` and `maintenance_note`.
@@ -50,62 +51,6 @@ impl RegisterOptions {
             return Err(Error::invalid("maintenance_note is longer than 1024 characters"));
         }
         Ok(())
-    }
-}
-
-/// `https://gitlab.example.com/` -> `https://gitlab.example.com` (and a trailing `/ci` dropped,
-/// as the official runner does). Only http and https.
-pub fn normalize_api_url(url: &str) -> Result<String> {
-    let trimmed = url.trim();
-    let lower = trimmed.to_ascii_lowercase();
-    let rest_start = if lower.starts_with("https://") {
-        8
-    } else if lower.starts_with("http://") {
-        7
-    } else {
-        return Err(Error::invalid(format!("api_url {trimmed:?} must start with http:// or https://")));
-    };
-    let mut u = trimmed.trim_end_matches('/');
-    if u.ends_with("/ci") {
-        u = u[..u.len() - 3].trim_end_matches('/');
-    }
-    if u.len() <= rest_start || u.contains(char::is_whitespace) {
-        return Err(Error::invalid(format!("api_url {trimmed:?} has no host")));
-    }
-    Ok(u.to_string())
-}
-
-/// The host of an `http(s)://` URL, lowercase, without user info, port or brackets.
-fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host =
-        if let Some(v6) = host_port.strip_prefix('[') { v6.split(']').next()? } else { host_port.split(':').next()? };
-    Some(host.to_ascii_lowercase())
-}
-
-/// Whether `host` is this machine: `localhost` (and `*.localhost`), 127.0.0.0/8 or ::1.
-fn is_loopback_host(host: &str) -> bool {
-    if host == "localhost" || host.ends_with(".localhost") {
-        return true;
-    }
-    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Logs a warning when `api_url` is plain `http://` to a host other than this machine: the
-/// runner token, job tokens and job logs would cross the network unencrypted. Called when a
-/// runner or job is built (register, from_token, loads), before any connection is made.
-pub fn warn_if_plain_http(api_url: &str) {
-    if !api_url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) {
-        return;
-    }
-    let host = url_host(api_url).unwrap_or_default();
-    if !is_loopback_host(&host) {
-        diag::warn(&format!(
-            "GitLab URL http://{host} is plain http:// to another machine: the runner token, job tokens \
-             and job logs travel unencrypted; use https://"
-        ));
     }
 }
 
@@ -164,57 +109,9 @@ impl Runner {
         check_token(registration_token, "registration token")?;
         warn_if_plain_http(&api_url);
         options.validate()?;
-        let r = &options.registration;
-        let mut body = Map::new();
-        let mut put = |k: &str, v: Value| {
-            body.insert(k.to_string(), v);
-        };
-        if let Some(d) = &r.description {
-            put("description", json!(d));
-        }
-        if let Some(n) = &r.maintenance_note {
-            put("maintenance_note", json!(n));
-        }
-        if !r.tags.is_empty() {
-            put("tag_list", json!(r.tags.join(",")));
-        }
-        if let Some(v) = r.run_untagged {
-            put("run_untagged", json!(v));
-        }
-        if let Some(v) = r.locked {
-            put("locked", json!(v));
-        }
-        if let Some(v) = &r.access_level {
-            put("access_level", json!(v));
-        }
-        if let Some(v) = r.maximum_timeout {
-            put("maximum_timeout", json!(v));
-        }
-        if let Some(paused) = r.paused.or(r.active.map(|a| !a)) {
-            put("paused", json!(paused));
-        }
-        put("info", super::info::identity_json(&options.identity, &Default::default()));
-        put("token", json!(registration_token));
-
-        let req = Request::new(Method::POST, &api_url, "/api/v4/runners")
-            .header("accept", "application/json")
-            .header("runner-token", registration_token)
-            .json(Value::Object(body));
-        let resp = http::send(&req)?;
-        match resp.status {
-            201 => {}
-            403 => return Err(resp.error(ErrorKind::Auth).context("the registration token was rejected")),
-            410 => {
-                return Err(resp.error(ErrorKind::Auth).context(
-                    "this GitLab does not accept registration tokens; create the runner in GitLab \
-                     (CI/CD settings > Runners) and use its glrt- authentication token with glr_runner_from_token",
-                ))
-            }
-            400 => return Err(resp.error(ErrorKind::InvalidArgument)),
-            _ => return Err(resp.unexpected()),
-        }
-        let v = resp.json()?;
-        let (id, token, expires) = registration_details(&v, &resp.what)?;
+        let info = identity_json(&options.identity, &Default::default());
+        let wire::Credentials { id, token, token_expires_at: expires } =
+            wire::register(&api_url, registration_token, &options.registration, info)?;
         diag::info(&format!("registered runner {id} at {api_url}"));
         Ok(Runner::build(RunnerData {
             api_url,
@@ -245,29 +142,12 @@ impl Runner {
         Ok(runner)
     }
 
-    /// `POST /api/v4/runners/verify`: Some((id, expiry)) from a current GitLab, None from one
-    /// that answers the legacy plain `200`.
+    /// Verifies the token: Some((id, expiry)) from a current GitLab, None from one that answers
+    /// the legacy plain `200`.
     fn verify(&self) -> Result<Option<(i64, Option<String>)>> {
         let d = &self.data;
-        let body = json!({"info": info_json(&self.data()), "token": d.token, "system_id": self.system_id()});
-        let req = Request::new(Method::POST, &d.api_url, "/api/v4/runners/verify")
-            .header("accept", "application/json")
-            .header("runner-token", &d.token)
-            .json(body)
-            .idempotent();
-        let resp = http::send(&req)?;
-        match resp.status {
-            200 => {}
-            403 => return Err(resp.error(ErrorKind::Auth).context("the runner token was rejected")),
-            _ => return Err(resp.unexpected()),
-        }
-        match serde_json::from_slice::<Value>(&resp.body) {
-            Ok(v) if v.is_object() => {
-                let (id, _, expires) = registration_details(&v, &resp.what)?;
-                Ok(Some((id, expires)))
-            }
-            _ => Ok(None),
-        }
+        let verified = wire::verify(&d.api_url, &d.token, info_json(&self.data()), &self.system_id())?;
+        Ok(verified.map(|c| (c.id, c.token_expires_at)))
     }
 
     pub fn check_auth(&self) -> Result<()> {
@@ -277,21 +157,7 @@ impl Runner {
     /// Removes the runner (legacy token: `DELETE /runners`) or, for a `glrt-` runner created in
     /// GitLab, only this machine's runner manager (`DELETE /runners/managers`), as the official runner.
     pub fn unregister(&self) -> Result<()> {
-        let d = &self.data;
-        let created_in_gitlab = d.token.starts_with("glrt-");
-        let (path, body) = if created_in_gitlab {
-            ("/api/v4/runners/managers", json!({"token": d.token, "system_id": self.system_id()}))
-        } else {
-            ("/api/v4/runners", json!({"token": d.token}))
-        };
-        let req = Request::new(Method::DELETE, &d.api_url, path).header("runner-token", &d.token).json(body);
-        let resp = http::send(&req)?;
-        match resp.status {
-            204 | 200 => Ok(()),
-            403 => Err(resp.error(ErrorKind::Auth).context("the runner token was rejected")),
-            404 if created_in_gitlab => Err(resp.error(ErrorKind::NotFound)),
-            _ => Err(resp.unexpected()),
-        }
+        wire::unregister(&self.data.api_url, &self.data.token, &self.system_id())
     }
 
     pub fn system_id(&self) -> String {
@@ -326,30 +192,18 @@ impl Runner {
     /// faster). A received job is committed at once (`state=running`), as the official runner.
     pub fn request_job(&self) -> Result<Option<Job>> {
         let snapshot = self.data();
-        let mut body = json!({"info": info_json(&snapshot), "token": snapshot.token, "system_id": snapshot.system_id});
-        if let Some(last) = lock(&self.last_update).clone() {
-            body["last_update"] = json!(last);
+        let last_update = lock(&self.last_update).clone();
+        let reply = wire::request_job(
+            &snapshot.api_url,
+            &snapshot.token,
+            info_json(&snapshot),
+            &snapshot.system_id,
+            last_update.as_deref(),
+        )?;
+        if let Some(v) = reply.last_update {
+            *lock(&self.last_update) = Some(v);
         }
-        let req = Request::new(Method::POST, &snapshot.api_url, "/api/v4/jobs/request")
-            .header("accept", "application/json")
-            .header("runner-token", &snapshot.token)
-            .json(body);
-        let resp = http::send(&req)?;
-        if let Some(v) = resp.header("x-gitlab-last-update") {
-            *lock(&self.last_update) = Some(v.to_string());
-        }
-        match resp.status {
-            201 => {}
-            204 | 409 => return Ok(None),
-            403 => return Err(resp.error(ErrorKind::Auth).context("the runner token was rejected")),
-            _ => return Err(resp.unexpected()),
-        }
-        let payload = String::from_utf8(resp.body).map_err(|_| {
-            Error::parse(format!(
-                "{}: 201 with a body that is not UTF-8 (a job was assigned but cannot be read)",
-                resp.what
-            ))
-        })?;
+        let Some(payload) = reply.payload else { return Ok(None) };
         let job = Job::new(snapshot, payload).map_err(|e| e.context("a job was assigned but cannot be read"))?;
         diag::info(&format!("received job {}", job.id()));
         match job.commit() {
@@ -367,60 +221,9 @@ impl Runner {
     }
 }
 
-/// `{id, token, token_expires_at}` of a registration or verify answer.
-fn registration_details(v: &Value, what: &str) -> Result<(i64, String, Option<String>)> {
-    let id = match v.get("id") {
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => s.parse().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| Error::parse(format!("{what}: the answer has no runner id")))?;
-    let token = v.get("token").and_then(Value::as_str).unwrap_or("").to_string();
-    let expires = v.get("token_expires_at").and_then(Value::as_str).map(str::to_string);
-    if token.is_empty() && what.ends_with("/runners") {
-        return Err(Error::parse(format!("{what}: the answer has no runner token")));
-    }
-    Ok((id, token, expires))
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding one of our locks cannot leave the data half-written in a way that
-    // matters more than refusing all further calls would: keep going.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn api_urls_are_normalised() {
-        assert_eq!(normalize_api_url("https://gitlab.cern.ch/").unwrap(), "https://gitlab.cern.ch");
-        assert_eq!(normalize_api_url("http://h:8080//").unwrap(), "http://h:8080");
-        assert_eq!(normalize_api_url("https://h/gitlab/ci/").unwrap(), "https://h/gitlab");
-        assert_eq!(normalize_api_url("https://h/sub").unwrap(), "https://h/sub");
-        for bad in ["", "gitlab.com", "ftp://h", "https://", "https:// h"] {
-            assert!(normalize_api_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn loopback_hosts_are_recognised() {
-        for (url, host) in [
-            ("http://127.0.0.1:8080", "127.0.0.1"),
-            ("http://user:pw@LocalHost/x", "localhost"),
-            ("http://[::1]:3000/", "::1"),
-            ("https://gitlab.example.com/ci", "gitlab.example.com"),
-        ] {
-            assert_eq!(url_host(url).as_deref(), Some(host), "{url}");
-        }
-        for host in ["localhost", "127.0.0.1", "127.8.9.10", "::1", "ci.localhost"] {
-            assert!(is_loopback_host(host), "{host}");
-        }
-        for host in ["gitlab.example.com", "10.0.0.1", "192.168.1.2", "::2", "localhost.example.com", ""] {
-            assert!(!is_loopback_host(host), "{host}");
-        }
-    }
 
     #[test]
     fn register_options_are_validated_like_the_python_package() {

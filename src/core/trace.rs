@@ -27,12 +27,6 @@ impl Chunk {
     pub fn is_empty(&self) -> bool {
         self.from == self.to
     }
-    /// `Content-Range` as GitLab's runner sends it: `start-endInclusive`, no unit. An empty
-    /// probe says `start-start` (GitLab reads only the start).
-    pub fn content_range(&self) -> String {
-        let end = if self.is_empty() { self.start } else { self.start + self.len() - 1 };
-        format!("{}-{}", self.start, end)
-    }
 }
 
 /// The official runner's default `output_limit` is 4 MiB; GitLab's own trace limit
@@ -114,10 +108,6 @@ impl Trace {
 
     pub fn len(&self) -> usize {
         self.text.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.text.is_empty()
     }
 
     pub fn acknowledged(&self) -> usize {
@@ -311,15 +301,6 @@ fn floor_char_boundary(text: &[u8], mut at: usize, min: usize) -> usize {
     }
 }
 
-/// Parses GitLab's `Range: 0-N` (N = bytes stored, an exclusive end).
-pub fn parse_range(value: &str) -> Option<usize> {
-    let (start, end) = value.trim().split_once('-')?;
-    if start.trim() != "0" {
-        return None;
-    }
-    end.trim().parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,12 +330,11 @@ mod tests {
     }
 
     #[test]
-    fn chunks_are_at_most_one_mib_and_content_range_is_inclusive() {
+    fn chunks_are_at_most_one_mib() {
         let mut t = Trace::new(Masker::default());
         t.push(&vec![b'a'; MAX_PATCH + 10]);
         let c = t.next_chunk().unwrap();
         assert_eq!((c.start, c.len()), (0, MAX_PATCH));
-        assert_eq!(c.content_range(), format!("0-{}", MAX_PATCH - 1));
         t.accepted(c, MAX_PATCH);
         let c = t.next_chunk().unwrap();
         assert_eq!((c.start, c.len()), (MAX_PATCH, 10));
@@ -457,9 +437,5 @@ mod tests {
         let mut t = Trace::new(Masker::default());
         t.push(b"hello");
         assert_eq!(t.checksum(), "crc32:3610a686");
-        assert_eq!(parse_range("0-11"), Some(11));
-        assert_eq!(parse_range("0-0"), Some(0));
-        assert_eq!(parse_range("5-11"), None);
-        assert_eq!(parse_range("bytes"), None);
     }
 }

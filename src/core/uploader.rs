@@ -1,11 +1,20 @@
 //! The background log uploader: one thread for the whole process (not one per job). It sends
 //! each job's new log text promptly after the first append, then at the interval GitLab asks
-//! for, and keeps silent jobs alive. It holds only weak references, so freeing a job stops its
-//! uploads, and the thread ends by itself shortly after the last job is gone.
+//! for, and keeps silent jobs alive. It knows nothing of jobs: it schedules [`Background`] work
+//! (a job implements it). It holds only weak references, so freeing a job stops its uploads,
+//! and the thread ends by itself shortly after the last job is gone.
 
-use super::job::JobShared;
+use super::sync::{lock, wait_timeout};
 use std::sync::{Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
+
+/// Work the background thread does now and then for one registered object.
+pub trait Background: Send + Sync {
+    /// When `turn` should next run (None: nothing to do until woken).
+    fn next_due(&self, now: Instant) -> Option<Instant>;
+    /// Does what is due. Must not block on a caller for long: try locks, do not wait for them.
+    fn turn(&self);
+}
 
 /// How long the thread lingers with no job before it ends.
 const LINGER: Duration = Duration::from_secs(2);
@@ -13,7 +22,7 @@ const LINGER: Duration = Duration::from_secs(2);
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 struct Registry {
-    jobs: Vec<Weak<JobShared>>,
+    jobs: Vec<Weak<dyn Background>>,
     running: bool,
     /// Set by `wake`, cleared by the thread: no wake-up is lost between its look and its sleep.
     kicked: bool,
@@ -23,11 +32,11 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry { jobs: Vec::new(), runni
 static WAKE: Condvar = Condvar::new();
 
 fn registry() -> MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+    lock(&REGISTRY)
 }
 
 /// Adds a job; starts the thread if it is not running.
-pub(crate) fn register(job: Weak<JobShared>) {
+pub(crate) fn register(job: Weak<dyn Background>) {
     let mut reg = registry();
     reg.jobs.push(job);
     if !reg.running {
@@ -72,13 +81,13 @@ fn run() {
         }
         let busy = !due.is_empty();
         for job in due {
-            job.background_turn();
+            job.turn();
         }
         if !busy {
             let reg = registry();
             if !reg.kicked {
                 let wait = next.saturating_duration_since(Instant::now());
-                let _ = WAKE.wait_timeout(reg, wait).unwrap_or_else(|e| e.into_inner());
+                let _ = wait_timeout(&WAKE, reg, wait);
             }
         }
     }

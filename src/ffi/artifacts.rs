@@ -9,7 +9,7 @@ use super::status::glr_status;
 use super::strings::{opt_str_arg, owned_c_string, str_arg};
 use crate::core::artifacts::{self, ArtifactFile, ArtifactSet};
 use crate::core::payload::Dependency;
-use crate::core::runner::lock;
+use crate::core::sync::lock;
 use std::ffi::c_char;
 use std::path::Path;
 use std::ptr;
@@ -150,7 +150,8 @@ pub unsafe extern "C" fn glr_artifacts_collect(
         let artifacts = unsafe { handle_ref(artifacts, "artifacts") }?;
         let job = unsafe { handle_ref(job, "job") }?;
         let workdir = unsafe { str_arg(workdir, "workdir") }?;
-        let collected = artifacts::collect(&job.inner, Path::new(workdir), job_succeeded != 0)?;
+        let collected =
+            artifacts::collect(job.inner.payload(), job.inner.info(), Path::new(workdir), job_succeeded != 0)?;
         lock(&artifacts.inner).add_collected(collected);
         Ok(())
     })
@@ -216,7 +217,7 @@ pub unsafe extern "C" fn glr_job_download_artifacts(
     guard(|| {
         let handle = unsafe { handle_ref(job, "job") }?;
         let dest = unsafe { str_arg(dest_path, "dest_path") }?;
-        artifacts::download(&handle.inner, index, Path::new(dest))?;
+        artifacts::download(&handle.inner.runner().api_url, handle.inner.info(), index, Path::new(dest))?;
         Ok(())
     })
 }

@@ -5,7 +5,8 @@ use super::guard::{guard, invalid_arg, FfiResult};
 use super::handle::{free_handle, handle_ref, new_handle, out_arg};
 use super::status::glr_status;
 use super::strings::opt_str_arg;
-use crate::core::runner::{lock, RegisterOptions, ACCESS_LEVELS};
+use crate::core::runner::{RegisterOptions, ACCESS_LEVELS};
+use crate::core::sync::lock;
 use std::ffi::c_char;
 use std::sync::Mutex;
 

@@ -14,8 +14,7 @@ use super::glob::{self, Pattern};
 use super::{ArtifactFile, Scratch};
 use crate::core::diag;
 use crate::core::error::{Error, Result};
-use crate::core::job::Job;
-use crate::core::payload::{strings, text, VAR_FILE};
+use crate::core::payload::{strings, text, JobInfo, VAR_FILE};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs::{self, Metadata};
@@ -399,18 +398,17 @@ impl Walker<'_> {
     }
 }
 
-/// Applies the job's `artifacts:` to `workdir` for a job that succeeded or not, building each
+/// Applies the job's `artifacts:` (from its `payload`, with variables from `info`) to `workdir` for a job that succeeded or not, building each
 /// entry's file in a new temporary directory. Nothing is kept when an entry fails.
 ///
 /// Errors: `InvalidArgument` for a path leaving `workdir` (also through a symbolic link), a bad
 /// pattern, more than one file for a `raw` artifact, an unsupported `artifact_format`; `Io` for a
 /// missing `workdir`, unreadable files, a failing disk, or git missing when `untracked` is asked.
-pub fn collect(job: &Job, workdir: &Path, job_succeeded: bool) -> Result<Collected> {
-    let info = job.info();
+pub fn collect(payload: &str, info: &JobInfo, workdir: &Path, job_succeeded: bool) -> Result<Collected> {
     let lookup = |name: &str| {
         info.variables.iter().rev().find(|v| v.key == name && v.flags & VAR_FILE == 0).map(|v| v.value.clone())
     };
-    let payload: Value = serde_json::from_str(job.payload()).expect("a job's payload is valid JSON");
+    let payload: Value = serde_json::from_str(payload).expect("a job's payload is valid JSON");
     collect_from(&payload, &lookup, workdir, job_succeeded)
 }
 

@@ -3,39 +3,25 @@
 //!   `paths` globs with `**`, `exclude`, `untracked`, `name`, `expire_in`), each built into the
 //!   file GitLab expects for its type (a zip archive, a gzip stream of report files, or a raw
 //!   file) in a temporary directory;
-//! - [`upload`]: `POST /api/v4/jobs/:id/artifacts`, streamed from disk, retried like the official
-//!   uploader (3 tries, 6 on 503, none on 403/413; 307 rebases the host);
-//! - [`download`]: a dependency's archive, `GET /api/v4/jobs/:id/artifacts`, streamed to disk;
+//! - [`download`]: a dependency's archive to a file (the transfer is `api::download`);
 //! - [`extract`]: unzipping a downloaded archive without writing outside the destination.
+//!
+//! The upload of an [`ArtifactFile`] is `api::upload`, called by the job before its final update.
 
 mod archive;
 mod collect;
 mod download;
 mod extract;
 mod glob;
-mod upload;
 
+pub use crate::core::model::ArtifactFile;
 pub use collect::{collect, Collected};
 pub use download::download;
 pub use extract::extract;
-pub use upload::upload;
 
 use super::error::{Error, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-
-/// One file to upload, prepared by the caller (or collected from the job's `artifacts:`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ArtifactFile {
-    pub path: PathBuf,
-    /// The file name GitLab stores (e.g. "artifacts.zip").
-    pub name: String,
-    /// e.g. "archive", "junit", "dotenv"; empty: not sent (GitLab's default, archive).
-    pub artifact_type: String,
-    /// "zip", "gzip" or "raw"; empty: not sent (GitLab's default, zip).
-    pub artifact_format: String,
-    pub expire_in: Option<String>,
-}
 
 /// A temporary directory holding collected archives, removed with the last clone of the
 /// [`ArtifactSet`] that holds it (so an upload in progress keeps its files even if the set it

@@ -3,8 +3,9 @@
 //! retried like the official uploader: 3 tries, 6 when the last answer was 503, none after 403 or
 //! 413; a 307 moves the upload to the scheme and host of its `Location` and tries again.
 
-use super::ArtifactFile;
+use super::{error_message_of, job_path, JOB_TOKEN};
 use crate::core::error::{Error, ErrorKind, Result};
+use crate::core::model::ArtifactFile;
 use crate::core::{diag, http};
 use reqwest::blocking::multipart::{Form, Part};
 use std::io::Read;
@@ -75,7 +76,7 @@ enum Attempt {
 /// `ErrorKind::Http` with GitLab's own message (e.g. "another artifact of the same type already
 /// exists"); transport failures `ErrorKind::Network`; an unreadable file `ErrorKind::Io`.
 pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile) -> Result<()> {
-    let what = format!("POST /api/v4/jobs/{job_id}/artifacts");
+    let what = format!("POST {}/artifacts", job_path(job_id));
     let kind = if file.artifact_type.is_empty() { "archive" } else { file.artifact_type.as_str() };
     let label = format!("{what} ({} as {kind})", file.name);
     let query = query(file);
@@ -91,19 +92,19 @@ pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile) 
             .mime_str("application/octet-stream")
             .expect("a valid MIME type");
         let form = Form::new().part("file", part);
-        let mut url = format!("{base}/api/v4/jobs/{job_id}/artifacts");
+        let mut url = format!("{base}{}/artifacts", job_path(job_id));
         if !query.is_empty() {
             url.push('?');
             url.push_str(&query);
         }
-        let outcome =
-            match http::send_transfer(http::Method::POST, &url, &label, &[("job-token", job_token)], Some(form)) {
-                Err(e) => {
-                    let why = e.message.strip_prefix(&format!("{label}: ")).unwrap_or(&e.message).to_string();
-                    Attempt::Again { kind: e.kind, why, tries: TRIES, wait: None }
-                }
-                Ok(resp) => judge(resp, size, &mut base, job_token),
-            };
+        let outcome = match http::send_transfer(http::Method::POST, &url, &label, &[(JOB_TOKEN, job_token)], Some(form))
+        {
+            Err(e) => {
+                let why = e.message.strip_prefix(&format!("{label}: ")).unwrap_or(&e.message).to_string();
+                Attempt::Again { kind: e.kind, why, tries: TRIES, wait: None }
+            }
+            Ok(resp) => judge(resp, size, &mut base, job_token),
+        };
         match outcome {
             Attempt::Done => {
                 diag::info(&format!("{label}: uploaded {size} bytes"));
@@ -134,7 +135,7 @@ fn judge(resp: reqwest::blocking::Response, size: u64, base: &mut String, job_to
     let mut body = Vec::new();
     let _ = resp.take(MAX_ERROR_BODY).read_to_end(&mut body);
     let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-    let detail = http::error_message_of(&body, &[job_token]).map(|m| format!(": {m}")).unwrap_or_default();
+    let detail = error_message_of(&body, &[job_token]).map(|m| format!(": {m}")).unwrap_or_default();
     let why = |extra: &str| format!("{status} {reason}{extra}{detail}");
     match status {
         200 | 201 => Attempt::Done,
