@@ -24,10 +24,10 @@
 mod common;
 
 use common::*;
-use gitlab_runner_api::internal::{Job, RunnerData};
 use gitlab_runner_api::ffi::job::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
+use gitlab_runner_api::internal::{Job, RunnerData};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::ffi::{c_char, CString};

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void};
 
 use super::guard::guard_value;
-use super::strings::c_string;
+use super::text::c_string;
 use crate::core::diag::{self, Level};
 
 /// Log level of an error: something failed (or an internal panic was caught).

@@ -14,7 +14,7 @@ use std::panic::{self, catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
 use super::status::*;
-use super::strings::without_nul;
+use super::text::without_nul;
 use crate::core::{diag, error::Error};
 
 /// A failure on its way to C: the status to return and the message for glr_last_error_message.

@@ -16,6 +16,8 @@ pub mod version;
 
 pub mod status;
 
+pub(crate) mod text;
+
 pub mod guard;
 
 pub mod strings;
@@ -31,3 +33,5 @@ pub mod runner;
 pub mod job;
 
 pub mod artifacts;
+
+pub mod job_artifacts;

@@ -6,13 +6,13 @@
 //! contain NUL bytes) and never mixes allocators with C's `free`.
 
 use std::alloc::{self, Layout};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::{c_char, CStr, CString};
 use std::sync::{Mutex, PoisonError};
 
 use super::guard::{guard_quiet, null_arg, FfiError, FfiResult};
 use super::status::*;
+use super::text::{c_string, without_nul};
 
 /// A NUL-terminated UTF-8 argument, borrowed for the duration of the call.
 /// NULL gives `GLR_ERR_NULL_ARGUMENT` ("`name` is NULL"), bad UTF-8 `GLR_ERR_INVALID_UTF8`.
@@ -87,21 +87,6 @@ pub(crate) fn owned_c_bytes(bytes: &[u8]) -> *mut c_char {
         *data.add(bytes.len()) = 0;
         data.cast()
     }
-}
-
-/// `s` with its NUL characters, which C could not see past, replaced by U+FFFD: every text
-/// handed to C as a NUL-terminated string goes through this, so C always sees the whole text.
-pub(crate) fn without_nul(s: &str) -> Cow<'_, str> {
-    if s.contains('\0') {
-        Cow::Owned(s.replace('\0', "\u{FFFD}"))
-    } else {
-        Cow::Borrowed(s)
-    }
-}
-
-/// [`without_nul`] as a `CString`.
-pub(crate) fn c_string(s: &str) -> CString {
-    CString::new(without_nul(s).into_owned()).expect("NULs were replaced")
 }
 
 /// A fresh NUL-terminated copy of `s` for C ([`without_nul`]), freed with `glr_string_free`.
