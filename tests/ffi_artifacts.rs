@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use gitlab_runner_api::ffi::artifacts::*;
+use gitlab_runner_api::ffi::job_artifacts::*;
 use gitlab_runner_api::ffi::guard::glr_last_error_code;
 use gitlab_runner_api::ffi::job::*;
 use gitlab_runner_api::ffi::runner::*;

@@ -17,6 +17,7 @@ mod common;
 
 use common::*;
 use gitlab_runner_api::ffi::artifacts::*;
+use gitlab_runner_api::ffi::job_artifacts::*;
 use gitlab_runner_api::ffi::diagnostics::*;
 use gitlab_runner_api::ffi::guard::*;
 use gitlab_runner_api::ffi::job::*;

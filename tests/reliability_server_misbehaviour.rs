@@ -14,6 +14,7 @@ mod common;
 
 use common::*;
 use gitlab_runner_api::ffi::artifacts::*;
+use gitlab_runner_api::ffi::job_artifacts::*;
 use gitlab_runner_api::ffi::job::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
