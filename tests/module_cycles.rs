@@ -110,7 +110,7 @@ fn paths_in(text: &str) -> Vec<Vec<String>> {
                     && chars[end + 1] == ':';
                 if matches {
                     let mut prefixes = Vec::new();
-                    parse_tail(&chars, i, &mut vec![], &mut prefixes);
+                    parse_tail(&chars, i, &[], &mut prefixes);
                     out.extend(prefixes);
                 }
             }
@@ -122,8 +122,8 @@ fn paths_in(text: &str) -> Vec<Vec<String>> {
 
 /// Reads `seg::seg::...` at `i`, then an optional `{...}` group; pushes every complete path.
 /// Returns the index after what it read.
-fn parse_tail(chars: &[char], mut i: usize, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) -> usize {
-    let mut path = prefix.clone();
+fn parse_tail(chars: &[char], mut i: usize, prefix: &[String], out: &mut Vec<Vec<String>>) -> usize {
+    let mut path = prefix.to_vec();
     loop {
         while i < chars.len() && chars[i].is_whitespace() {
             i += 1;
@@ -138,7 +138,7 @@ fn parse_tail(chars: &[char], mut i: usize, prefix: &mut Vec<String>, out: &mut 
                     return i + 1;
                 }
                 let before = i;
-                i = parse_tail(chars, i, &mut path.clone(), out);
+                i = parse_tail(chars, i, &path, out);
                 if i == before {
                     i += 1;
                 }
