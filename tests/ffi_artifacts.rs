@@ -7,9 +7,9 @@ mod common;
 
 use common::*;
 use gitlab_runner_api::ffi::artifacts::*;
-use gitlab_runner_api::ffi::job_artifacts::*;
 use gitlab_runner_api::ffi::guard::glr_last_error_code;
 use gitlab_runner_api::ffi::job::*;
+use gitlab_runner_api::ffi::job_artifacts::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
 use glr_testserver::{ArtifactRecord, Endpoint, Fault, FaultKind, TestServer};

@@ -17,10 +17,10 @@ mod common;
 
 use common::*;
 use gitlab_runner_api::ffi::artifacts::*;
-use gitlab_runner_api::ffi::job_artifacts::*;
 use gitlab_runner_api::ffi::diagnostics::*;
 use gitlab_runner_api::ffi::guard::*;
 use gitlab_runner_api::ffi::job::*;
+use gitlab_runner_api::ffi::job_artifacts::*;
 use gitlab_runner_api::ffi::options::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;

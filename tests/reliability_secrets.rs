@@ -17,9 +17,9 @@ mod common;
 
 use common::*;
 use gitlab_runner_api::ffi::artifacts::*;
-use gitlab_runner_api::ffi::job_artifacts::*;
 use gitlab_runner_api::ffi::diagnostics::glr_set_log_callback;
 use gitlab_runner_api::ffi::job::*;
+use gitlab_runner_api::ffi::job_artifacts::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
 use glr_testserver::{Endpoint, Fault, FaultKind, DEFAULT_MASKED_VALUE};

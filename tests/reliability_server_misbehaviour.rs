@@ -14,8 +14,8 @@ mod common;
 
 use common::*;
 use gitlab_runner_api::ffi::artifacts::*;
-use gitlab_runner_api::ffi::job_artifacts::*;
 use gitlab_runner_api::ffi::job::*;
+use gitlab_runner_api::ffi::job_artifacts::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
 use gitlab_runner_api::internal::{set_request_timeout, MAX_ATTEMPTS};
