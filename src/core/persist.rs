@@ -10,6 +10,16 @@
 //! errors quote the offending value (`invalid type: string "glrt-..."`), which could leak a token,
 //! and by hand every message can name the field. `serde_json`'s recursion limit (128) turns deeply
 //! nested input into an error instead of a stack overflow.
+//!
+//! Version policy (also in the README): dumps outlive the process that wrote them, and the
+//! process that loads one may run another version of the library.
+//! - A new optional field whose absence means the old behaviour keeps the version: older readers
+//!   ignore keys they do not know, newer readers give the field its default in older dumps.
+//! - A field whose meaning or type changes, a field removed, or a new field an older reader must
+//!   not ignore (ignoring it would make it send GitLab something wrong, such as log text twice)
+//!   takes a new version number. Older readers then refuse the dump ("unsupported format
+//!   version") instead of misreading it.
+//! - We always write the newest version and keep reading every older one (v2 and Python's v1).
 
 use std::collections::BTreeMap;
 use std::io::Write;
