@@ -152,11 +152,27 @@
 typedef struct glr_artifacts glr_artifacts;
 
 /**
- * A job taken from GitLab. Obtained from glr_runner_request_job(), glr_job_loads() or
- * glr_job_load(); freed with glr_job_free().
+ * A job taken from GitLab. Obtained from glr_runner_request_job(), glr_job_loads(),
+ * glr_job_load() (the owner of the job's log) or glr_job_watch_load(s) (a watcher); freed with
+ * glr_job_free().
  *
- * Thread safety: every function may be called on the same job from several threads at once.
- * Appending to the log never waits for the network, even while another thread flushes.
+ * One writer per job: exactly one handle, in one process, writes a job's log (the *owner*).
+ * glr_job_hand_over_dump() passes the log to whoever loads the dump and turns this handle into
+ * a *watcher*: it keeps the job alive at GitLab (a keep-alive every
+ * glr_job_set_keepalive_interval() seconds, from the background), learns cancels (state,
+ * callback, glr_job_auth()) and may finish the job, but never sends log text again (log
+ * functions return #GLR_ERR_NOT_OWNER).
+ *
+ * Thread safety: every function may be called on the same job from several threads at once;
+ * appending to the log never waits for the network, even while another thread flushes.
+ * glr_job_free() may be called while other threads are inside calls on the job (it ends their
+ * network waits, they return #GLR_ERR_INTERRUPTED, and it waits for them to return), but no
+ * thread may start a call on the job once glr_job_free() was called.
+ *
+ * fork(): in a child process, a job its parent took is not the child's: log functions return
+ * #GLR_ERR_NOT_OWNER and nothing of it is sent from the child (the parent keeps running it).
+ * Its fixed values (id, token, payload...) can be read; glr_job_free() in the child releases
+ * nothing (the memory belongs to the parent's copy). Handles the child creates work normally.
  */
 typedef struct glr_job glr_job;
 
@@ -172,8 +188,13 @@ typedef struct glr_register_options glr_register_options;
  * glr_runner_loads() or glr_runner_load(); free with glr_runner_free().
  *
  * Thread safety: every function may be called on the same runner from several threads at once
- * (internally locked). Jobs taken from a runner keep their own copy of what they need, so a
- * runner may be freed while its jobs live on.
+ * (internally locked). glr_runner_free() may be called while other threads are inside calls
+ * on it (it ends them, #GLR_ERR_INTERRUPTED, and waits for them to return), but no thread may
+ * start a call on the runner once it was called. Jobs taken from a runner keep their own copy
+ * of what they need, so a runner may be freed while its jobs live on.
+ *
+ * fork(): a fork()ed child may keep using its parent's runners (and new ones): its network
+ * calls use the child's own connections.
  */
 typedef struct glr_runner glr_runner;
 
@@ -264,6 +285,22 @@ typedef void (*glr_cancel_callback)(void *userdata, struct glr_job *job, int32_t
  * The thing asked for does not exist (no such credential, artifact, index...).
  */
 #define GLR_ERR_NOT_FOUND -11
+
+/**
+ * This handle no longer writes the job's log: it handed the job over (glr_job_hand_over_dump()),
+ * is a watcher (glr_job_watch_load()), or is a fork()ed child's copy of its parent's job.
+ */
+#define GLR_ERR_NOT_OWNER -12
+
+/**
+ * The call's own time bound ran out (glr_runner_set_call_timeout(), glr_job_set_call_timeout()).
+ */
+#define GLR_ERR_TIMEOUT -13
+
+/**
+ * Another thread ended the call: glr_runner_interrupt(), or the handle was freed meanwhile.
+ */
+#define GLR_ERR_INTERRUPTED -14
 
 /**
  * An internal error (a Rust panic) was caught at the API boundary. The host process is not
@@ -608,11 +645,13 @@ glr_status glr_runner_unregister(struct glr_runner *runner);
 /**
  * Asks GitLab for a job (`POST /api/v4/jobs/request`, with long polling: the call may wait up
  * to about a minute when GitLab holds the request). A job received is accepted at once
- * (`state=running`).
+ * (`state=running`). Bounded by the runner's call timeout (glr_runner_set_call_timeout());
+ * glr_runner_interrupt() from another thread ends it at once.
  *
  * On success `*out` is the new job (freed with glr_job_free()) or NULL when there is no job
  * now. Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_AUTH (runner token rejected), GLR_ERR_NETWORK,
- * GLR_ERR_HTTP, GLR_ERR_PARSE (GitLab assigned a job whose payload cannot be read).
+ * GLR_ERR_HTTP, GLR_ERR_PARSE (GitLab assigned a job whose payload cannot be read),
+ * GLR_ERR_TIMEOUT, GLR_ERR_INTERRUPTED.
  */
 glr_status glr_runner_request_job(struct glr_runner *runner, struct glr_job **out);
 
@@ -650,8 +689,29 @@ glr_status glr_runner_dump(const struct glr_runner *runner, const char *path);
 glr_status glr_runner_load(const char *path, struct glr_runner **out);
 
 /**
- * Frees a runner. NULL is a no-op. Must not be called twice, nor while another thread uses it.
- * Jobs taken from it stay valid.
+ * Bounds every network call of this runner from now on (glr_runner_request_job() with its
+ * long poll, glr_runner_check_auth(), glr_runner_unregister()): each returns #GLR_ERR_TIMEOUT
+ * once `milliseconds` have passed since it started, retries included. 0 restores the default,
+ * 5 minutes. Each request also has its own timeout (120 s, or `GLR_HTTP_TIMEOUT` seconds).
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_ARGUMENT (negative).
+ */
+glr_status glr_runner_set_call_timeout(struct glr_runner *runner, int64_t milliseconds);
+
+/**
+ * Ends the runner's network calls in progress on other threads at once: a
+ * glr_runner_request_job() waiting in GitLab's long poll returns #GLR_ERR_INTERRUPTED (so does
+ * a check_auth or unregister in progress). Calls started afterwards are not affected. For a
+ * program that stops polling (a signal, a shutdown request, an event loop closing).
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT.
+ */
+glr_status glr_runner_interrupt(struct glr_runner *runner);
+
+/**
+ * Frees a runner. NULL is a no-op; must not be called twice. Calls in progress on other
+ * threads end (#GLR_ERR_INTERRUPTED) and this waits for them to return; no thread may start a
+ * call on the runner once this was called. Jobs taken from it stay valid.
  */
 void glr_runner_free(struct glr_runner *runner);
 
@@ -937,34 +997,46 @@ glr_status glr_job_get_registry_credential(const struct glr_job *job,
 
 /**
  * Appends `len` bytes of `data` to the job log (any bytes; invalid UTF-8 becomes U+FFFD). Never
- * waits on the network: the text is uploaded by glr_job_log_flush() and when the job finishes.
- * `data` may be NULL when `len` is 0. Safe from several threads at once.
+ * waits on the network: the background uploader sends it promptly, then at the interval GitLab
+ * asks for; glr_job_log_flush() and the job's end send the rest. `data` may be NULL when `len`
+ * is 0. Safe from several threads at once.
  *
- * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_ALREADY_FINISHED, GLR_ERR_JOB_CANCELED.
+ * Text not yet acknowledged by GitLab lives only in this process's memory: if the process
+ * exits (returns from main, calls exit()) before glr_job_log_flush(), glr_job_set_success() /
+ * _failed(), a hand-over or glr_shutdown(), that text is lost.
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_ALREADY_FINISHED, GLR_ERR_JOB_CANCELED,
+ * GLR_ERR_NOT_OWNER (a watcher, a handed-over job, a parent's job in a fork()ed child).
  */
 glr_status glr_job_log_append(struct glr_job *job, const char *data, size_t len);
 
 /**
- * Uploads everything appended so far and returns when GitLab acknowledged all of it.
+ * Uploads everything appended so far and returns when GitLab acknowledged all of it, or when
+ * the job's call timeout (glr_job_set_call_timeout(), default 5 minutes) runs out.
  *
  * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_ALREADY_FINISHED, GLR_ERR_JOB_CANCELED (GitLab stopped
- * the job), GLR_ERR_NETWORK, GLR_ERR_HTTP. Nothing appended is lost on error: it is sent again.
+ * the job), GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_TIMEOUT, GLR_ERR_NOT_OWNER,
+ * GLR_ERR_INTERRUPTED (the job was freed meanwhile). Nothing appended is lost on error: the
+ * background uploader keeps sending it.
  */
 glr_status glr_job_log_flush(struct glr_job *job);
 
 /**
- * The whole log as stored (after UTF-8 repair). On success `*out` is a new NUL-terminated
- * string freed with glr_string_free(), and `*len_out` (if `len_out` is not NULL) its length in
- * bytes. Errors: GLR_ERR_NULL_ARGUMENT.
+ * The whole log as stored (after UTF-8 repair; a watcher has it as it was when handed over).
+ * On success `*out` is a new NUL-terminated string freed with glr_string_free(), and
+ * `*len_out` (if `len_out` is not NULL) its length in bytes. Errors: GLR_ERR_NULL_ARGUMENT,
+ * GLR_ERR_NOT_OWNER (a parent's job in a fork()ed child).
  */
 glr_status glr_job_log(const struct glr_job *job, char **out, size_t *len_out);
 
 /**
  * Keep-alive and cancel check (`PUT /api/v4/jobs/:id state=running`, like the Python
- * package's `auth()`). Afterwards glr_job_state() tells whether GitLab asks to cancel.
+ * package's `auth()`). Afterwards glr_job_state() tells whether GitLab asks to cancel. Works
+ * on watchers too.
  *
  * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_JOB_CANCELED (GitLab stopped the job or rejects its
- * token), GLR_ERR_ALREADY_FINISHED, GLR_ERR_NETWORK, GLR_ERR_HTTP.
+ * token), GLR_ERR_ALREADY_FINISHED, GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_TIMEOUT,
+ * GLR_ERR_INTERRUPTED, GLR_ERR_NOT_OWNER (a parent's job in a fork()ed child).
  */
 glr_status glr_job_auth(struct glr_job *job);
 
@@ -977,11 +1049,19 @@ glr_status glr_job_set_exit_code(struct glr_job *job, int32_t exit_code);
 
 /**
  * Sets (or with a NULL `callback`, removes) the function called when GitLab cancels the job, so
- * a C program learns of it without polling. It runs on whichever thread learns of the cancel:
- * the library's background log uploader, or a thread inside glr_job_log_flush(), glr_job_auth(),
- * glr_job_set_success()/_failed(). It must be thread-safe, return quickly, not unwind (no C++
- * exception may leave it), and must not free the job; it may call other functions on the job.
- * glr_job_free() waits for a call in progress and guarantees no call after it returns.
+ * a C program learns of it without polling. It is called once for every change to
+ * #GLR_JOB_CANCELING or #GLR_JOB_CANCELED, whichever request revealed it (a log upload, a
+ * keep-alive, glr_job_auth(), the final update, an artifact upload), after the change.
+ *
+ * It runs on the library's event thread (never on the thread that made a call, and never
+ * with a library lock held; the same thread runs the log callback, one callback at a time):
+ * it may call any function on any handle, its own job included (flush, set_failed, replace
+ * the callback), except freeing the job it was called for. A slow callback delays other
+ * callbacks, never an upload. It must not unwind (no C++ exception may leave it). Runtimes that
+ * cannot take calls on a thread they did not create can use glr_job_state() polling instead.
+ *
+ * When this function returns, a call of the previous callback in progress has returned (unless
+ * this is called from that callback); after glr_job_free() returns it is never called again.
  *
  * Errors: GLR_ERR_NULL_ARGUMENT (`job`).
  */
@@ -992,20 +1072,44 @@ glr_status glr_job_set_cancel_callback(struct glr_job *job,
 /**
  * Caps the job's log at `limit_bytes` (default 100 MiB, GitLab's own default limit; at least
  * 1024). Past it, the log is cut on a character boundary, the official runner's notice
- * ("Job's log exceeded limit of N bytes.") is added, and further output is dropped.
+ * ("Job's log exceeded limit of N bytes.") is added, and further output is dropped. The limit
+ * is saved in dumps: the process that loads one keeps it.
  *
- * Errors: GLR_ERR_NULL_ARGUMENT.
+ * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_NOT_OWNER.
  */
 glr_status glr_job_set_log_limit(struct glr_job *job, size_t limit_bytes);
 
 /**
+ * Sets how long the job may go without any exchange with GitLab before the background sends a
+ * keep-alive (`PUT state=running`): default 30 seconds, like the official runner; from 1 to
+ * 2700 (GitLab drops a running job after an hour without an update). Owners and watchers alike.
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_ARGUMENT (out of range), GLR_ERR_NOT_OWNER (a
+ * parent's job in a fork()ed child).
+ */
+glr_status glr_job_set_keepalive_interval(struct glr_job *job, int64_t seconds);
+
+/**
+ * Bounds every network call of this job from now on (glr_job_log_flush(), glr_job_auth(),
+ * glr_job_set_success()/_failed() with their artifact uploads and waits,
+ * glr_job_download_artifacts()): each returns #GLR_ERR_TIMEOUT once `milliseconds` have passed
+ * since it started, retries and waits included. 0 restores the default, 5 minutes. Each
+ * request also has its own timeout (120 s, or `GLR_HTTP_TIMEOUT` seconds in the environment).
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_ARGUMENT (negative).
+ */
+glr_status glr_job_set_call_timeout(struct glr_job *job, int64_t milliseconds);
+
+/**
  * Reports the job successful: uploads `artifacts` (NULL: none; only read), then the whole
  * log, then the final update (with the log's checksum and size), waiting while GitLab says it
- * is still storing the log.
+ * is still storing the log. A watcher reports the state without the log's checksum (it does
+ * not have the log). Bounded by the job's call timeout (glr_job_set_call_timeout()).
  *
  * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_ALREADY_FINISHED (reported before),
- * GLR_ERR_JOB_CANCELED, GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_IO (an artifact file). On
- * error the job stays running, so the call can be repeated or the job failed instead.
+ * GLR_ERR_JOB_CANCELED, GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_IO (an artifact file),
+ * GLR_ERR_TIMEOUT, GLR_ERR_INTERRUPTED, GLR_ERR_NOT_OWNER (a parent's job in a fork()ed child).
+ * On error the job stays running, so the call can be repeated or the job failed instead.
  */
 glr_status glr_job_set_success(struct glr_job *job, const struct glr_artifacts *artifacts);
 
@@ -1022,11 +1126,59 @@ glr_status glr_job_set_failed(struct glr_job *job,
 
 /**
  * Serialises the job (our JSON format v2: runner, payload, state, log and how much of it GitLab
- * acknowledged), so another process can finish it with glr_job_loads(). It holds the job and
- * runner tokens and secret variables: keep it secret. On success `*out` is a new string, freed
- * with glr_string_free(). Errors: GLR_ERR_NULL_ARGUMENT.
+ * acknowledged, log limit). It holds the job and runner tokens and secret variables: keep it
+ * secret. On success `*out` is a new string, freed with glr_string_free().
+ *
+ * A snapshot: this handle stays the owner and keeps uploading. To pass the job to another
+ * process, use glr_job_hand_over_dumps(): a process that loads a snapshot while this handle
+ * still writes makes two writers, and GitLab keeps both their logs.
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_NOT_OWNER (a watcher has no log to dump).
  */
 glr_status glr_job_dumps(const struct glr_job *job, char **out);
+
+/**
+ * Hands the job over to whoever loads `*out` (with glr_job_loads()): waits for an upload in
+ * progress to get its answer, starts no other, serialises the job, and turns this handle into
+ * a watcher (see #glr_job). Whatever the network does meanwhile (an upload in flight, a flush
+ * that failed, GitLab unreachable), the process that loads the dump sends every byte this
+ * handle did not get acknowledged, exactly once. On success `*out` is a new string, freed with
+ * glr_string_free(); on failure nothing changed and this handle is still the owner.
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_NOT_OWNER (already a watcher), GLR_ERR_ALREADY_FINISHED,
+ * GLR_ERR_JOB_CANCELED, GLR_ERR_TIMEOUT (the upload in progress did not end within the job's
+ * call timeout).
+ */
+glr_status glr_job_hand_over_dumps(struct glr_job *job, char **out);
+
+/**
+ * As glr_job_hand_over_dumps(), writing the dump to `path` (atomically, mode 0600) for
+ * glr_job_load(). When the file cannot be written, nothing changed and this handle is still
+ * the owner.
+ *
+ * Errors: as glr_job_hand_over_dumps(), plus GLR_ERR_INVALID_UTF8, GLR_ERR_IO.
+ */
+glr_status glr_job_hand_over_dump(struct glr_job *job, const char *path);
+
+/**
+ * A watcher of a dumped job (see #glr_job): it keeps the job alive at GitLab and learns
+ * cancels while the process that loads the same dump with glr_job_loads() writes the log.
+ * Offline. On success `*out` is a new job handle. Errors: GLR_ERR_NULL_ARGUMENT,
+ * GLR_ERR_INVALID_UTF8, GLR_ERR_PARSE.
+ */
+glr_status glr_job_watch_loads(const char *data, struct glr_job **out);
+
+/**
+ * As glr_job_watch_loads(), from a file. Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_UTF8,
+ * GLR_ERR_IO, GLR_ERR_PARSE.
+ */
+glr_status glr_job_watch_load(const char *path, struct glr_job **out);
+
+/**
+ * 1 if this handle is a watcher (handed over, loaded with glr_job_watch_load(s), or a parent's
+ * job in a fork()ed child), 0 if it writes the job's log, -1 if `job` is NULL.
+ */
+int32_t glr_job_is_watcher(const struct glr_job *job);
 
 /**
  * Restores a job from glr_job_dumps() output or from the Python package's format
@@ -1039,8 +1191,9 @@ glr_status glr_job_loads(const char *data,
                          struct glr_job **out);
 
 /**
- * Writes glr_job_dumps() output to `path`, atomically and with mode 0600.
- * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_UTF8, GLR_ERR_IO.
+ * Writes glr_job_dumps() output to `path`, atomically and with mode 0600 (a snapshot: see
+ * glr_job_dumps(); glr_job_hand_over_dump() passes the job on).
+ * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_UTF8, GLR_ERR_IO, GLR_ERR_NOT_OWNER.
  */
 glr_status glr_job_dump(const struct glr_job *job, const char *path);
 
@@ -1052,9 +1205,15 @@ glr_status glr_job_dump(const struct glr_job *job, const char *path);
 glr_status glr_job_load(const char *path, struct glr_job **out);
 
 /**
- * Frees a job. NULL is a no-op. Must not be called twice, nor while another thread uses it.
- * Text the background uploader has not sent yet is dropped: finish, flush or dump the job first.
- * After it returns the cancel callback is never called again.
+ * Frees a job. NULL is a no-op; must not be called twice. After it returns nothing of this
+ * job reaches GitLab from this handle (no new request, no retry; an answer in flight is
+ * ignored) and the cancel callback is never called again. Text not yet acknowledged is dropped:
+ * finish, flush or hand the job over first.
+ *
+ * Other threads may be inside calls on the job: their network waits end
+ * (#GLR_ERR_INTERRUPTED) and this waits for them to return. No thread may start a call on the
+ * job once this was called. In a fork()ed child, a job of the parent's is not released (see
+ * #glr_job).
  */
 void glr_job_free(struct glr_job *job);
 
@@ -1204,6 +1363,20 @@ glr_status glr_job_download_artifacts(struct glr_job *job, size_t index, const c
  * (`zip_path` unreadable, files that cannot be written).
  */
 glr_status glr_extract_artifacts(const char *zip_path, const char *dest_dir);
+
+/**
+ * Uploads the pending log text of every live job of this process (each job that owns its
+ * log), within `timeout_milliseconds` (0: one minute), and returns #GLR_OK when GitLab has
+ * acknowledged all of it. Call it before the process exits: the background uploader sends
+ * text promptly, but whatever is not acknowledged when the process exits (returning from
+ * main, exit(), a signal) is lost. The library stays usable afterwards; jobs are not
+ * finished by it (their state at GitLab stays "running").
+ *
+ * Errors: GLR_ERR_TIMEOUT (time ran out), or the error of the first job that could not upload
+ * (GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_JOB_CANCELED...); the message says how many bytes of
+ * which jobs are left. GLR_ERR_INVALID_ARGUMENT for a negative timeout.
+ */
+glr_status glr_shutdown(int64_t timeout_milliseconds);
 
 #ifdef __cplusplus
 }  // extern "C"

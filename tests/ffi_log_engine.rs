@@ -197,7 +197,7 @@ fn the_log_limit_cuts_like_the_official_runner() {
 struct Seen {
     state: AtomicI32,
     calls: AtomicI32,
-    on_uploader_thread: AtomicBool,
+    on_event_thread: AtomicBool,
 }
 
 unsafe extern "C" fn on_cancel(userdata: *mut c_void, job: *mut glr_job, state: i32) {
@@ -206,17 +206,14 @@ unsafe extern "C" fn on_cancel(userdata: *mut c_void, job: *mut glr_job, state: 
     seen.state.store(state, Ordering::SeqCst);
     seen.calls.fetch_add(1, Ordering::SeqCst);
     let name = std::thread::current().name().map(str::to_string);
-    seen.on_uploader_thread.store(name.as_deref() == Some("glr-log-uploader"), Ordering::SeqCst);
+    seen.on_event_thread.store(name.as_deref() == Some("glr-events"), Ordering::SeqCst);
 }
 
 #[test]
 fn cancellation_is_learned_in_the_background_with_a_callback() {
     let (server, runner, job, id) = setup(json!({}));
-    let seen = Box::new(Seen {
-        state: AtomicI32::new(-1),
-        calls: AtomicI32::new(0),
-        on_uploader_thread: AtomicBool::new(false),
-    });
+    let seen =
+        Box::new(Seen { state: AtomicI32::new(-1), calls: AtomicI32::new(0), on_event_thread: AtomicBool::new(false) });
     let user = &*seen as *const Seen as *mut c_void;
     ok(unsafe { glr_job_set_cancel_callback(job, Some(on_cancel), user) });
     server.cancel_job(id, true);
@@ -227,8 +224,8 @@ fn cancellation_is_learned_in_the_background_with_a_callback() {
     }
     assert_eq!(seen.state.load(Ordering::SeqCst), GLR_JOB_CANCELING);
     assert!(
-        seen.on_uploader_thread.load(Ordering::SeqCst),
-        "learned by the background uploader, not by a call of ours"
+        seen.on_event_thread.load(Ordering::SeqCst),
+        "learned in the background (no call of ours) and delivered on the library's event thread"
     );
     assert_eq!(unsafe { glr_job_state(job) }, GLR_JOB_CANCELING);
     append(job, b"after_script output\n");
@@ -239,11 +236,8 @@ fn cancellation_is_learned_in_the_background_with_a_callback() {
     let id2 = server.queue_job(json!({}));
     let job2 = take_job(&server, runner);
     assert_eq!(unsafe { glr_job_id(job2) }, id2);
-    let seen2 = Box::new(Seen {
-        state: AtomicI32::new(-1),
-        calls: AtomicI32::new(0),
-        on_uploader_thread: AtomicBool::new(false),
-    });
+    let seen2 =
+        Box::new(Seen { state: AtomicI32::new(-1), calls: AtomicI32::new(0), on_event_thread: AtomicBool::new(false) });
     ok(unsafe { glr_job_set_cancel_callback(job2, Some(on_cancel), &*seen2 as *const Seen as *mut c_void) });
     server.cancel_job(id2, false);
     append(job2, b"x\n");

@@ -14,13 +14,15 @@
 //!     diag::debug(&format!("trace: sent {bytes} bytes of job {job}"));
 //! }
 //! ```
-//! No internal lock is held while the sink runs, so a sink may log or call back into the
-//! library. A panicking sink is contained here: the line is lost, the caller is not disturbed.
+//! The sink runs on the event thread (`events`), never on the thread that logs and never with a
+//! library lock held, so a sink may log or call back into the library, and a slow sink delays
+//! no upload. A panicking sink is contained: the line is lost, nothing else is disturbed.
 
+use super::events;
+use super::sync::{read, write};
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// Severity of a line. The numbers are part of the C API (`GLR_LOG_ERROR` 1 ... `GLR_LOG_DEBUG` 4):
 /// smaller is more severe, like the `log` crate and syslog.
@@ -66,8 +68,8 @@ impl fmt::Display for Level {
     }
 }
 
-/// A diagnostics receiver. It is called on the thread that logs (possibly a background thread of
-/// the library) and may be called from several threads at once.
+/// A diagnostics receiver. It is called on the library's event thread, one line at a time, in
+/// the order the lines were logged.
 pub type Sink = Box<dyn Fn(Level, &str) + Send + Sync>;
 
 type SharedSink = Arc<dyn Fn(Level, &str) + Send + Sync>;
@@ -96,20 +98,30 @@ fn max_level_for(sink_installed: bool) -> u8 {
 }
 
 /// Installs (`Some`) or removes (`None`) the process-wide sink, replacing any previous one.
-/// A call to the previous sink that is already running may still finish after this returns.
+/// Lines logged before go to the previous sink; when this returns, the previous sink has
+/// received them and is not running any more (so its resources may be freed), except when
+/// called from a sink itself (then it returns at once).
 pub fn set_sink(sink: Option<Sink>) {
-    let mut slot = SINK.write().unwrap_or_else(PoisonError::into_inner);
-    *slot = sink.map(SharedSink::from);
-    // Stored while the write lock is held, so a concurrent first `enabled` cannot overwrite it
-    // with a value computed from the old sink.
-    MAX_LEVEL.store(max_level_for(slot.is_some()), Ordering::Release);
+    {
+        let mut slot = write(&SINK);
+        *slot = sink.map(SharedSink::from);
+        // Stored while the write lock is held, so a concurrent first `enabled` cannot overwrite
+        // it with a value computed from the old sink.
+        MAX_LEVEL.store(max_level_for(slot.is_some()), Ordering::Release);
+    }
+    events::set_drop_reporter(report_dropped_lines);
+    events::barrier();
+}
+
+fn report_dropped_lines(count: u64) {
+    warn(&format!("{count} diagnostic lines were dropped: the log callback could not keep up"));
 }
 
 /// Whether a line at `level` would go anywhere. One atomic load once initialised.
 pub fn enabled(level: Level) -> bool {
     let mut max = MAX_LEVEL.load(Ordering::Acquire);
     if max == UNKNOWN {
-        let slot = SINK.read().unwrap_or_else(PoisonError::into_inner);
+        let slot = read(&SINK);
         let computed = max_level_for(slot.is_some());
         max = match MAX_LEVEL.compare_exchange(UNKNOWN, computed, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => computed,
@@ -124,12 +136,12 @@ pub fn emit(level: Level, message: &str) {
     if !enabled(level) {
         return;
     }
-    // Clone the sink out so no lock is held while it runs (it may log or replace the sink).
-    let sink = SINK.read().unwrap_or_else(PoisonError::into_inner).clone();
+    // The sink of the moment the line was logged receives it, on the event thread.
+    let sink = read(&SINK).clone();
     match sink {
         Some(sink) => {
-            // A panicking sink must not turn a log line into a failure of the caller.
-            let _ = catch_unwind(AssertUnwindSafe(|| sink(level, message)));
+            let message = message.to_string();
+            events::post_log_line(move || sink(level, &message));
         }
         None => {
             if (level as u8) <= env_level() {
@@ -162,7 +174,7 @@ pub fn debug(message: &str) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::sync::Mutex;
+    use std::sync::{Mutex, PoisonError};
 
     /// The sink is process-wide: tests that install one (here and in the ffi layer) take this.
     pub(crate) static SINK_TEST_LOCK: Mutex<()> = Mutex::new(());
@@ -216,8 +228,11 @@ pub(crate) mod tests {
             }
         })));
         info("t2:outer");
+        events::barrier(); // the outer line
+        events::barrier(); // the inner one, logged while the outer was delivered
         assert_eq!(*count.lock().unwrap(), 2);
         info("t2:dropped");
+        events::barrier();
         assert_eq!(*count.lock().unwrap(), 2);
     }
 

@@ -25,6 +25,13 @@ pub enum ErrorKind {
     Io,
     /// The thing asked for does not exist (no such credential, runner manager, artifact...).
     NotFound,
+    /// This handle does not write the job's log: it handed the job over, is a watcher, or is a
+    /// fork()ed child's copy of its parent's job.
+    NotOwner,
+    /// The call's own time bound ran out.
+    Timeout,
+    /// Another thread ended the call (`glr_runner_interrupt`, or the handle was freed).
+    Interrupted,
 }
 
 /// An error with its kind and a human-readable message (never holding a secret).

@@ -2,14 +2,25 @@
 //! extra CA file), proxies from the environment, and retries with backoff like the official runner
 //! (408, 429, 500, 502, 503, 504 and >= 512; at most 5 attempts; `Retry-After` honoured).
 //! Transport only: what GitLab's endpoints, headers and statuses mean is `api`'s business.
+//!
+//! Requests run on the library's own async runtime (one worker thread per process) while the
+//! calling thread waits in `block_on`. That is what makes a call boundable and interruptible: a
+//! [`Call`] carries its deadline and an [`Interrupter`] another thread may trigger, and when
+//! either fires the request in progress is dropped (its connection closed) and the call returns
+//! at once. The runtime, its connection pool and its clients are built per process
+//! (`process::PerProcess`), so a `fork()`ed child gets working ones of its own.
 
 use super::diag;
 use super::error::{Error, ErrorKind, Result};
+use super::process::PerProcess;
 use super::sync::{read, write};
-use reqwest::blocking::Client;
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::Client;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// At most this many attempts per request, as the official runner.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -23,14 +34,203 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// The largest answer of the API read into memory (job payloads are far smaller); a larger or
 /// endless body is an error, not an allocation of everything the server sends until the timeout.
 pub const MAX_RESPONSE_BODY: u64 = 64 * 1024 * 1024;
+/// Artifact transfers may take long: at least this much for the whole request.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub use reqwest::Method;
+
+// ---------------------------------------------------------------------------------------------
+// Bounds and interruptions of one call.
+
+/// Ends the calls in progress that were started with it, at once, from any thread. Calls that
+/// start afterwards are not affected (each remembers the count it started with).
+#[derive(Debug, Default)]
+pub struct Interrupter {
+    count: AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+impl Interrupter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Interrupts every call in progress that uses this interrupter.
+    pub fn interrupt(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_waiters();
+    }
+
+    fn current(&self) -> u64 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Resolves once `interrupt` was called after the count `since` was read.
+    async fn interrupted_since(&self, since: u64) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so an interrupt between the two is not missed.
+            notified.as_mut().enable();
+            if self.current() != since {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What bounds one library call (its requests, retries and waits): a deadline, an interrupter
+/// and why it would fire, and a flag that stops retrying (the attempt in progress still gets
+/// its answer: a hand-over must know whether GitLab stored the text it sent).
+pub struct Call<'a> {
+    deadline: Option<Instant>,
+    limit: Duration,
+    interrupt: Option<(&'a Interrupter, u64, &'a str)>,
+    stop_retrying: Option<&'a AtomicBool>,
+}
+
+impl<'a> Call<'a> {
+    /// A call that may take `limit` in all (Duration::MAX: no bound besides each request's timeout).
+    pub fn within(limit: Duration) -> Call<'a> {
+        Call { deadline: Instant::now().checked_add(limit), limit, interrupt: None, stop_retrying: None }
+    }
+
+    /// Also ended at once when `interrupter` fires; `why` says by whom in the message.
+    pub fn interruptible(mut self, interrupter: &'a Interrupter, why: &'a str) -> Call<'a> {
+        self.interrupt = Some((interrupter, interrupter.current(), why));
+        self
+    }
+
+    /// No new attempt once `flag` is set (the one in progress finishes).
+    pub fn stop_retrying_when(mut self, flag: &'a AtomicBool) -> Call<'a> {
+        self.stop_retrying = Some(flag);
+        self
+    }
+
+    fn retrying_stopped(&self) -> bool {
+        self.stop_retrying.is_some_and(|f| f.load(Ordering::Acquire))
+    }
+
+    /// Err once the deadline passed or the interrupter fired.
+    pub fn check(&self, what: &str) -> Result<()> {
+        if let Some((i, since, why)) = self.interrupt {
+            if i.current() != since {
+                return Err(self.interrupted_error(what, why));
+            }
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(self.timeout_error(what));
+        }
+        Ok(())
+    }
+
+    fn interrupted_error(&self, what: &str, why: &str) -> Error {
+        Error::new(ErrorKind::Interrupted, format!("{what}: interrupted ({why})"))
+    }
+
+    fn timeout_error(&self, what: &str) -> Error {
+        Error::new(ErrorKind::Timeout, format!("{what}: the call's time limit of {} ran out", human(self.limit)))
+    }
+
+    /// Sleeps `wait`, or less: Err when the deadline or the interrupter ends the call first.
+    pub fn sleep(&self, what: &str, wait: Duration) -> Result<()> {
+        bounded(self, what, async {
+            tokio::time::sleep(wait).await;
+            Ok(())
+        })
+    }
+}
+
+/// `1.5 s`, `5 min` for messages.
+fn human(d: Duration) -> String {
+    if d >= Duration::from_secs(120) && d.as_secs() % 60 == 0 {
+        format!("{} min", d.as_secs() / 60)
+    } else if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runtime and the clients, one set per process.
+
+struct Transport {
+    runtime: tokio::runtime::Runtime,
+    /// API requests: follows redirects as reqwest does.
+    api: Client,
+    /// Artifact transfers: never follows redirects, because they handle them themselves (a 307
+    /// on upload rebases the host, as the official runner does; a download redirected to object
+    /// storage must not take the job token to another host; a 301/302 must never turn a
+    /// streamed POST into a GET).
+    transfers: Client,
+}
+
+fn build_transport() -> std::result::Result<Transport, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(4)
+        .thread_name("glr-http")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Network, format!("cannot start the HTTP runtime: {e}")))?;
+    let api = finish_client(client_builder()?)?;
+    let transfers = finish_client(client_builder()?.redirect(reqwest::redirect::Policy::none()))?;
+    Ok(Transport { runtime, api, transfers })
+}
+
+fn transport() -> Result<&'static Transport> {
+    static TRANSPORT: PerProcess<std::result::Result<Transport, Error>> = PerProcess::new();
+    match TRANSPORT.get(build_transport) {
+        Some(t) => t.as_ref().map_err(Clone::clone),
+        None => Err(Error::new(ErrorKind::Network, "this process was fork()ed too many generations deep")),
+    }
+}
+
+/// Runs `work` to its end on the calling thread, unless the call's deadline or interrupter ends
+/// it first (then `work` is dropped: a request in flight is abandoned, its connection closed).
+fn bounded<T: Send>(call: &Call<'_>, what: &str, work: impl Future<Output = Result<T>> + Send) -> Result<T> {
+    call.check(what)?;
+    let transport = transport()?;
+    let guarded = async {
+        let interrupted = async {
+            match call.interrupt {
+                Some((i, since, _)) => i.interrupted_since(since).await,
+                None => std::future::pending().await,
+            }
+        };
+        let deadline = async {
+            match call.deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = work => result,
+            _ = interrupted => Err(call.interrupted_error(what, call.interrupt.map_or("", |(_, _, why)| why))),
+            _ = deadline => Err(call.timeout_error(what)),
+        }
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // Called from inside someone else's async runtime (a Rust program using the C API from a
+        // task): block_on would panic there, so wait on a thread of our own.
+        std::thread::scope(|s| s.spawn(|| transport.runtime.block_on(guarded)).join())
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    } else {
+        transport.runtime.block_on(guarded)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// API requests.
 
 /// What a request carries.
 pub enum Body {
     None,
-    Json(serde_json::Value),
-    Text(Vec<u8>),
+    /// Serialised once; resent as it is on each attempt.
+    Json(Bytes),
+    Text(Bytes),
 }
 
 pub struct Request {
@@ -44,6 +244,9 @@ pub struct Request {
     /// Safe to send twice: then transport failures after the request may have reached the
     /// server are retried too (a failure to connect is always retried).
     pub idempotent: bool,
+    /// The secrets this request carries (token headers, the body's `token`), which an answer
+    /// must not bring back into a message.
+    secrets: Vec<String>,
 }
 
 impl Request {
@@ -55,36 +258,32 @@ impl Request {
             headers: Vec::new(),
             body: Body::None,
             idempotent: false,
+            secrets: Vec::new(),
         }
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+        let value = value.into();
+        if name.contains("token") {
+            self.secrets.push(value.clone());
+        }
+        self.headers.push((name, value));
         self
     }
-    pub fn json(mut self, body: serde_json::Value) -> Self {
-        self.body = Body::Json(body);
+    pub fn json(mut self, body: &impl serde::Serialize) -> Self {
+        let value = serde_json::to_value(body).expect("a request body serialises");
+        if let Some(t) = value.get("token").and_then(|t| t.as_str()) {
+            self.secrets.push(t.to_string());
+        }
+        self.body = Body::Json(serde_json::to_vec(&value).expect("a JSON value serialises").into());
         self
     }
-    pub fn text(mut self, body: Vec<u8>) -> Self {
-        self.body = Body::Text(body);
+    pub fn text(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = Body::Text(body.into());
         self
     }
     pub fn idempotent(mut self) -> Self {
         self.idempotent = true;
         self
-    }
-
-    /// The secrets this request carries (token headers, the body's `token`), which an answer
-    /// must not bring back into a message.
-    fn secrets(&self) -> Vec<String> {
-        let mut secrets: Vec<String> =
-            self.headers.iter().filter(|(name, _)| name.contains("token")).map(|(_, v)| v.clone()).collect();
-        if let Body::Json(v) = &self.body {
-            if let Some(t) = v.get("token").and_then(|t| t.as_str()) {
-                secrets.push(t.to_string());
-            }
-        }
-        secrets
     }
 }
 
@@ -127,7 +326,7 @@ fn timeout_setting() -> &'static RwLock<Duration> {
     })
 }
 
-/// Sets the whole-request timeout of every later request (default 120 s, or `GLR_HTTP_TIMEOUT`).
+/// Sets the timeout of each later request (one attempt; default 120 s, or `GLR_HTTP_TIMEOUT`).
 pub fn set_request_timeout(timeout: Duration) {
     *write(timeout_setting()) = timeout;
 }
@@ -142,7 +341,7 @@ fn user_agent() -> String {
 
 /// The settings every client shares: TLS (system roots, webpki roots, an extra CA file from
 /// `GLR_CA_FILE`), user agent, connect timeout, idle pool.
-fn client_builder() -> Result<reqwest::blocking::ClientBuilder> {
+fn client_builder() -> Result<reqwest::ClientBuilder> {
     let mut builder = Client::builder()
         .use_rustls_tls()
         .tls_built_in_native_certs(true)
@@ -150,7 +349,6 @@ fn client_builder() -> Result<reqwest::blocking::ClientBuilder> {
         .min_tls_version(reqwest::tls::Version::TLS_1_2)
         .user_agent(user_agent())
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(None::<Duration>)
         .pool_idle_timeout(Duration::from_secs(90));
     if let Ok(path) = std::env::var("GLR_CA_FILE") {
         if !path.is_empty() {
@@ -170,17 +368,8 @@ fn client_builder() -> Result<reqwest::blocking::ClientBuilder> {
     Ok(builder)
 }
 
-fn finish_client(builder: reqwest::blocking::ClientBuilder) -> Result<Client> {
+fn finish_client(builder: reqwest::ClientBuilder) -> std::result::Result<Client, Error> {
     builder.build().map_err(|e| Error::new(ErrorKind::Network, format!("cannot set up the HTTP client: {e}")))
-}
-
-fn build_client() -> Result<Client> {
-    finish_client(client_builder()?)
-}
-
-fn client() -> Result<&'static Client> {
-    static CLIENT: OnceLock<std::result::Result<Client, Error>> = OnceLock::new();
-    CLIENT.get_or_init(build_client).as_ref().map_err(Clone::clone)
 }
 
 fn is_retriable_status(status: u16) -> bool {
@@ -208,62 +397,63 @@ fn request_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Sends `req`, retrying as described above. Returns the final response whatever its status
-/// (after the retries a retriable status is returned to the caller); errors only when no
-/// response could be had.
-pub fn send(req: &Request) -> Result<Response> {
-    let client = client()?;
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        match send_once(client, req) {
-            Ok((status, headers, body)) => {
-                if is_retriable_status(status) && attempt < MAX_ATTEMPTS {
-                    let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt - 1));
-                    diag::debug(&format!(
-                        "{}: {status}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
-                        req.what,
-                        wait.as_millis()
-                    ));
-                    std::thread::sleep(wait);
-                    continue;
+/// Sends `req`, retrying as described above, within the bounds of `call`. Returns the final
+/// response whatever its status (after the retries a retriable status is returned to the
+/// caller); errors only when no response could be had, or when `call` ran out (`Timeout`) or
+/// was interrupted (`Interrupted`).
+pub fn send(req: &Request, call: &Call<'_>) -> Result<Response> {
+    let client = &transport()?.api;
+    bounded(call, &req.what, async {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let last_attempt = attempt >= MAX_ATTEMPTS || call.retrying_stopped();
+            match send_once(client, req).await {
+                Ok((status, headers, body)) => {
+                    if is_retriable_status(status) && !last_attempt {
+                        let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt - 1));
+                        diag::debug(&format!(
+                            "{}: {status}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
+                            req.what,
+                            wait.as_millis()
+                        ));
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return Ok(Response {
+                        status,
+                        headers,
+                        body,
+                        attempts: attempt,
+                        what: req.what.clone(),
+                        secrets: req.secrets.clone(),
+                    });
                 }
-                return Ok(Response {
-                    status,
-                    headers,
-                    body,
-                    attempts: attempt,
-                    what: req.what.clone(),
-                    secrets: req.secrets(),
-                });
-            }
-            Err(SendError::TooLarge) => {
-                return Err(Error::new(
-                    ErrorKind::Network,
-                    format!("{}: the answer is larger than {} MiB; not read", req.what, MAX_RESPONSE_BODY >> 20),
-                ));
-            }
-            Err(failure) => {
-                let (may_retry, why) = match failure {
-                    SendError::Transport(e) => (e.is_connect() || req.idempotent, describe(&e)),
-                    SendError::Body(e) => (req.idempotent, format!("the response was cut short ({e})")),
-                    SendError::TooLarge => unreachable!("handled above"),
-                };
-                if may_retry && attempt < MAX_ATTEMPTS {
-                    let wait = backoff(attempt - 1);
-                    diag::debug(&format!(
-                        "{}: {why}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
-                        req.what,
-                        wait.as_millis()
+                Err(SendError::TooLarge) => {
+                    return Err(Error::new(
+                        ErrorKind::Network,
+                        format!("{}: the answer is larger than {} MiB; not read", req.what, MAX_RESPONSE_BODY >> 20),
                     ));
-                    std::thread::sleep(wait);
-                    continue;
                 }
-                let tries = if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() };
-                return Err(Error::new(ErrorKind::Network, format!("{}: {why}{tries}", req.what)));
+                Err(SendError::Transport(e)) => {
+                    let may_retry = e.is_connect() || req.idempotent;
+                    let why = describe(&e);
+                    if may_retry && !last_attempt {
+                        let wait = backoff(attempt - 1);
+                        diag::debug(&format!(
+                            "{}: {why}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
+                            req.what,
+                            wait.as_millis()
+                        ));
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    let tries = if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() };
+                    return Err(Error::new(ErrorKind::Network, format!("{}: {why}{tries}", req.what)));
+                }
             }
         }
-    }
+    })
 }
 
 /// Why one attempt got no usable response.
@@ -271,8 +461,6 @@ enum SendError {
     Transport(reqwest::Error),
     /// The body is larger than [`MAX_RESPONSE_BODY`] (a hostile or broken server).
     TooLarge,
-    /// Reading the body failed with an error that is not reqwest's.
-    Body(String),
 }
 
 impl From<reqwest::Error> for SendError {
@@ -281,7 +469,7 @@ impl From<reqwest::Error> for SendError {
     }
 }
 
-fn send_once(client: &Client, req: &Request) -> std::result::Result<(u16, HeaderMap, Vec<u8>), SendError> {
+async fn send_once(client: &Client, req: &Request) -> std::result::Result<(u16, HeaderMap, Vec<u8>), SendError> {
     let mut headers = HeaderMap::new();
     for (name, value) in &req.headers {
         if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
@@ -292,29 +480,22 @@ fn send_once(client: &Client, req: &Request) -> std::result::Result<(u16, Header
     let mut builder = client.request(req.method.clone(), &req.url).headers(headers).timeout(request_timeout());
     builder = match &req.body {
         Body::None => builder,
-        Body::Json(v) => builder
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(v).expect("a JSON value serialises")),
+        Body::Json(bytes) => builder.header("content-type", "application/json").body(bytes.clone()),
         Body::Text(bytes) => builder.header("content-type", "text/plain").body(bytes.clone()),
     };
-    let mut resp = builder.send()?;
+    let mut resp = builder.send().await?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     if resp.content_length().is_some_and(|n| n > MAX_RESPONSE_BODY) {
         return Err(SendError::TooLarge);
     }
-    // Read at most one byte more than allowed: a server sending forever cannot fill the memory.
+    // Stop one chunk past the limit: a server sending forever cannot fill the memory.
     let mut body = Vec::new();
-    if let Err(e) = std::io::Read::read_to_end(&mut std::io::Read::take(&mut resp, MAX_RESPONSE_BODY + 1), &mut body) {
-        // The blocking body reports reqwest's error inside an io::Error: keep its kind.
-        let text = e.to_string();
-        return Err(match e.into_inner().map(|inner| inner.downcast::<reqwest::Error>()) {
-            Some(Ok(inner)) => SendError::Transport(*inner),
-            _ => SendError::Body(text),
-        });
-    }
-    if body.len() as u64 > MAX_RESPONSE_BODY {
-        return Err(SendError::TooLarge);
+    while let Some(chunk) = resp.chunk().await? {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > MAX_RESPONSE_BODY {
+            return Err(SendError::TooLarge);
+        }
     }
     Ok((status, headers, body))
 }
@@ -346,49 +527,50 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-// Streamed transfers (artifacts). Added after the rest so that the request functions above stay
-// as they are: a second client with the same settings that never follows redirects, because
-// artifact transfers must handle them themselves (a 307 on upload rebases the host, as the
-// official runner does; a download redirected to object storage must not take the job token
-// to another host; and a 301/302 must never turn a streamed POST into a GET).
+// ---------------------------------------------------------------------------------------------
+// Streamed transfers (artifacts).
 
-/// Artifact transfers may take long: at least this much for the whole request.
-const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// Transfers handle redirects themselves (so a job token never follows one to another host).
-fn build_transfer_client() -> Result<Client> {
-    finish_client(client_builder()?.redirect(reqwest::redirect::Policy::none()))
-}
-
-fn transfer_client() -> Result<&'static Client> {
-    static CLIENT: OnceLock<std::result::Result<Client, Error>> = OnceLock::new();
-    CLIENT.get_or_init(build_transfer_client).as_ref().map_err(Clone::clone)
-}
-
-/// One attempt of a streamed transfer (no retries, redirects returned to the caller, whole
-/// request including the body limited to max(request timeout, 1 h)). `headers` are sent as
-/// given (plus `X-Request-Id`); `form` is a multipart body streamed from its readers. The
-/// caller reads the returned response (status, headers, streamed body). Transport failures are
-/// `ErrorKind::Network` errors naming `what`, never the URL.
-pub fn send_transfer(
+/// One attempt of a streamed transfer (no retries, redirects returned to the caller, the whole
+/// request including the body limited to max(request timeout, 1 h) and by `call`). `headers`
+/// are sent as given (plus `X-Request-Id`); `form` is a multipart body streamed from its
+/// readers. `read` gets the response (status, headers, streamed body) and returns what the
+/// caller makes of it. Transport failures are `ErrorKind::Network` errors naming `what`, never
+/// the URL.
+pub fn transfer<T, F, Fut>(
+    call: &Call<'_>,
     method: Method,
     url: &str,
     what: &str,
     headers: &[(&str, &str)],
-    form: Option<reqwest::blocking::multipart::Form>,
-) -> Result<reqwest::blocking::Response> {
-    let client = transfer_client()?;
-    let mut builder = client
-        .request(method, url)
-        .header("x-request-id", request_id())
-        .timeout(request_timeout().max(TRANSFER_TIMEOUT));
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    if let Some(form) = form {
-        builder = builder.multipart(form);
-    }
-    builder.send().map_err(|e| transfer_error(what, &e))
+    form: Option<reqwest::multipart::Form>,
+    read: F,
+) -> Result<T>
+where
+    T: Send,
+    F: FnOnce(reqwest::Response) -> Fut + Send,
+    Fut: Future<Output = Result<T>> + Send,
+{
+    let client = &transport()?.transfers;
+    bounded(call, what, async {
+        let mut builder = client
+            .request(method, url)
+            .header("x-request-id", request_id())
+            .timeout(request_timeout().max(TRANSFER_TIMEOUT));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        if let Some(form) = form {
+            builder = builder.multipart(form);
+        }
+        let resp = builder.send().await.map_err(|e| transfer_error(what, &e))?;
+        read(resp).await
+    })
+}
+
+/// A multipart part streamed from `file` (read on the runtime's blocking threads), `size` bytes.
+pub fn file_part(file: std::fs::File, size: u64) -> reqwest::multipart::Part {
+    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+    reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), size)
 }
 
 /// A transport error of a transfer (also while reading its body) in words, without the URL.
@@ -420,5 +602,31 @@ mod tests {
         assert!(backoff(0) >= BACKOFF_MIN && backoff(0) < BACKOFF_MIN * 2);
         assert!(backoff(3) >= BACKOFF_MIN * 8);
         assert!(backoff(30) <= BACKOFF_MAX + BACKOFF_MAX / 4);
+    }
+
+    #[test]
+    fn a_call_ends_at_its_deadline_or_when_interrupted() {
+        let started = Instant::now();
+        let call = Call::within(Duration::from_millis(200));
+        let e = call.sleep("waiting", Duration::from_secs(30)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout);
+        assert_eq!(e.message, "waiting: the call's time limit of 0.2 s ran out");
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        let interrupter = Interrupter::new();
+        let before = Interrupter::new();
+        before.interrupt(); // an interrupt before the call does not end it
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                interrupter.interrupt();
+            });
+            let call = Call::within(Duration::from_secs(60)).interruptible(&interrupter, "by a test");
+            let e = call.sleep("polling", Duration::from_secs(30)).unwrap_err();
+            assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Interrupted, "polling: interrupted (by a test)"));
+        });
+        let call = Call::within(Duration::from_secs(60)).interruptible(&before, "earlier");
+        assert!(call.sleep("short", Duration::from_millis(10)).is_ok());
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }

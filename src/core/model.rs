@@ -121,6 +121,12 @@ pub struct LogData {
     /// Where the masker stood inside a secret (`mask::Mode` as a number; 0 = outside).
     #[serde(skip_serializing_if = "is_zero")]
     pub mask_mode: u8,
+    /// The size limit set with `glr_job_set_log_limit` (None: the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// The limit was reached: the notice is in `text` and nothing more is collected.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub limited: bool,
 }
 
 /// Everything that defines a job and survives `dumps`/`loads`.

@@ -32,6 +32,7 @@ use serde_json::{Map, Value};
 use super::error::{Error, Result};
 use super::model::{Identity, JobData, JobState, LogData, Registration, RunnerData};
 use super::system_id;
+use super::trace::MIN_LOG_LIMIT;
 use super::url::normalize_api_url;
 
 const FORMAT_VERSION: i64 = 2;
@@ -474,6 +475,12 @@ fn job_from_v2(map: Map<String, Value>) -> Result<JobData> {
         m @ 0..=4 => m as u8,
         m => return Err(Error::parse(format!("field \"log.mask_mode\" ({m}) is not a masking state"))),
     };
+    // Both optional (added after version 2 was first written; older dumps have neither).
+    let limit = l.opt("limit", SIZE)?;
+    let limited = l.opt("limited", BOOL)?.unwrap_or(false);
+    if limit.is_some_and(|n| n < MIN_LOG_LIMIT) {
+        return Err(Error::parse(format!("field \"log.limit\" is below the smallest limit ({MIN_LOG_LIMIT} bytes)")));
+    }
     // The offsets decide where the upload resumes: out of range, they would resend or skip log.
     if acknowledged > text.len() {
         return Err(Error::parse(format!(
@@ -493,7 +500,7 @@ fn job_from_v2(map: Map<String, Value>) -> Result<JobData> {
         state,
         committed,
         exit_code,
-        log: LogData { text, acknowledged, remote, pending, mask_mode },
+        log: LogData { text, acknowledged, remote, pending, mask_mode, limit, limited },
     })
 }
 
@@ -518,7 +525,7 @@ fn job_from_v1(items: Vec<Value>) -> Result<JobData> {
         state,
         committed: true,
         exit_code: None,
-        log: LogData { text, acknowledged: len, remote: len, pending: Vec::new(), mask_mode: 0 },
+        log: LogData { text, acknowledged: len, remote: len, pending: Vec::new(), mask_mode: 0, ..Default::default() },
     })
 }
 
@@ -657,6 +664,7 @@ mod tests {
                 remote: 14,
                 pending: vec![0xf0, 0x9f, 0x98],
                 mask_mode: 2,
+                ..Default::default()
             },
         }
     }
@@ -691,7 +699,14 @@ mod tests {
             // And without the optional parts.
             j.exit_code = None;
             j.committed = false;
-            j.log = LogData { text: String::new(), acknowledged: 0, remote: 0, pending: Vec::new(), mask_mode: 0 };
+            j.log = LogData {
+                text: String::new(),
+                acknowledged: 0,
+                remote: 0,
+                pending: Vec::new(),
+                mask_mode: 0,
+                ..Default::default()
+            };
             j.runner = minimal_runner();
             let s = job_to_string(&j);
             assert!(!s.contains("pending"), "{s}");
@@ -709,6 +724,20 @@ mod tests {
             j.payload,
             r#"{"id":1234567,"token":"SECRETJOB","zeta":[1,2.5,null,{"b":1,"a":2}],"job_info":{"name":"build","stage":"test"},"alpha":"üñí €"}"#
         );
+    }
+
+    #[test]
+    fn the_log_limit_survives_and_older_dumps_have_the_default() {
+        let mut j = sample_job(JobState::Running);
+        j.log.limit = Some(2048);
+        j.log.limited = true;
+        let s = job_to_string(&j);
+        assert!(s.contains(r#""limit":2048,"limited":true"#), "{s}");
+        assert_eq!(job_from_str(&s).unwrap(), j);
+        let older = job_from_str(V2_JOB).unwrap();
+        assert_eq!((older.log.limit, older.log.limited), (None, false));
+        let too_small = set(&s, "/log/limit", json!(10));
+        assert!(job_from_str(&too_small).unwrap_err().message.contains("log.limit"));
     }
 
     #[test]
@@ -833,7 +862,14 @@ mod tests {
             // Python assumed all of the stored log was uploaded.
             assert_eq!(
                 j.log,
-                LogData { acknowledged: log.len(), remote: log.len(), text: log, pending: vec![], mask_mode: 0 }
+                LogData {
+                    acknowledged: log.len(),
+                    remote: log.len(),
+                    text: log,
+                    pending: vec![],
+                    mask_mode: 0,
+                    ..Default::default()
+                }
             );
             assert!(j.committed);
             assert_eq!(j.exit_code, None);

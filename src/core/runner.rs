@@ -3,13 +3,16 @@
 
 use super::api::runners as wire;
 use super::error::{Error, ErrorKind, Result};
+use super::http::{Call, Interrupter};
 use super::info::{identity_json, info_json, is_valid_feature_name};
 use super::job::Job;
 use super::model::{Identity, Registration, RunnerData};
 use super::sync::lock;
 use super::url::{normalize_api_url, warn_if_plain_http};
 use super::{diag, system_id};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// The options of `Runner.register` in the Python package, plus `paused` and `maintenance_note`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -71,6 +74,19 @@ pub struct Runner {
     system_id: Mutex<String>,
     /// The last non-empty `X-GitLab-Last-Update`, sent back as `last_update` (long polling).
     last_update: Mutex<Option<String>>,
+    /// Milliseconds one call may take in all.
+    call_timeout_ms: AtomicU64,
+    /// Ends this runner's calls in progress (`interrupt`).
+    interrupter: Interrupter,
+}
+
+/// A runner's calls take at most this long in all unless the caller sets another bound: a job
+/// request is long-polled by GitLab for up to a minute, and retries add to that.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// The bounds of a call made before there is a runner (register, from_token).
+fn default_call() -> Call<'static> {
+    Call::within(DEFAULT_CALL_TIMEOUT)
 }
 
 impl Runner {
@@ -86,7 +102,25 @@ impl Runner {
             system_id: Mutex::new(data.system_id.clone()),
             data,
             last_update: Mutex::new(None),
+            call_timeout_ms: AtomicU64::new(DEFAULT_CALL_TIMEOUT.as_millis() as u64),
+            interrupter: Interrupter::new(),
         }
+    }
+
+    /// How long one call of this runner (a job request with its long poll, verify...) may take.
+    pub fn set_call_timeout(&self, limit: Duration) {
+        let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        self.call_timeout_ms.store(ms, Ordering::Release);
+    }
+
+    /// Ends this runner's calls in progress on other threads at once (`ErrorKind::Interrupted`).
+    pub fn interrupt(&self) {
+        self.interrupter.interrupt();
+    }
+
+    fn call(&self) -> Call<'_> {
+        let limit = Duration::from_millis(self.call_timeout_ms.load(Ordering::Acquire));
+        Call::within(limit).interruptible(&self.interrupter, "glr_runner_interrupt() was called")
     }
 
     /// A snapshot of everything persisted.
@@ -111,7 +145,7 @@ impl Runner {
         options.validate()?;
         let info = identity_json(&options.identity, &Default::default());
         let wire::Credentials { id, token, token_expires_at: expires } =
-            wire::register(&api_url, registration_token, &options.registration, info)?;
+            wire::register(&api_url, registration_token, &options.registration, info, &default_call())?;
         diag::info(&format!("registered runner {id} at {api_url}"));
         Ok(Runner::build(RunnerData {
             api_url,
@@ -146,7 +180,7 @@ impl Runner {
     /// the legacy plain `200`.
     fn verify(&self) -> Result<Option<(i64, Option<String>)>> {
         let d = &self.data;
-        let verified = wire::verify(&d.api_url, &d.token, info_json(&self.data()), &self.system_id())?;
+        let verified = wire::verify(&d.api_url, &d.token, info_json(&self.data()), &self.system_id(), &self.call())?;
         Ok(verified.map(|c| (c.id, c.token_expires_at)))
     }
 
@@ -157,7 +191,7 @@ impl Runner {
     /// Removes the runner (legacy token: `DELETE /runners`) or, for a `glrt-` runner created in
     /// GitLab, only this machine's runner manager (`DELETE /runners/managers`), as the official runner.
     pub fn unregister(&self) -> Result<()> {
-        wire::unregister(&self.data.api_url, &self.data.token, &self.system_id())
+        wire::unregister(&self.data.api_url, &self.data.token, &self.system_id(), &self.call())
     }
 
     pub fn system_id(&self) -> String {
@@ -199,6 +233,7 @@ impl Runner {
             info_json(&snapshot),
             &snapshot.system_id,
             last_update.as_deref(),
+            &self.call(),
         )?;
         if let Some(v) = reply.last_update {
             *lock(&self.last_update) = Some(v);

@@ -28,3 +28,8 @@ pub fn wait_timeout<'a, T>(
 ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
     cv.wait_timeout(guard, timeout).unwrap_or_else(PoisonError::into_inner)
 }
+
+/// `Condvar::wait` with the same poison recovery.
+pub fn wait<'a, T>(cv: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    cv.wait(guard).unwrap_or_else(PoisonError::into_inner)
+}

@@ -33,6 +33,8 @@ impl Chunk {
 /// (`ci_jobs_trace_size_limit`) defaults to 100 MiB. We default to GitLab's, so long logs are not
 /// cut short by us when GitLab would keep them.
 pub const DEFAULT_LIMIT: usize = 100 * 1024 * 1024;
+/// The smallest limit `set_limit` takes (the notice itself is about 130 bytes).
+pub const MIN_LOG_LIMIT: usize = 1024;
 
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
@@ -70,7 +72,8 @@ impl Trace {
             text: data.text.into_bytes(),
             verified: false,
             masker,
-            limit: DEFAULT_LIMIT,
+            limit: data.limit.unwrap_or(DEFAULT_LIMIT).max(MIN_LOG_LIMIT),
+            limited: data.limited,
             ..Default::default()
         };
         t.loaded_unacked = Some(t.text.len() - t.acked);
@@ -90,12 +93,14 @@ impl Trace {
             remote: self.remote,
             pending,
             mask_mode: self.masker.mode().as_u8(),
+            limit: (self.limit != DEFAULT_LIMIT).then_some(self.limit),
+            limited: self.limited,
         }
     }
 
     /// Sets the size limit in bytes (at least 1 KiB); text past it is dropped after a notice.
     pub fn set_limit(&mut self, limit: usize) {
-        self.limit = limit.max(1024);
+        self.limit = limit.max(MIN_LOG_LIMIT);
     }
 
     pub fn text_str(&self) -> &str {
@@ -233,7 +238,12 @@ impl Trace {
             self.remote = server_size;
             self.verified = true;
             self.unconfirmed = None;
-            self.loaded_unacked = None;
+            if !chunk.is_empty() {
+                // Our own text is stored: from now on, GitLab's extra bytes are not the dump's.
+                // (Not on the probe: the previous owner's last PATCH, sent before it handed
+                // the job over, may still land after our probe.)
+                self.loaded_unacked = None;
+            }
         } else {
             // A 202 whose size is not where our bytes would end did not store them as we meant.
             self.resync(server_size);
@@ -368,7 +378,14 @@ mod tests {
     #[test]
     fn server_larger_means_another_writer_and_we_keep_our_bytes() {
         let mut t = Trace::from_data(
-            LogData { text: "abc".into(), acknowledged: 3, remote: 3, pending: vec![], mask_mode: 0 },
+            LogData {
+                text: "abc".into(),
+                acknowledged: 3,
+                remote: 3,
+                pending: vec![],
+                mask_mode: 0,
+                ..Default::default()
+            },
             Masker::default(),
         );
         t.push(b"mine\n");
@@ -384,7 +401,14 @@ mod tests {
 
     #[test]
     fn text_the_dumping_process_sent_after_the_dump_is_not_sent_again() {
-        let data = LogData { text: "sent\nunsent\n".into(), acknowledged: 5, remote: 5, pending: vec![], mask_mode: 0 };
+        let data = LogData {
+            text: "sent\nunsent\n".into(),
+            acknowledged: 5,
+            remote: 5,
+            pending: vec![],
+            mask_mode: 0,
+            ..Default::default()
+        };
         // GitLab got "unsent\n" from the process that dumped, after the dump.
         let mut t = Trace::from_data(data.clone(), Masker::default());
         t.push(b"new\n");

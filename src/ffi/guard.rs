@@ -109,6 +109,7 @@ fn install_panic_hook() {
 /// also sent to the diagnostics sink at error level. Does not touch the last-error slot.
 pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> FfiResult<T> {
     install_panic_hook();
+    super::fork::watch_fork();
     let _ = GUARD_DEPTH.try_with(|d| d.set(d.get() + 1));
     let result = catch_unwind(AssertUnwindSafe(f));
     let _ = GUARD_DEPTH.try_with(|d| d.set(d.get() - 1));

@@ -8,6 +8,8 @@
 //! `pub struct glr_job { ... }` (not `#[repr(C)]`) -> `typedef struct glr_job glr_job;`.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use super::guard::{guard_quiet, null_arg, FfiResult};
 
@@ -39,6 +41,63 @@ pub(crate) unsafe fn free_handle<T>(p: *mut T) {
     // SAFETY: by the caller's contract `p` came from Box::into_raw and is freed only once.
     let boxed = unsafe { Box::from_raw(p) };
     guard_quiet(move || drop(boxed));
+}
+
+/// Counts the calls in progress on a handle, so that its free function can wait for them
+/// (after making them end soon) instead of freeing memory another thread is using.
+#[derive(Debug, Default)]
+pub(crate) struct InUse(AtomicUsize);
+
+/// A handle type whose calls are counted (`glr_job`, `glr_runner`).
+pub(crate) trait Counted {
+    fn in_use(&self) -> &InUse;
+}
+
+/// A borrowed handle, counted as in use until dropped.
+pub(crate) struct Using<'a, T: Counted>(&'a T);
+
+impl<T: Counted> Drop for Using<'_, T> {
+    fn drop(&mut self) {
+        self.0.in_use().0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl<T: Counted> std::ops::Deref for Using<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0
+    }
+}
+
+/// Like [`handle_ref`], but the handle counts as in use until the result is dropped.
+///
+/// # Safety
+/// As [`handle_ref`].
+pub(crate) unsafe fn handle_use<'a, T: Counted>(p: *const T, name: &str) -> FfiResult<Using<'a, T>> {
+    let r = unsafe { handle_ref(p, name) }?;
+    r.in_use().0.fetch_add(1, Ordering::SeqCst);
+    Ok(Using(r))
+}
+
+/// Frees a counted handle: `stop` first makes the calls in progress end soon (interrupts their
+/// network waits), then this waits until none is left and drops the handle. NULL is a no-op.
+///
+/// # Safety
+/// As [`free_handle`], except that other threads may be *inside* calls on the handle (counted
+/// with [`handle_use`]); none may start one once this is called.
+pub(crate) unsafe fn free_counted<T: Counted>(p: *mut T, stop: impl FnOnce(&T)) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: live until freed below, by the caller's contract.
+    let handle = unsafe { &*p };
+    guard_quiet(|| stop(handle));
+    let mut pause = Duration::from_micros(50);
+    while handle.in_use().0.load(Ordering::SeqCst) != 0 {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+    unsafe { free_handle(p) }
 }
 
 /// Writes `value` to the out-parameter `out`; NULL is a no-op (check with [`out_arg`] first).

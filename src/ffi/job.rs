@@ -3,7 +3,7 @@
 
 use super::artifacts::glr_artifacts;
 use super::guard::{guard, guard_result, invalid_arg, FfiResult};
-use super::handle::{free_handle, handle_ref, new_handle, out_arg};
+use super::handle::{free_counted, handle_use, new_handle, out_arg, Counted, InUse, Using};
 use super::status::glr_status;
 use super::strings::{bytes_arg, owned_c_bytes, owned_c_string, str_arg, BorrowedStrings};
 use crate::core::artifacts::ArtifactSet;
@@ -15,6 +15,7 @@ use crate::core::persist;
 use std::ffi::{c_char, c_void};
 use std::path::Path;
 use std::ptr;
+use std::time::Duration;
 
 /// The job is running.
 pub const GLR_JOB_RUNNING: i32 = 0;
@@ -61,19 +62,42 @@ pub const GLR_FAILURE_RUNNER_EXTERNAL_DEPENDENCY: glr_failure_reason = 32;
 /// runner_interrupted (sent as unknown_failure to an older GitLab)
 pub const GLR_FAILURE_RUNNER_INTERRUPTED: glr_failure_reason = 33;
 
-/// A job taken from GitLab. Obtained from glr_runner_request_job(), glr_job_loads() or
-/// glr_job_load(); freed with glr_job_free().
+/// A job taken from GitLab. Obtained from glr_runner_request_job(), glr_job_loads(),
+/// glr_job_load() (the owner of the job's log) or glr_job_watch_load(s) (a watcher); freed with
+/// glr_job_free().
 ///
-/// Thread safety: every function may be called on the same job from several threads at once.
-/// Appending to the log never waits for the network, even while another thread flushes.
+/// One writer per job: exactly one handle, in one process, writes a job's log (the *owner*).
+/// glr_job_hand_over_dump() passes the log to whoever loads the dump and turns this handle into
+/// a *watcher*: it keeps the job alive at GitLab (a keep-alive every
+/// glr_job_set_keepalive_interval() seconds, from the background), learns cancels (state,
+/// callback, glr_job_auth()) and may finish the job, but never sends log text again (log
+/// functions return #GLR_ERR_NOT_OWNER).
+///
+/// Thread safety: every function may be called on the same job from several threads at once;
+/// appending to the log never waits for the network, even while another thread flushes.
+/// glr_job_free() may be called while other threads are inside calls on the job (it ends their
+/// network waits, they return #GLR_ERR_INTERRUPTED, and it waits for them to return), but no
+/// thread may start a call on the job once glr_job_free() was called.
+///
+/// fork(): in a child process, a job its parent took is not the child's: log functions return
+/// #GLR_ERR_NOT_OWNER and nothing of it is sent from the child (the parent keeps running it).
+/// Its fixed values (id, token, payload...) can be read; glr_job_free() in the child releases
+/// nothing (the memory belongs to the parent's copy). Handles the child creates work normally.
 pub struct glr_job {
     pub(crate) inner: Job,
     strings: BorrowedStrings,
+    in_use: InUse,
 }
 
 impl glr_job {
     pub(crate) fn new(inner: Job) -> Self {
-        glr_job { inner, strings: BorrowedStrings::new() }
+        glr_job { inner, strings: BorrowedStrings::new(), in_use: InUse::default() }
+    }
+}
+
+impl Counted for glr_job {
+    fn in_use(&self) -> &InUse {
+        &self.in_use
     }
 }
 
@@ -114,14 +138,14 @@ fn state_code(state: JobState) -> i32 {
 
 /// # Safety
 /// `job` is NULL or a live handle.
-unsafe fn job_ref<'a>(job: *const glr_job) -> FfiResult<&'a glr_job> {
-    unsafe { handle_ref(job, "job") }
+unsafe fn job_ref<'a>(job: *const glr_job) -> FfiResult<Using<'a, glr_job>> {
+    unsafe { handle_use(job, "job") }
 }
 
 /// # Safety
 /// `job` is NULL or a live handle.
 unsafe fn job_field<T>(job: *const glr_job, default: T, f: impl FnOnce(&glr_job) -> FfiResult<T>) -> T {
-    guard_result(default, || f(unsafe { job_ref(job) }?))
+    guard_result(default, || f(&*unsafe { job_ref(job) }?))
 }
 
 /// # Safety
@@ -365,10 +389,16 @@ pub unsafe extern "C" fn glr_job_get_registry_credential(
 }
 
 /// Appends `len` bytes of `data` to the job log (any bytes; invalid UTF-8 becomes U+FFFD). Never
-/// waits on the network: the text is uploaded by glr_job_log_flush() and when the job finishes.
-/// `data` may be NULL when `len` is 0. Safe from several threads at once.
+/// waits on the network: the background uploader sends it promptly, then at the interval GitLab
+/// asks for; glr_job_log_flush() and the job's end send the rest. `data` may be NULL when `len`
+/// is 0. Safe from several threads at once.
 ///
-/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_ALREADY_FINISHED, GLR_ERR_JOB_CANCELED.
+/// Text not yet acknowledged by GitLab lives only in this process's memory: if the process
+/// exits (returns from main, calls exit()) before glr_job_log_flush(), glr_job_set_success() /
+/// _failed(), a hand-over or glr_shutdown(), that text is lost.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_ALREADY_FINISHED, GLR_ERR_JOB_CANCELED,
+/// GLR_ERR_NOT_OWNER (a watcher, a handed-over job, a parent's job in a fork()ed child).
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_log_append(job: *mut glr_job, data: *const c_char, len: usize) -> glr_status {
     guard(|| {
@@ -378,24 +408,28 @@ pub unsafe extern "C" fn glr_job_log_append(job: *mut glr_job, data: *const c_ch
     })
 }
 
-/// Uploads everything appended so far and returns when GitLab acknowledged all of it.
+/// Uploads everything appended so far and returns when GitLab acknowledged all of it, or when
+/// the job's call timeout (glr_job_set_call_timeout(), default 5 minutes) runs out.
 ///
 /// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_ALREADY_FINISHED, GLR_ERR_JOB_CANCELED (GitLab stopped
-/// the job), GLR_ERR_NETWORK, GLR_ERR_HTTP. Nothing appended is lost on error: it is sent again.
+/// the job), GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_TIMEOUT, GLR_ERR_NOT_OWNER,
+/// GLR_ERR_INTERRUPTED (the job was freed meanwhile). Nothing appended is lost on error: the
+/// background uploader keeps sending it.
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_log_flush(job: *mut glr_job) -> glr_status {
     guard(|| Ok(unsafe { job_ref(job) }?.inner.flush_log()?))
 }
 
-/// The whole log as stored (after UTF-8 repair). On success `*out` is a new NUL-terminated
-/// string freed with glr_string_free(), and `*len_out` (if `len_out` is not NULL) its length in
-/// bytes. Errors: GLR_ERR_NULL_ARGUMENT.
+/// The whole log as stored (after UTF-8 repair; a watcher has it as it was when handed over).
+/// On success `*out` is a new NUL-terminated string freed with glr_string_free(), and
+/// `*len_out` (if `len_out` is not NULL) its length in bytes. Errors: GLR_ERR_NULL_ARGUMENT,
+/// GLR_ERR_NOT_OWNER (a parent's job in a fork()ed child).
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_log(job: *const glr_job, out: *mut *mut c_char, len_out: *mut usize) -> glr_status {
     guard(|| {
         let out = unsafe { out_arg(out, "out") }?;
         let job = unsafe { job_ref(job) }?;
-        let text = job.inner.log_text();
+        let text = job.inner.log_text()?;
         if let Some(len) = unsafe { len_out.as_mut() } {
             *len = text.len();
         }
@@ -405,10 +439,12 @@ pub unsafe extern "C" fn glr_job_log(job: *const glr_job, out: *mut *mut c_char,
 }
 
 /// Keep-alive and cancel check (`PUT /api/v4/jobs/:id state=running`, like the Python
-/// package's `auth()`). Afterwards glr_job_state() tells whether GitLab asks to cancel.
+/// package's `auth()`). Afterwards glr_job_state() tells whether GitLab asks to cancel. Works
+/// on watchers too.
 ///
 /// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_JOB_CANCELED (GitLab stopped the job or rejects its
-/// token), GLR_ERR_ALREADY_FINISHED, GLR_ERR_NETWORK, GLR_ERR_HTTP.
+/// token), GLR_ERR_ALREADY_FINISHED, GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_TIMEOUT,
+/// GLR_ERR_INTERRUPTED, GLR_ERR_NOT_OWNER (a parent's job in a fork()ed child).
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_auth(job: *mut glr_job) -> glr_status {
     guard(|| Ok(unsafe { job_ref(job) }?.inner.auth()?))
@@ -428,11 +464,19 @@ pub unsafe extern "C" fn glr_job_set_exit_code(job: *mut glr_job, exit_code: i32
 pub type glr_cancel_callback = Option<unsafe extern "C" fn(userdata: *mut c_void, job: *mut glr_job, state: i32)>;
 
 /// Sets (or with a NULL `callback`, removes) the function called when GitLab cancels the job, so
-/// a C program learns of it without polling. It runs on whichever thread learns of the cancel:
-/// the library's background log uploader, or a thread inside glr_job_log_flush(), glr_job_auth(),
-/// glr_job_set_success()/_failed(). It must be thread-safe, return quickly, not unwind (no C++
-/// exception may leave it), and must not free the job; it may call other functions on the job.
-/// glr_job_free() waits for a call in progress and guarantees no call after it returns.
+/// a C program learns of it without polling. It is called once for every change to
+/// #GLR_JOB_CANCELING or #GLR_JOB_CANCELED, whichever request revealed it (a log upload, a
+/// keep-alive, glr_job_auth(), the final update, an artifact upload), after the change.
+///
+/// It runs on the library's event thread (never on the thread that made a call, and never
+/// with a library lock held; the same thread runs the log callback, one callback at a time):
+/// it may call any function on any handle, its own job included (flush, set_failed, replace
+/// the callback), except freeing the job it was called for. A slow callback delays other
+/// callbacks, never an upload. It must not unwind (no C++ exception may leave it). Runtimes that
+/// cannot take calls on a thread they did not create can use glr_job_state() polling instead.
+///
+/// When this function returns, a call of the previous callback in progress has returned (unless
+/// this is called from that callback); after glr_job_free() returns it is never called again.
 ///
 /// Errors: GLR_ERR_NULL_ARGUMENT (`job`).
 #[no_mangle]
@@ -459,13 +503,57 @@ pub unsafe extern "C" fn glr_job_set_cancel_callback(
 
 /// Caps the job's log at `limit_bytes` (default 100 MiB, GitLab's own default limit; at least
 /// 1024). Past it, the log is cut on a character boundary, the official runner's notice
-/// ("Job's log exceeded limit of N bytes.") is added, and further output is dropped.
+/// ("Job's log exceeded limit of N bytes.") is added, and further output is dropped. The limit
+/// is saved in dumps: the process that loads one keeps it.
 ///
-/// Errors: GLR_ERR_NULL_ARGUMENT.
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_NOT_OWNER.
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_set_log_limit(job: *mut glr_job, limit_bytes: usize) -> glr_status {
+    guard(|| Ok(unsafe { job_ref(job) }?.inner.set_log_limit(limit_bytes)?))
+}
+
+/// The longest keep-alive interval accepted: GitLab only moves a running job's update time when
+/// it is more than 15 minutes old and drops the job after an hour without one.
+const MAX_KEEPALIVE_SECONDS: i64 = 45 * 60;
+
+/// Sets how long the job may go without any exchange with GitLab before the background sends a
+/// keep-alive (`PUT state=running`): default 30 seconds, like the official runner; from 1 to
+/// 2700 (GitLab drops a running job after an hour without an update). Owners and watchers alike.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_ARGUMENT (out of range), GLR_ERR_NOT_OWNER (a
+/// parent's job in a fork()ed child).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_set_keepalive_interval(job: *mut glr_job, seconds: i64) -> glr_status {
     guard(|| {
-        unsafe { job_ref(job) }?.inner.set_log_limit(limit_bytes);
+        let job = unsafe { job_ref(job) }?;
+        if !(1..=MAX_KEEPALIVE_SECONDS).contains(&seconds) {
+            return Err(invalid_arg("seconds", format!("{seconds} is not between 1 and {MAX_KEEPALIVE_SECONDS}")));
+        }
+        Ok(job.inner.set_keepalive_interval(Duration::from_secs(seconds as u64))?)
+    })
+}
+
+/// A call timeout in milliseconds as a Duration: 0 is `default`, negative is refused.
+pub(crate) fn call_timeout(milliseconds: i64, default: Duration) -> FfiResult<Duration> {
+    match milliseconds {
+        0 => Ok(default),
+        ms if ms > 0 => Ok(Duration::from_millis(ms as u64)),
+        ms => Err(invalid_arg("milliseconds", format!("{ms} is negative (0 means the default)"))),
+    }
+}
+
+/// Bounds every network call of this job from now on (glr_job_log_flush(), glr_job_auth(),
+/// glr_job_set_success()/_failed() with their artifact uploads and waits,
+/// glr_job_download_artifacts()): each returns #GLR_ERR_TIMEOUT once `milliseconds` have passed
+/// since it started, retries and waits included. 0 restores the default, 5 minutes. Each
+/// request also has its own timeout (120 s, or `GLR_HTTP_TIMEOUT` seconds in the environment).
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_ARGUMENT (negative).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_set_call_timeout(job: *mut glr_job, milliseconds: i64) -> glr_status {
+    guard(|| {
+        let job = unsafe { job_ref(job) }?;
+        job.inner.set_call_timeout(call_timeout(milliseconds, crate::core::job::DEFAULT_CALL_TIMEOUT)?);
         Ok(())
     })
 }
@@ -478,11 +566,13 @@ unsafe fn artifact_set(artifacts: *const glr_artifacts) -> ArtifactSet {
 
 /// Reports the job successful: uploads `artifacts` (NULL: none; only read), then the whole
 /// log, then the final update (with the log's checksum and size), waiting while GitLab says it
-/// is still storing the log.
+/// is still storing the log. A watcher reports the state without the log's checksum (it does
+/// not have the log). Bounded by the job's call timeout (glr_job_set_call_timeout()).
 ///
 /// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_ALREADY_FINISHED (reported before),
-/// GLR_ERR_JOB_CANCELED, GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_IO (an artifact file). On
-/// error the job stays running, so the call can be repeated or the job failed instead.
+/// GLR_ERR_JOB_CANCELED, GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_IO (an artifact file),
+/// GLR_ERR_TIMEOUT, GLR_ERR_INTERRUPTED, GLR_ERR_NOT_OWNER (a parent's job in a fork()ed child).
+/// On error the job stays running, so the call can be repeated or the job failed instead.
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_set_success(job: *mut glr_job, artifacts: *const glr_artifacts) -> glr_status {
     guard(|| {
@@ -511,17 +601,92 @@ pub unsafe extern "C" fn glr_job_set_failed(
 }
 
 /// Serialises the job (our JSON format v2: runner, payload, state, log and how much of it GitLab
-/// acknowledged), so another process can finish it with glr_job_loads(). It holds the job and
-/// runner tokens and secret variables: keep it secret. On success `*out` is a new string, freed
-/// with glr_string_free(). Errors: GLR_ERR_NULL_ARGUMENT.
+/// acknowledged, log limit). It holds the job and runner tokens and secret variables: keep it
+/// secret. On success `*out` is a new string, freed with glr_string_free().
+///
+/// A snapshot: this handle stays the owner and keeps uploading. To pass the job to another
+/// process, use glr_job_hand_over_dumps(): a process that loads a snapshot while this handle
+/// still writes makes two writers, and GitLab keeps both their logs.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_NOT_OWNER (a watcher has no log to dump).
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_dumps(job: *const glr_job, out: *mut *mut c_char) -> glr_status {
     guard(|| {
         let out = unsafe { out_arg(out, "out") }?;
         let job = unsafe { job_ref(job) }?;
-        out.write(owned_c_string(&persist::job_to_string(&job.inner.to_data())));
+        out.write(owned_c_string(&persist::job_to_string(&job.inner.to_data()?)));
         Ok(())
     })
+}
+
+/// Hands the job over to whoever loads `*out` (with glr_job_loads()): waits for an upload in
+/// progress to get its answer, starts no other, serialises the job, and turns this handle into
+/// a watcher (see #glr_job). Whatever the network does meanwhile (an upload in flight, a flush
+/// that failed, GitLab unreachable), the process that loads the dump sends every byte this
+/// handle did not get acknowledged, exactly once. On success `*out` is a new string, freed with
+/// glr_string_free(); on failure nothing changed and this handle is still the owner.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_NOT_OWNER (already a watcher), GLR_ERR_ALREADY_FINISHED,
+/// GLR_ERR_JOB_CANCELED, GLR_ERR_TIMEOUT (the upload in progress did not end within the job's
+/// call timeout).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_hand_over_dumps(job: *mut glr_job, out: *mut *mut c_char) -> glr_status {
+    guard(|| {
+        let out = unsafe { out_arg(out, "out") }?;
+        let job = unsafe { job_ref(job) }?;
+        let text = job.inner.hand_over(|data| Ok(persist::job_to_string(data)))?;
+        out.write(owned_c_string(&text));
+        Ok(())
+    })
+}
+
+/// As glr_job_hand_over_dumps(), writing the dump to `path` (atomically, mode 0600) for
+/// glr_job_load(). When the file cannot be written, nothing changed and this handle is still
+/// the owner.
+///
+/// Errors: as glr_job_hand_over_dumps(), plus GLR_ERR_INVALID_UTF8, GLR_ERR_IO.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_hand_over_dump(job: *mut glr_job, path: *const c_char) -> glr_status {
+    guard(|| {
+        let job = unsafe { job_ref(job) }?;
+        let path = unsafe { str_arg(path, "path") }?;
+        job.inner.hand_over(|data| persist::write_file_atomic(Path::new(path), &persist::job_to_string(data)))?;
+        Ok(())
+    })
+}
+
+/// A watcher of a dumped job (see #glr_job): it keeps the job alive at GitLab and learns
+/// cancels while the process that loads the same dump with glr_job_loads() writes the log.
+/// Offline. On success `*out` is a new job handle. Errors: GLR_ERR_NULL_ARGUMENT,
+/// GLR_ERR_INVALID_UTF8, GLR_ERR_PARSE.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_watch_loads(data: *const c_char, out: *mut *mut glr_job) -> glr_status {
+    guard(|| {
+        let out = unsafe { out_arg(out, "out") }?;
+        let data = unsafe { str_arg(data, "data") }?;
+        out.write(new_handle(glr_job::new(Job::watcher_from_data(persist::job_from_str(data)?)?)));
+        Ok(())
+    })
+}
+
+/// As glr_job_watch_loads(), from a file. Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_UTF8,
+/// GLR_ERR_IO, GLR_ERR_PARSE.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_watch_load(path: *const c_char, out: *mut *mut glr_job) -> glr_status {
+    guard(|| {
+        let out = unsafe { out_arg(out, "out") }?;
+        let path = unsafe { str_arg(path, "path") }?;
+        let data = persist::read_file(Path::new(path))?;
+        out.write(new_handle(glr_job::new(Job::watcher_from_data(persist::job_from_str(&data)?)?)));
+        Ok(())
+    })
+}
+
+/// 1 if this handle is a watcher (handed over, loaded with glr_job_watch_load(s), or a parent's
+/// job in a fork()ed child), 0 if it writes the job's log, -1 if `job` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_is_watcher(job: *const glr_job) -> i32 {
+    unsafe { job_field(job, -1, |j| Ok(i32::from(j.inner.is_watcher()))) }
 }
 
 /// Restores a job from glr_job_dumps() output or from the Python package's format
@@ -539,14 +704,15 @@ pub unsafe extern "C" fn glr_job_loads(data: *const c_char, out: *mut *mut glr_j
     })
 }
 
-/// Writes glr_job_dumps() output to `path`, atomically and with mode 0600.
-/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_UTF8, GLR_ERR_IO.
+/// Writes glr_job_dumps() output to `path`, atomically and with mode 0600 (a snapshot: see
+/// glr_job_dumps(); glr_job_hand_over_dump() passes the job on).
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_UTF8, GLR_ERR_IO, GLR_ERR_NOT_OWNER.
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_dump(job: *const glr_job, path: *const c_char) -> glr_status {
     guard(|| {
         let job = unsafe { job_ref(job) }?;
         let path = unsafe { str_arg(path, "path") }?;
-        Ok(persist::write_file_atomic(Path::new(path), &persist::job_to_string(&job.inner.to_data()))?)
+        Ok(persist::write_file_atomic(Path::new(path), &persist::job_to_string(&job.inner.to_data()?))?)
     })
 }
 
@@ -564,12 +730,24 @@ pub unsafe extern "C" fn glr_job_load(path: *const c_char, out: *mut *mut glr_jo
     })
 }
 
-/// Frees a job. NULL is a no-op. Must not be called twice, nor while another thread uses it.
-/// Text the background uploader has not sent yet is dropped: finish, flush or dump the job first.
-/// After it returns the cancel callback is never called again.
+/// Frees a job. NULL is a no-op; must not be called twice. After it returns nothing of this
+/// job reaches GitLab from this handle (no new request, no retry; an answer in flight is
+/// ignored) and the cancel callback is never called again. Text not yet acknowledged is dropped:
+/// finish, flush or hand the job over first.
+///
+/// Other threads may be inside calls on the job: their network waits end
+/// (#GLR_ERR_INTERRUPTED) and this waits for them to return. No thread may start a call on the
+/// job once this was called. In a fork()ed child, a job of the parent's is not released (see
+/// #glr_job).
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_free(job: *mut glr_job) {
-    unsafe { free_handle(job) }
+    // SAFETY: NULL or live, by the caller's contract.
+    if unsafe { job.as_ref() }.is_some_and(|j| j.inner.is_parents()) {
+        // A fork()ed child's copy of its parent's job: its counters and locks may reflect
+        // threads that only exist in the parent. Leave it as it is.
+        return;
+    }
+    unsafe { free_counted(job, |j| j.inner.close()) }
 }
 
 /// How many jobs this job depends on (whose artifacts it may download; 0 if `job` is NULL).

@@ -126,7 +126,7 @@ pub unsafe extern "C" fn glr_job_download_artifacts(
     guard(|| {
         let handle = unsafe { handle_ref(job, "job") }?;
         let dest = unsafe { str_arg(dest_path, "dest_path") }?;
-        artifacts::download(&handle.inner.runner().api_url, handle.inner.info(), index, Path::new(dest))?;
+        handle.inner.download_artifacts(index, Path::new(dest))?;
         Ok(())
     })
 }

@@ -16,6 +16,8 @@ pub mod version;
 
 pub mod status;
 
+pub(crate) mod fork;
+
 pub(crate) mod text;
 
 pub mod guard;
@@ -35,3 +37,5 @@ pub mod job;
 pub mod artifacts;
 
 pub mod job_artifacts;
+
+pub mod lifecycle;

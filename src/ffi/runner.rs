@@ -2,7 +2,8 @@
 //! call into `core::runner`, result mapping.
 
 use super::guard::{guard, guard_result, invalid_arg, FfiResult};
-use super::handle::{free_handle, handle_ref, new_handle, out_arg};
+use super::handle::{free_counted, handle_use, new_handle, out_arg, Counted, InUse, Using};
+use super::job::call_timeout;
 use super::job::glr_job;
 use super::options::glr_register_options;
 use super::status::glr_status;
@@ -19,17 +20,35 @@ use std::ptr;
 /// glr_runner_loads() or glr_runner_load(); free with glr_runner_free().
 ///
 /// Thread safety: every function may be called on the same runner from several threads at once
-/// (internally locked). Jobs taken from a runner keep their own copy of what they need, so a
-/// runner may be freed while its jobs live on.
+/// (internally locked). glr_runner_free() may be called while other threads are inside calls
+/// on it (it ends them, #GLR_ERR_INTERRUPTED, and waits for them to return), but no thread may
+/// start a call on the runner once it was called. Jobs taken from a runner keep their own copy
+/// of what they need, so a runner may be freed while its jobs live on.
+///
+/// fork(): a fork()ed child may keep using its parent's runners (and new ones): its network
+/// calls use the child's own connections.
 pub struct glr_runner {
     pub(crate) inner: Runner,
     strings: BorrowedStrings,
+    in_use: InUse,
 }
 
 impl glr_runner {
     pub(crate) fn new(inner: Runner) -> Self {
-        glr_runner { inner, strings: BorrowedStrings::new() }
+        glr_runner { inner, strings: BorrowedStrings::new(), in_use: InUse::default() }
     }
+}
+
+impl Counted for glr_runner {
+    fn in_use(&self) -> &InUse {
+        &self.in_use
+    }
+}
+
+/// # Safety
+/// `runner` is NULL or a live handle.
+unsafe fn runner_ref<'a>(runner: *const glr_runner) -> FfiResult<Using<'a, glr_runner>> {
+    unsafe { handle_use(runner, "runner") }
 }
 
 /// Registers a new runner with a registration token (`POST /api/v4/runners`, the legacy
@@ -97,7 +116,7 @@ pub unsafe extern "C" fn glr_runner_set_feature(
     enabled: i32,
 ) -> glr_status {
     guard(|| {
-        let runner = unsafe { handle_ref(runner, "runner") }?;
+        let runner = unsafe { runner_ref(runner) }?;
         let feature = unsafe { str_arg(feature, "feature") }?;
         let enabled = match enabled {
             0 => false,
@@ -113,7 +132,7 @@ pub unsafe extern "C" fn glr_runner_set_feature(
 /// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_AUTH (token rejected), GLR_ERR_NETWORK, GLR_ERR_HTTP.
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_check_auth(runner: *const glr_runner) -> glr_status {
-    guard(|| Ok(unsafe { handle_ref(runner, "runner") }?.inner.check_auth()?))
+    guard(|| Ok(unsafe { runner_ref(runner) }?.inner.check_auth()?))
 }
 
 /// Unregisters the runner. A runner registered with a registration token is deleted
@@ -125,21 +144,23 @@ pub unsafe extern "C" fn glr_runner_check_auth(runner: *const glr_runner) -> glr
 /// GLR_ERR_NETWORK, GLR_ERR_HTTP.
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_unregister(runner: *mut glr_runner) -> glr_status {
-    guard(|| Ok(unsafe { handle_ref(runner, "runner") }?.inner.unregister()?))
+    guard(|| Ok(unsafe { runner_ref(runner) }?.inner.unregister()?))
 }
 
 /// Asks GitLab for a job (`POST /api/v4/jobs/request`, with long polling: the call may wait up
 /// to about a minute when GitLab holds the request). A job received is accepted at once
-/// (`state=running`).
+/// (`state=running`). Bounded by the runner's call timeout (glr_runner_set_call_timeout());
+/// glr_runner_interrupt() from another thread ends it at once.
 ///
 /// On success `*out` is the new job (freed with glr_job_free()) or NULL when there is no job
 /// now. Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_AUTH (runner token rejected), GLR_ERR_NETWORK,
-/// GLR_ERR_HTTP, GLR_ERR_PARSE (GitLab assigned a job whose payload cannot be read).
+/// GLR_ERR_HTTP, GLR_ERR_PARSE (GitLab assigned a job whose payload cannot be read),
+/// GLR_ERR_TIMEOUT, GLR_ERR_INTERRUPTED.
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_request_job(runner: *mut glr_runner, out: *mut *mut glr_job) -> glr_status {
     guard(|| {
         let out = unsafe { out_arg(out, "out") }?;
-        let runner = unsafe { handle_ref(runner, "runner") }?;
+        let runner = unsafe { runner_ref(runner) }?;
         let job = runner.inner.request_job()?;
         out.write(job.map_or(ptr::null_mut(), |j| new_handle(glr_job::new(j))));
         Ok(())
@@ -153,7 +174,7 @@ pub unsafe extern "C" fn glr_runner_request_job(runner: *mut glr_runner, out: *m
 pub unsafe extern "C" fn glr_runner_dumps(runner: *const glr_runner, out: *mut *mut c_char) -> glr_status {
     guard(|| {
         let out = unsafe { out_arg(out, "out") }?;
-        let runner = unsafe { handle_ref(runner, "runner") }?;
+        let runner = unsafe { runner_ref(runner) }?;
         out.write(owned_c_string(&persist::runner_to_string(&runner.inner.data())));
         Ok(())
     })
@@ -182,7 +203,7 @@ pub unsafe extern "C" fn glr_runner_loads(data: *const c_char, out: *mut *mut gl
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_dump(runner: *const glr_runner, path: *const c_char) -> glr_status {
     guard(|| {
-        let runner = unsafe { handle_ref(runner, "runner") }?;
+        let runner = unsafe { runner_ref(runner) }?;
         let path = unsafe { str_arg(path, "path") }?;
         Ok(persist::write_file_atomic(Path::new(path), &persist::runner_to_string(&runner.inner.data()))?)
     })
@@ -203,17 +224,47 @@ pub unsafe extern "C" fn glr_runner_load(path: *const c_char, out: *mut *mut glr
     })
 }
 
-/// Frees a runner. NULL is a no-op. Must not be called twice, nor while another thread uses it.
-/// Jobs taken from it stay valid.
+/// Bounds every network call of this runner from now on (glr_runner_request_job() with its
+/// long poll, glr_runner_check_auth(), glr_runner_unregister()): each returns #GLR_ERR_TIMEOUT
+/// once `milliseconds` have passed since it started, retries included. 0 restores the default,
+/// 5 minutes. Each request also has its own timeout (120 s, or `GLR_HTTP_TIMEOUT` seconds).
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_ARGUMENT (negative).
+#[no_mangle]
+pub unsafe extern "C" fn glr_runner_set_call_timeout(runner: *mut glr_runner, milliseconds: i64) -> glr_status {
+    guard(|| {
+        let runner = unsafe { runner_ref(runner) }?;
+        runner.inner.set_call_timeout(call_timeout(milliseconds, crate::core::runner::DEFAULT_CALL_TIMEOUT)?);
+        Ok(())
+    })
+}
+
+/// Ends the runner's network calls in progress on other threads at once: a
+/// glr_runner_request_job() waiting in GitLab's long poll returns #GLR_ERR_INTERRUPTED (so does
+/// a check_auth or unregister in progress). Calls started afterwards are not affected. For a
+/// program that stops polling (a signal, a shutdown request, an event loop closing).
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn glr_runner_interrupt(runner: *mut glr_runner) -> glr_status {
+    guard(|| {
+        unsafe { runner_ref(runner) }?.inner.interrupt();
+        Ok(())
+    })
+}
+
+/// Frees a runner. NULL is a no-op; must not be called twice. Calls in progress on other
+/// threads end (#GLR_ERR_INTERRUPTED) and this waits for them to return; no thread may start a
+/// call on the runner once this was called. Jobs taken from it stay valid.
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_free(runner: *mut glr_runner) {
-    unsafe { free_handle(runner) }
+    unsafe { free_counted(runner, |r| r.inner.interrupt()) }
 }
 
 /// # Safety
 /// `runner` is NULL or a live handle.
 unsafe fn runner_field<T>(runner: *const glr_runner, default: T, f: impl FnOnce(&glr_runner) -> FfiResult<T>) -> T {
-    guard_result(default, || f(unsafe { handle_ref(runner, "runner") }?))
+    guard_result(default, || f(&*unsafe { runner_ref(runner) }?))
 }
 
 /// # Safety
@@ -271,7 +322,7 @@ pub unsafe extern "C" fn glr_runner_system_id(runner: *const glr_runner) -> *con
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_set_system_id(runner: *mut glr_runner, system_id: *const c_char) -> glr_status {
     guard(|| {
-        let runner = unsafe { handle_ref(runner, "runner") }?;
+        let runner = unsafe { runner_ref(runner) }?;
         let id = unsafe { super::strings::opt_str_arg(system_id, "system_id") }?;
         Ok(runner.inner.set_system_id(id)?)
     })

@@ -35,6 +35,13 @@ pub const GLR_ERR_PARSE: glr_status = -9;
 pub const GLR_ERR_IO: glr_status = -10;
 /// The thing asked for does not exist (no such credential, artifact, index...).
 pub const GLR_ERR_NOT_FOUND: glr_status = -11;
+/// This handle no longer writes the job's log: it handed the job over (glr_job_hand_over_dump()),
+/// is a watcher (glr_job_watch_load()), or is a fork()ed child's copy of its parent's job.
+pub const GLR_ERR_NOT_OWNER: glr_status = -12;
+/// The call's own time bound ran out (glr_runner_set_call_timeout(), glr_job_set_call_timeout()).
+pub const GLR_ERR_TIMEOUT: glr_status = -13;
+/// Another thread ended the call: glr_runner_interrupt(), or the handle was freed meanwhile.
+pub const GLR_ERR_INTERRUPTED: glr_status = -14;
 /// An internal error (a Rust panic) was caught at the API boundary. The host process is not
 /// affected, but the handle involved may be unusable; please report the message as a bug.
 pub const GLR_ERR_PANIC: glr_status = -99;
@@ -51,6 +58,9 @@ pub(crate) fn status_of(kind: ErrorKind) -> glr_status {
         ErrorKind::Parse => GLR_ERR_PARSE,
         ErrorKind::Io => GLR_ERR_IO,
         ErrorKind::NotFound => GLR_ERR_NOT_FOUND,
+        ErrorKind::NotOwner => GLR_ERR_NOT_OWNER,
+        ErrorKind::Timeout => GLR_ERR_TIMEOUT,
+        ErrorKind::Interrupted => GLR_ERR_INTERRUPTED,
     }
 }
 
@@ -68,6 +78,9 @@ fn status_text(status: glr_status) -> &'static CStr {
         GLR_ERR_PARSE => c"malformed data (from GitLab or persisted)",
         GLR_ERR_IO => c"local file I/O error",
         GLR_ERR_NOT_FOUND => c"not found",
+        GLR_ERR_NOT_OWNER => c"this handle does not write the job's log (handed over, a watcher, or a fork()ed copy)",
+        GLR_ERR_TIMEOUT => c"the call's time limit ran out",
+        GLR_ERR_INTERRUPTED => c"the call was interrupted by another thread",
         GLR_ERR_PANIC => c"internal error (panic) in gitlab_runner_api",
         _ => c"unknown status",
     }
@@ -87,7 +100,7 @@ pub extern "C" fn glr_status_str(status: glr_status) -> *const c_char {
 mod tests {
     use super::*;
 
-    const ALL: [(glr_status, &str); 13] = [
+    const ALL: [(glr_status, &str); 16] = [
         (GLR_OK, "success"),
         (GLR_ERR_NULL_ARGUMENT, "a required pointer argument was NULL"),
         (GLR_ERR_INVALID_ARGUMENT, "invalid argument"),
@@ -100,6 +113,9 @@ mod tests {
         (GLR_ERR_PARSE, "malformed data (from GitLab or persisted)"),
         (GLR_ERR_IO, "local file I/O error"),
         (GLR_ERR_NOT_FOUND, "not found"),
+        (GLR_ERR_NOT_OWNER, "this handle does not write the job's log (handed over, a watcher, or a fork()ed copy)"),
+        (GLR_ERR_TIMEOUT, "the call's time limit ran out"),
+        (GLR_ERR_INTERRUPTED, "the call was interrupted by another thread"),
         (GLR_ERR_PANIC, "internal error (panic) in gitlab_runner_api"),
     ];
 
@@ -113,7 +129,7 @@ mod tests {
     #[test]
     fn codes_are_the_contract() {
         let codes: Vec<_> = ALL.iter().map(|(c, _)| *c).collect();
-        assert_eq!(codes, [0, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -99]);
+        assert_eq!(codes, [0, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -12, -13, -14, -99]);
     }
 
     #[test]
@@ -125,7 +141,7 @@ mod tests {
 
     #[test]
     fn unknown_codes_are_not_null() {
-        for code in [1, -12, -98, -100, i32::MIN, i32::MAX] {
+        for code in [1, -15, -98, -100, i32::MIN, i32::MAX] {
             assert_eq!(text(code), "unknown status");
         }
     }
@@ -142,6 +158,9 @@ mod tests {
             ErrorKind::Parse,
             ErrorKind::Io,
             ErrorKind::NotFound,
+            ErrorKind::NotOwner,
+            ErrorKind::Timeout,
+            ErrorKind::Interrupted,
         ];
         let mut statuses: Vec<_> = kinds.iter().map(|k| status_of(*k)).collect();
         assert!(statuses.iter().all(|s| *s < 0 && text(*s) != "unknown status"));

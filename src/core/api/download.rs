@@ -5,10 +5,11 @@
 //! Tried 3 times, as the official downloader.
 
 use super::{error_message_of, job_path, JOB_TOKEN};
+use crate::core::diag;
 use crate::core::error::{Error, ErrorKind, Result};
-use crate::core::{diag, http};
+use crate::core::http::{self, Call};
 use reqwest::Url;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -38,7 +39,14 @@ pub struct Downloaded {
 ///
 /// Errors: `Auth` (401/403 from GitLab: the token was rejected), `NotFound` (404: no artifacts,
 /// or they expired), `Network`/`Http` after 3 attempts, `Io` (writing in `dir`).
-pub fn download(api_url: &str, dependency_id: i64, name: Option<&str>, token: &str, dir: &Path) -> Result<Downloaded> {
+pub fn download(
+    api_url: &str,
+    dependency_id: i64,
+    name: Option<&str>,
+    token: &str,
+    dir: &Path,
+    call: &Call<'_>,
+) -> Result<Downloaded> {
     let what = format!("GET {}/artifacts", job_path(dependency_id));
     let label = match name {
         Some(n) => format!("{what} (dependency {n:?})"),
@@ -54,12 +62,12 @@ pub fn download(api_url: &str, dependency_id: i64, name: Option<&str>, token: &s
             url.push_str("?direct_download=true");
         }
         let url = Url::parse(&url).map_err(|e| Error::invalid(format!("{what}: bad URL: {e}")))?;
-        match fetch(url, &api, token, label, dir) {
+        match fetch(url, &api, token, label, dir, call) {
             Ok((file, size)) => return Ok(Downloaded { file, size, label: label.to_string() }),
             Err(Failure::Final(e)) => return Err(e),
             Err(Failure::Again(e)) if attempt < TRIES => {
                 diag::warn(&format!("{e}; retrying (attempt {attempt} of {TRIES})"));
-                std::thread::sleep(RETRY_WAIT);
+                call.sleep(label, RETRY_WAIT)?;
             }
             Err(Failure::Again(e)) => {
                 return Err(Error::new(
@@ -76,105 +84,154 @@ fn same_origin(a: &Url, b: &Url) -> bool {
 }
 
 /// One attempt: GET, following redirects, the body streamed into a new temporary file in `dir`.
+/// What one hop of a download came to.
+enum Hop {
+    Redirect(Url),
+    Done(tempfile::NamedTempFile, u64),
+    Failed(Failure),
+}
+
+/// One attempt: GET, following redirects, the body streamed into a new temporary file in `dir`.
 fn fetch(
     mut url: Url,
     api: &Url,
     token: &str,
     label: &str,
     dir: &Path,
+    call: &Call<'_>,
 ) -> std::result::Result<(tempfile::NamedTempFile, u64), Failure> {
     let mut redirects = 0;
     loop {
         let to_gitlab = same_origin(&url, api);
         let headers: Vec<(&str, &str)> = if to_gitlab { vec![(JOB_TOKEN, token)] } else { Vec::new() };
         let where_ = if to_gitlab { String::new() } else { format!(" (from {})", url.host_str().unwrap_or("storage")) };
-        let mut resp =
-            http::send_transfer(http::Method::GET, url.as_str(), label, &headers, None).map_err(Failure::Again)?;
-        let status = resp.status().as_u16();
-        if matches!(status, 301 | 302 | 303 | 307 | 308) {
-            let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
-            let next =
-                location.as_deref().and_then(|l| url.join(l).ok()).filter(|u| matches!(u.scheme(), "http" | "https"));
-            let Some(next) = next else {
-                return Err(Failure::Again(Error::new(
-                    ErrorKind::Http,
-                    format!("{label}: {status} redirect without a usable Location{where_}"),
-                )));
-            };
-            redirects += 1;
-            if redirects > MAX_REDIRECTS {
-                return Err(Failure::Final(Error::new(
-                    ErrorKind::Http,
-                    format!("{label}: more than {MAX_REDIRECTS} redirects"),
-                )));
-            }
-            diag::debug(&format!("{label}: {status} redirect to {}", next.host_str().unwrap_or("?")));
-            url = next;
-            continue;
-        }
-        if status == 200 {
-            let tmp = tempfile::Builder::new().prefix(".glr-download-").tempfile_in(dir).map_err(|e| {
-                Failure::Final(Error::io(format!("{label}: cannot create a file in {}: {e}", dir.display())))
-            })?;
-            // Read before the body: the hint shrinks as it is consumed.
-            let announced = resp.content_length();
-            let size = stream(&mut resp, tmp.as_file(), label, dir)?;
-            if let Some(expected) = announced.filter(|n| *n != size) {
-                return Err(Failure::Again(Error::new(
-                    ErrorKind::Network,
-                    format!("{label}: the download was cut short ({size} of {expected} bytes){where_}"),
-                )));
-            }
-            return Ok((tmp, size));
-        }
-        let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-        let mut body = Vec::new();
-        let _ = resp.take(MAX_ERROR_BODY).read_to_end(&mut body);
-        let detail = error_message_of(&body, &[token]).map(|m| format!(": {m}")).unwrap_or_default();
-        let msg = |extra: &str| format!("{label}: {status} {reason}{where_}{extra}{detail}");
-        return Err(match status {
-            401 | 403 if to_gitlab => Failure::Final(Error::new(
-                ErrorKind::Auth,
-                msg(" (the dependency's job token was rejected: the job is not running, or may not read these artifacts)"),
-            )),
-            404 if to_gitlab => {
-                Failure::Final(Error::not_found(msg(" (the dependency has no artifacts, or they expired)")))
-            }
-            // Object storage refusing a presigned link (expired, clock skew...) or anything else:
-            // the next attempt asks GitLab without direct_download.
-            _ => Failure::Again(Error::new(ErrorKind::Http, msg(""))),
+        let hop = http::transfer(call, http::Method::GET, url.as_str(), label, &headers, None, |resp| {
+            read_hop(resp, &url, to_gitlab, &where_, token, label, dir)
         });
+        match hop {
+            Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Interrupted) => return Err(Failure::Final(e)),
+            Err(e) => return Err(Failure::Again(e)),
+            Ok(Hop::Failed(f)) => return Err(f),
+            Ok(Hop::Done(tmp, size)) => return Ok((tmp, size)),
+            Ok(Hop::Redirect(next)) => {
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    return Err(Failure::Final(Error::new(
+                        ErrorKind::Http,
+                        format!("{label}: more than {MAX_REDIRECTS} redirects"),
+                    )));
+                }
+                url = next;
+            }
+        }
     }
 }
 
+/// Reads one answer: a redirect's target, the body into a temporary file, or why it failed.
+async fn read_hop(
+    mut resp: reqwest::Response,
+    url: &Url,
+    to_gitlab: bool,
+    where_: &str,
+    token: &str,
+    label: &str,
+    dir: &Path,
+) -> Result<Hop> {
+    let status = resp.status().as_u16();
+    if matches!(status, 301 | 302 | 303 | 307 | 308) {
+        let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let next =
+            location.as_deref().and_then(|l| url.join(l).ok()).filter(|u| matches!(u.scheme(), "http" | "https"));
+        return Ok(match next {
+            Some(next) => {
+                diag::debug(&format!("{label}: {status} redirect to {}", next.host_str().unwrap_or("?")));
+                Hop::Redirect(next)
+            }
+            None => Hop::Failed(Failure::Again(Error::new(
+                ErrorKind::Http,
+                format!("{label}: {status} redirect without a usable Location{where_}"),
+            ))),
+        });
+    }
+    if status == 200 {
+        let tmp = match tempfile::Builder::new().prefix(".glr-download-").tempfile_in(dir) {
+            Ok(t) => t,
+            Err(e) => {
+                return Ok(Hop::Failed(Failure::Final(Error::io(format!(
+                    "{label}: cannot create a file in {}: {e}",
+                    dir.display()
+                )))))
+            }
+        };
+        // Read before the body: the hint shrinks as it is consumed.
+        let announced = resp.content_length();
+        let size = match stream(&mut resp, tmp.as_file(), label, dir).await {
+            Ok(size) => size,
+            Err(f) => return Ok(Hop::Failed(f)),
+        };
+        if let Some(expected) = announced.filter(|n| *n != size) {
+            return Ok(Hop::Failed(Failure::Again(Error::new(
+                ErrorKind::Network,
+                format!("{label}: the download was cut short ({size} of {expected} bytes){where_}"),
+            ))));
+        }
+        return Ok(Hop::Done(tmp, size));
+    }
+    let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    let detail = error_message_of(&body, &[token]).map(|m| format!(": {m}")).unwrap_or_default();
+    let msg = |extra: &str| format!("{label}: {status} {reason}{where_}{extra}{detail}");
+    Ok(Hop::Failed(match status {
+        401 | 403 if to_gitlab => Failure::Final(Error::new(
+            ErrorKind::Auth,
+            msg(" (the dependency's job token was rejected: the job is not running, or may not read these artifacts)"),
+        )),
+        404 if to_gitlab => {
+            Failure::Final(Error::not_found(msg(" (the dependency has no artifacts, or they expired)")))
+        }
+        // Object storage refusing a presigned link (expired, clock skew...) or anything else:
+        // the next attempt asks GitLab without direct_download.
+        _ => Failure::Again(Error::new(ErrorKind::Http, msg(""))),
+    }))
+}
+
 /// Copies the body into `file`; read failures are worth another attempt, write failures not.
-fn stream(
-    resp: &mut reqwest::blocking::Response,
+async fn stream(
+    resp: &mut reqwest::Response,
     file: &std::fs::File,
     label: &str,
     dir: &Path,
 ) -> std::result::Result<u64, Failure> {
+    let write_failed =
+        |e: std::io::Error| Failure::Final(Error::io(format!("{label}: writing in {}: {e}", dir.display())));
     let mut out = BufWriter::with_capacity(256 * 1024, file);
-    let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
-        let n = match resp.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+        let chunk = match resp.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
             Err(e) => {
                 return Err(Failure::Again(Error::new(
                     ErrorKind::Network,
-                    format!("{label}: the download was cut short after {size} bytes ({e})"),
+                    format!(
+                        "{label}: the download was cut short after {size} bytes ({})",
+                        http::transfer_error(label, &e).message.trim_start_matches(&format!("{label}: "))
+                    ),
                 )))
             }
         };
-        out.write_all(&buf[..n])
-            .map_err(|e| Failure::Final(Error::io(format!("{label}: writing in {}: {e}", dir.display()))))?;
-        size += n as u64;
+        // A plain write on the calling thread: this future runs there (inside block_on).
+        out.write_all(&chunk).map_err(write_failed)?;
+        size += chunk.len() as u64;
     }
-    out.flush().map_err(|e| Failure::Final(Error::io(format!("{label}: writing in {}: {e}", dir.display()))))?;
+    out.flush().map_err(write_failed)?;
     drop(out);
-    file.sync_all().map_err(|e| Failure::Final(Error::io(format!("{label}: writing in {}: {e}", dir.display()))))?;
+    file.sync_all().map_err(write_failed)?;
     Ok(size)
 }

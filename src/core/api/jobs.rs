@@ -3,7 +3,7 @@
 
 use super::{job_path, Answer, JobSignals, JOB_TOKEN};
 use crate::core::error::Result;
-use crate::core::http::{self, Method, Request};
+use crate::core::http::{self, Call, Method, Request};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -104,13 +104,13 @@ fn update_body<'a>(token: &'a str, update: &'a Update<'a>) -> UpdateBody<'a> {
 }
 
 /// `PUT /api/v4/jobs/:id`. Safe to repeat (GitLab applies the same state once).
-pub fn update(to: JobEndpoint<'_>, update: &Update<'_>) -> Result<UpdateReply> {
+pub fn update(to: JobEndpoint<'_>, update: &Update<'_>, call: &Call<'_>) -> Result<UpdateReply> {
     let body = update_body(to.token, update);
     let req = Request::new(Method::PUT, to.api_url, &job_path(to.job_id))
         .header(JOB_TOKEN, to.token)
-        .json(serde_json::to_value(&body).expect("an update body serialises"))
+        .json(&body)
         .idempotent();
-    let resp = http::send(&req)?;
+    let resp = http::send(&req, call)?;
     let outcome = match resp.status {
         200 => UpdateOutcome::Applied,
         202 => UpdateOutcome::Accepted,
@@ -143,13 +143,13 @@ pub struct TraceReply {
 
 /// `PATCH /api/v4/jobs/:id/trace` of `body` at GitLab offset `start`. An empty body is a probe
 /// that stores nothing and learns GitLab's size. Safe to repeat: a repeat is refused with 416.
-pub fn patch_trace(to: JobEndpoint<'_>, start: usize, body: Vec<u8>) -> Result<TraceReply> {
+pub fn patch_trace(to: JobEndpoint<'_>, start: usize, body: bytes::Bytes, call: &Call<'_>) -> Result<TraceReply> {
     let req = Request::new(Method::PATCH, to.api_url, &format!("{}/trace", job_path(to.job_id)))
         .header(JOB_TOKEN, to.token)
         .header("content-range", content_range(start, body.len()))
         .text(body)
         .idempotent();
-    let resp = http::send(&req)?;
+    let resp = http::send(&req, call)?;
     let size = resp.header("range").and_then(parse_range);
     let outcome = match (resp.status, size) {
         (202, size) => TraceOutcome::Stored { size },

@@ -4,7 +4,7 @@
 
 use super::{json_of, Answer, ACCEPT, JSON, LAST_UPDATE, RUNNER_TOKEN};
 use crate::core::error::{Error, ErrorKind, Result};
-use crate::core::http::{self, Method, Request};
+use crate::core::http::{self, Call, Method, Request};
 use crate::core::model::Registration;
 use serde_json::{json, Map, Value};
 
@@ -22,7 +22,13 @@ fn auth_rejected(answer: &Answer) -> Error {
 }
 
 /// `POST /api/v4/runners` with a (legacy) registration token and the runner's settings.
-pub fn register(api_url: &str, registration_token: &str, r: &Registration, info: Value) -> Result<Credentials> {
+pub fn register(
+    api_url: &str,
+    registration_token: &str,
+    r: &Registration,
+    info: Value,
+    call: &Call<'_>,
+) -> Result<Credentials> {
     let mut body = Map::new();
     let mut put = |k: &str, v: Value| {
         body.insert(k.to_string(), v);
@@ -57,8 +63,8 @@ pub fn register(api_url: &str, registration_token: &str, r: &Registration, info:
     let req = Request::new(Method::POST, api_url, "/api/v4/runners")
         .header(ACCEPT, JSON)
         .header(RUNNER_TOKEN, registration_token)
-        .json(Value::Object(body));
-    let resp = http::send(&req)?;
+        .json(&Value::Object(body));
+    let resp = http::send(&req, call)?;
     let answer = Answer::of(&resp);
     match resp.status {
         201 => credentials(&json_of(&resp)?, &resp.what, true),
@@ -74,14 +80,20 @@ pub fn register(api_url: &str, registration_token: &str, r: &Registration, info:
 
 /// `POST /api/v4/runners/verify`: Some(credentials, without the token) from a current GitLab,
 /// None from one that answers the legacy plain `200`.
-pub fn verify(api_url: &str, token: &str, info: Value, system_id: &str) -> Result<Option<Credentials>> {
+pub fn verify(
+    api_url: &str,
+    token: &str,
+    info: Value,
+    system_id: &str,
+    call: &Call<'_>,
+) -> Result<Option<Credentials>> {
     let body = json!({"info": info, "token": token, "system_id": system_id});
     let req = Request::new(Method::POST, api_url, "/api/v4/runners/verify")
         .header(ACCEPT, JSON)
         .header(RUNNER_TOKEN, token)
-        .json(body)
+        .json(&body)
         .idempotent();
-    let resp = http::send(&req)?;
+    let resp = http::send(&req, call)?;
     match resp.status {
         200 => {}
         403 => return Err(auth_rejected(&Answer::of(&resp))),
@@ -95,15 +107,15 @@ pub fn verify(api_url: &str, token: &str, info: Value, system_id: &str) -> Resul
 
 /// Removes the runner (legacy token: `DELETE /runners`) or, for a `glrt-` runner created in
 /// GitLab, only this runner manager (`DELETE /runners/managers`), as the official runner.
-pub fn unregister(api_url: &str, token: &str, system_id: &str) -> Result<()> {
+pub fn unregister(api_url: &str, token: &str, system_id: &str, call: &Call<'_>) -> Result<()> {
     let created_in_gitlab = token.starts_with("glrt-");
     let (path, body) = if created_in_gitlab {
         ("/api/v4/runners/managers", json!({"token": token, "system_id": system_id}))
     } else {
         ("/api/v4/runners", json!({"token": token}))
     };
-    let req = Request::new(Method::DELETE, api_url, path).header(RUNNER_TOKEN, token).json(body);
-    let resp = http::send(&req)?;
+    let req = Request::new(Method::DELETE, api_url, path).header(RUNNER_TOKEN, token).json(&body);
+    let resp = http::send(&req, call)?;
     let answer = Answer::of(&resp);
     match resp.status {
         204 | 200 => Ok(()),
@@ -130,6 +142,7 @@ pub fn request_job(
     info: Value,
     system_id: &str,
     last_update: Option<&str>,
+    call: &Call<'_>,
 ) -> Result<JobRequestReply> {
     let mut body = json!({"info": info, "token": token, "system_id": system_id});
     if let Some(last) = last_update {
@@ -138,8 +151,8 @@ pub fn request_job(
     let req = Request::new(Method::POST, api_url, "/api/v4/jobs/request")
         .header(ACCEPT, JSON)
         .header(RUNNER_TOKEN, token)
-        .json(body);
-    let resp = http::send(&req)?;
+        .json(&body);
+    let resp = http::send(&req, call)?;
     let last_update = resp.header(LAST_UPDATE).map(str::to_string);
     match resp.status {
         201 => {}

@@ -4,11 +4,11 @@
 //! 413; a 307 moves the upload to the scheme and host of its `Location` and tries again.
 
 use super::{error_message_of, job_path, JOB_TOKEN};
+use crate::core::diag;
 use crate::core::error::{Error, ErrorKind, Result};
+use crate::core::http::{self, Call};
 use crate::core::model::ArtifactFile;
-use crate::core::{diag, http};
-use reqwest::blocking::multipart::{Form, Part};
-use std::io::Read;
+use reqwest::multipart::Form;
 use std::time::Duration;
 
 /// Tries in all, as the official uploader (`defaultTries`).
@@ -75,7 +75,7 @@ enum Attempt {
 /// with a message naming GitLab's maximum artifact size; other statuses, after the tries, are
 /// `ErrorKind::Http` with GitLab's own message (e.g. "another artifact of the same type already
 /// exists"); transport failures `ErrorKind::Network`; an unreadable file `ErrorKind::Io`.
-pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile) -> Result<()> {
+pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile, call: &Call<'_>) -> Result<()> {
     let what = format!("POST {}/artifacts", job_path(job_id));
     let kind = if file.artifact_type.is_empty() { "archive" } else { file.artifact_type.as_str() };
     let label = format!("{what} ({} as {kind})", file.name);
@@ -87,7 +87,7 @@ pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile) 
         let handle =
             std::fs::File::open(&file.path).map_err(|e| Error::io(format!("artifact {}: {e}", file.path.display())))?;
         let size = handle.metadata().map_err(|e| Error::io(format!("artifact {}: {e}", file.path.display())))?.len();
-        let part = Part::reader_with_length(handle, size)
+        let part = http::file_part(handle, size)
             .file_name(file.name.clone())
             .mime_str("application/octet-stream")
             .expect("a valid MIME type");
@@ -97,13 +97,23 @@ pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile) 
             url.push('?');
             url.push_str(&query);
         }
-        let outcome = match http::send_transfer(http::Method::POST, &url, &label, &[(JOB_TOKEN, job_token)], Some(form))
-        {
+        let headers = [(JOB_TOKEN, job_token)];
+        let answer = http::transfer(call, http::Method::POST, &url, &label, &headers, Some(form), |resp| {
+            judge(resp, size, job_token)
+        });
+        let outcome = match answer {
+            // The call's own bound ran out or another thread ended it: no retry.
+            Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Interrupted) => return Err(e),
             Err(e) => {
                 let why = e.message.strip_prefix(&format!("{label}: ")).unwrap_or(&e.message).to_string();
                 Attempt::Again { kind: e.kind, why, tries: TRIES, wait: None }
             }
-            Ok(resp) => judge(resp, size, &mut base, job_token),
+            Ok((attempt, new_base)) => {
+                if let Some(b) = new_base {
+                    base = b;
+                }
+                attempt
+            }
         };
         match outcome {
             Attempt::Done => {
@@ -121,28 +131,35 @@ pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile) 
                     "{label}: {why}; retrying in {} ms (attempt {tries} of {allowed})",
                     wait.as_millis()
                 ));
-                std::thread::sleep(wait);
+                call.sleep(&label, wait)?;
             }
         }
     }
 }
 
-/// Classifies GitLab's answer (reading at most a small error body). A redirect updates `base`.
-fn judge(resp: reqwest::blocking::Response, size: u64, base: &mut String, job_token: &str) -> Attempt {
+/// Classifies GitLab's answer (reading at most a small error body); a redirect also gives the
+/// new base URL.
+async fn judge(mut resp: reqwest::Response, size: u64, job_token: &str) -> Result<(Attempt, Option<String>)> {
     let status = resp.status().as_u16();
     let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let retry_after = http::retry_after_of(resp.headers());
     let mut body = Vec::new();
-    let _ = resp.take(MAX_ERROR_BODY).read_to_end(&mut body);
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 >= MAX_ERROR_BODY {
+            break;
+        }
+    }
     let reason = reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
     let detail = error_message_of(&body, &[job_token]).map(|m| format!(": {m}")).unwrap_or_default();
     let why = |extra: &str| format!("{status} {reason}{extra}{detail}");
-    match status {
+    let mut new_base = None;
+    let attempt = match status {
         200 | 201 => Attempt::Done,
         307 | 308 => match location.as_deref().and_then(base_of) {
             Some(b) => {
                 diag::warn(&format!("POST .../artifacts redirected ({status}) to {b}; uploading there"));
-                *base = b;
+                new_base = Some(b);
                 let why = why(" (redirected; the last redirect was followed)");
                 Attempt::Again { kind: ErrorKind::Http, why, tries: TRIES, wait: Some(Duration::ZERO) }
             }
@@ -166,7 +183,8 @@ fn judge(resp: reqwest::blocking::Response, size: u64, base: &mut String, job_to
         ),
         503 => Attempt::Again { kind: ErrorKind::Http, why: why(""), tries: TRIES_ON_503, wait: retry_after },
         _ => Attempt::Again { kind: ErrorKind::Http, why: why(""), tries: TRIES, wait: retry_after },
-    }
+    };
+    Ok((attempt, new_base))
 }
 
 #[cfg(test)]

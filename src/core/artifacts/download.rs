@@ -5,6 +5,7 @@
 use crate::core::api;
 use crate::core::diag;
 use crate::core::error::{Error, Result};
+use crate::core::http::Call;
 use crate::core::payload::JobInfo;
 use std::path::Path;
 
@@ -15,7 +16,7 @@ use std::path::Path;
 /// Errors: `InvalidArgument` (no such dependency, `dest` is a directory), `Auth` (401/403 from
 /// GitLab: the dependency token was rejected), `NotFound` (404: the dependency has no
 /// artifacts, or they expired), `Network`/`Http` after 3 attempts, `Io` (writing `dest`).
-pub fn download(api_url: &str, info: &JobInfo, index: usize, dest: &Path) -> Result<u64> {
+pub fn download(api_url: &str, info: &JobInfo, index: usize, dest: &Path, call: &Call<'_>) -> Result<u64> {
     let deps = &info.dependencies;
     let dep = deps.get(index).ok_or_else(|| {
         Error::invalid(format!("dependency index {index} is out of range (the job has {} dependencies)", deps.len()))
@@ -29,7 +30,7 @@ pub fn download(api_url: &str, info: &JobInfo, index: usize, dest: &Path) -> Res
         _ => Path::new("."),
     };
     let api::download::Downloaded { file, size, label } =
-        api::download::download(api_url, dep.id, dep.name.as_deref(), token, dir)?;
+        api::download::download(api_url, dep.id, dep.name.as_deref(), token, dir, call)?;
     file.persist(dest).map_err(|e| Error::io(format!("{label}: renaming onto {}: {}", dest.display(), e.error)))?;
     diag::info(&format!("{label}: downloaded {size} bytes to {}", dest.display()));
     Ok(size)

@@ -1,0 +1,126 @@
+//! What the background uploader does for a job: like the official runner's trace loop, a tick
+//! at GitLab's interval uploads what is new, or, when nothing reached GitLab for the keep-alive
+//! interval, sends a keep-alive (also for watchers, which never upload log text). And, for
+//! `glr_shutdown`, everything pending at once.
+
+use super::shared::{JobShared, Role};
+use crate::core::diag;
+use crate::core::error::{Error, ErrorKind};
+use crate::core::http::Call;
+use crate::core::sync::lock;
+use crate::core::uploader::Background;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// The background uploader sends at most this many 1 MiB patches per job per turn, so one job's
+/// backlog does not starve the others.
+const PATCHES_PER_TURN: usize = 4;
+/// Shortest pause between two background turns of one job.
+const MIN_TURN_GAP: Duration = Duration::from_secs(1);
+/// Longest pause between two background attempts after failures.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+/// One background turn takes at most this long (each request also has its own timeout).
+const TURN_LIMIT: Duration = Duration::from_secs(10 * 60);
+
+impl JobShared {
+    /// The bounds of the uploader's work for this job: ended at once when the job is freed,
+    /// no new attempt once a hand-over waits.
+    fn background_call(&self) -> Call<'_> {
+        Call::within(TURN_LIMIT)
+            .interruptible(&self.closing, "the job was freed")
+            .stop_retrying_when(&self.handing_over)
+    }
+
+    /// Bytes appended but not yet acknowledged, for an owner.
+    fn pending_bytes(&self) -> usize {
+        let m = lock(&self.inner);
+        if m.role == Role::Owner {
+            m.trace.len() - m.trace.acknowledged()
+        } else {
+            0
+        }
+    }
+}
+
+impl Background for JobShared {
+    fn next_due(&self, now: Instant) -> Option<Instant> {
+        if self.is_closed() || self.handing_over.load(Ordering::Acquire) || self.check_local().is_err() {
+            return None;
+        }
+        let m = lock(&self.inner);
+        if !m.state.is_active() {
+            return None;
+        }
+        let tick = m.last_attempt.map_or(now, |t| t + m.update_interval);
+        let owner = m.role == Role::Owner;
+        let due = if owner && !m.trace.all_acknowledged() {
+            tick
+        } else if m.committed || !owner {
+            tick.max(m.last_contact + m.keepalive)
+        } else {
+            return None;
+        };
+        // Never two turns within a second, and back off after failures.
+        let gap = if m.failures > 0 {
+            Duration::from_secs(1u64 << m.failures.min(6)).min(MAX_RETRY_BACKOFF)
+        } else {
+            MIN_TURN_GAP
+        };
+        Some(m.last_attempt.map_or(due, |t| due.max(t + gap)))
+    }
+
+    fn turn(&self) {
+        let Some(_net) = self.try_lock_net() else {
+            // A caller is flushing or finishing: it does the work; look again later.
+            lock(&self.inner).last_attempt = Some(Instant::now());
+            return;
+        };
+        let (active, has_data, keepalive_due) = {
+            let m = lock(&self.inner);
+            (
+                m.state.is_active(),
+                m.role == Role::Owner && !m.trace.all_acknowledged(),
+                (m.committed || m.role != Role::Owner) && m.last_contact.elapsed() >= m.keepalive,
+            )
+        };
+        if !active || self.is_closed() {
+            return;
+        }
+        let call = self.background_call();
+        let result = if has_data {
+            self.upload(Some(PATCHES_PER_TURN), &call)
+        } else if keepalive_due {
+            self.touch(&call)
+        } else {
+            lock(&self.inner).last_attempt = Some(Instant::now());
+            return;
+        };
+        let mut m = lock(&self.inner);
+        m.last_attempt = Some(Instant::now());
+        match result {
+            Ok(()) => m.failures = 0,
+            Err(e) => {
+                m.failures = m.failures.saturating_add(1);
+                drop(m);
+                if !matches!(e.kind, ErrorKind::JobCanceled | ErrorKind::Interrupted | ErrorKind::NotOwner) {
+                    diag::warn(&format!("job {}: background log upload failed (will retry): {e}", self.id()));
+                }
+            }
+        }
+    }
+
+    fn drain(&self, deadline: Instant) -> Option<Error> {
+        if self.is_closed() || self.check_local().is_err() || !self.state().is_active() || self.pending_bytes() == 0 {
+            return None;
+        }
+        let call = Call::within(deadline.saturating_duration_since(Instant::now()))
+            .interruptible(&self.closing, "the job was freed");
+        let result = self.lock_net(&call).and_then(|_net| self.upload(None, &call));
+        let left = self.pending_bytes();
+        match result {
+            Ok(()) if left == 0 => None,
+            Ok(()) => Some(Error::new(ErrorKind::Http, format!("job {}: {left} bytes not acknowledged", self.id()))),
+            Err(e) => Some(Error::new(e.kind, format!("job {}: {left} bytes not acknowledged ({e})", self.id()))),
+        }
+    }
+}
