@@ -196,13 +196,19 @@ struct Listed {
     line: usize,
 }
 
-/// The wrapper's `// not wrapped: NAME -- reason` entries. A comment line whose text starts with
-/// the mark in another form (`//not wrapped :`, ` * Not wrapped:`, no reason...) is an error, so
-/// a malformed entry is not silently ignored; the mark elsewhere in a line (quoted, as here) is
-/// not an entry.
-fn not_wrapped_list(wrapper: &str) -> Vec<Listed> {
-    let mut listed = Vec::new();
-    let mut malformed = Vec::new();
+/// The wrapper's not-wrapped list: its entries, and the lines that look like entries but are
+/// malformed (a comment whose text starts with the mark in another form: `//not wrapped :`,
+/// ` * Not wrapped:`, no reason...), so that a broken entry is reported rather than ignored.
+/// The mark elsewhere in a line (quoted, as here) is not an entry.
+#[derive(Default)]
+struct NotWrappedList {
+    entries: Vec<Listed>,
+    /// The malformed lines, as `path:line: text`.
+    malformed: Vec<String>,
+}
+
+fn not_wrapped_list(wrapper: &str) -> NotWrappedList {
+    let mut list = NotWrappedList::default();
     for (n, line) in wrapper.lines().enumerate() {
         let text = line.trim_start().trim_start_matches(['/', '*']).trim_start();
         let mark = LIST_MARK.trim_end_matches(':');
@@ -217,17 +223,12 @@ fn not_wrapped_list(wrapper: &str) -> Vec<Listed> {
         let parsed = entry.and_then(|e| e.split_once(" -- ")).map(|(name, reason)| (name.trim(), reason.trim()));
         match parsed {
             Some((name, reason)) if !name.is_empty() && name.chars().all(is_ident_char) && !reason.is_empty() => {
-                listed.push(Listed { name: name.to_owned(), line: n + 1 })
+                list.entries.push(Listed { name: name.to_owned(), line: n + 1 })
             }
-            _ => malformed.push(format!("{WRAPPER}:{}: {}", n + 1, line.trim())),
+            _ => list.malformed.push(format!("{WRAPPER}:{}: {}", n + 1, line.trim())),
         }
     }
-    assert!(
-        malformed.is_empty(),
-        "lines that look like entries of the not-wrapped list but are not `// {LIST_MARK} glr_name -- reason`:\n  {}",
-        malformed.join("\n  ")
-    );
-    listed
+    list
 }
 
 // ---- the checks --------------------------------------------------------------------------------
@@ -235,9 +236,18 @@ fn not_wrapped_list(wrapper: &str) -> Vec<Listed> {
 /// Everything wrong with the wrapper's coverage of `declared`, one line each (empty when fine).
 fn coverage_problems(declared: &BTreeSet<String>, wrapper: &str) -> Vec<String> {
     let referenced = identifiers(&code_only(wrapper));
-    let listed = not_wrapped_list(wrapper);
+    let list = not_wrapped_list(wrapper);
+    let listed = &list.entries;
     let listed_names: BTreeSet<&str> = listed.iter().map(|l| l.name.as_str()).collect();
-    let mut problems = Vec::new();
+    let mut problems: Vec<String> = list
+        .malformed
+        .iter()
+        .map(|line| {
+            format!(
+                "{line}: looks like an entry of the not-wrapped list but is not `// {LIST_MARK} glr_name -- reason`"
+            )
+        })
+        .collect();
     for name in declared {
         if !referenced.contains(name) && !listed_names.contains(name.as_str()) {
             problems.push(format!(
@@ -247,7 +257,7 @@ fn coverage_problems(declared: &BTreeSet<String>, wrapper: &str) -> Vec<String> 
         }
     }
     let mut seen = BTreeSet::new();
-    for entry in &listed {
+    for entry in listed {
         let at = format!("{WRAPPER}:{}", entry.line);
         if !seen.insert(entry.name.as_str()) {
             problems.push(format!("{}: listed as not wrapped more than once ({at})", entry.name));
@@ -378,12 +388,13 @@ fn coverage_reports_each_kind_of_problem() {
 
 #[test]
 fn list_entries_are_read_and_prose_is_not() {
-    let listed = not_wrapped_list(
+    let list = not_wrapped_list(
         "// not wrapped: glr_a -- a reason -- with dashes\n\
          // Functions not wrapped, with the reason, are listed as `// not wrapped: glr_name -- why`.\n\
          /** Not wrapped, as explained. */\n",
     );
-    assert_eq!(listed.iter().map(|l| (l.name.as_str(), l.line)).collect::<Vec<_>>(), [("glr_a", 1)]);
+    assert!(list.malformed.is_empty(), "{:?}", list.malformed);
+    assert_eq!(list.entries.iter().map(|l| (l.name.as_str(), l.line)).collect::<Vec<_>>(), [("glr_a", 1)]);
 }
 
 #[test]
@@ -396,8 +407,9 @@ fn malformed_list_entries_are_errors() {
         " * not wrapped: glr_x -- in a doc comment",
         "// not wrapped: glr_x glr_y -- two names",
     ] {
-        let result = std::panic::catch_unwind(|| not_wrapped_list(bad));
-        let message = result.err().and_then(|e| e.downcast_ref::<String>().cloned()).unwrap_or_default();
-        assert!(message.contains("look like entries"), "`{bad}` was accepted: {message:?}");
+        let list = not_wrapped_list(bad);
+        assert!(list.entries.is_empty() && list.malformed.len() == 1, "`{bad}` was accepted");
+        let problems = coverage_problems(&BTreeSet::new(), bad);
+        assert!(problems.len() == 1 && problems[0].contains("looks like an entry"), "{problems:?}");
     }
 }
