@@ -412,8 +412,13 @@ namespace detail {
 
 /** The callback of glr::set_log_callback(), shared with the calls of it in progress. */
 struct LogCallbackSlot {
-    std::mutex mutex;                              ///< Guards `callback` (held only to copy or swap it).
-    std::shared_ptr<const LogCallback> callback;   ///< Empty when none is set.
+    /** Serialises set_log_callback() calls, so that the slot and the library end up agreeing.
+     *  Recursive: the callback may call set_log_callback() from inside one. */
+    std::recursive_mutex setting;
+    /** Guards `callback`; held only to copy or swap it, never while the library is called (which
+     *  may log, i.e. call log_trampoline(), on the same thread). */
+    std::mutex mutex;
+    std::shared_ptr<const LogCallback> callback; ///< Empty when none is set.
 };
 
 /** The process's one slot. Allocated once and never freed: the library's background threads may
@@ -464,15 +469,17 @@ inline void set_log_callback(LogCallback callback) {
     std::shared_ptr<const LogCallback> next;
     if (callback)
         next = std::make_shared<const LogCallback>(std::move(callback));
+    const bool install = next != nullptr;
     std::shared_ptr<const LogCallback> previous;
     detail::LogCallbackSlot &slot = detail::log_callback_slot();
+    std::lock_guard<std::recursive_mutex> setting(slot.setting);
     {
-        // The C call under the lock too, so that concurrent calls leave slot and library agreeing.
         std::lock_guard<std::mutex> lock(slot.mutex);
         previous = std::exchange(slot.callback, std::move(next));
-        glr_set_log_callback(slot.callback ? detail::log_trampoline : nullptr, nullptr);
     }
-    // `previous` is released here, outside the lock; a call still running keeps its own copy.
+    // Slot first: while the trampoline is installed and the slot empty, lines are just dropped.
+    glr_set_log_callback(install ? detail::log_trampoline : nullptr, nullptr);
+    // `previous` is released on return; a call still running holds its own reference.
 }
 
 // ---- registration options ---------------------------------------------------------------------------
