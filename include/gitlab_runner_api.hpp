@@ -38,7 +38,17 @@
  * (message(), read from glr_last_error_message() on the calling thread right after the call) and
  * the C function's name (function()). #GLR_ERR_AUTH, #GLR_ERR_JOB_CANCELED and
  * #GLR_ERR_ALREADY_FINISHED throw the subclasses glr::AuthError, glr::JobCanceledError and
- * glr::AlreadyFinishedError. Getters never throw.
+ * glr::AlreadyFinishedError. Getters never throw: when their default (std::nullopt, 0, an empty
+ * view) could also be a valid value, glr::last_error_code() or glr::check_last_error() right
+ * after the getter tells a failure (a moved-from object, an index out of range) apart.
+ *
+ * @par Diagnostics
+ * glr::set_log_callback() takes any callable (a `std::function`) for the library's log lines;
+ * it is called from any thread, including the library's background log uploader.
+ *
+ * @par Coverage
+ * Every function of gitlab_runner_api.h is called here, or listed at the end of this file as
+ * not wrapped, with the reason; tests/cpp_wrapper_coverage.rs checks both ways.
  *
  * @par Threads
  * As the C API: one object may be used from several threads at once, except for assignment and
@@ -65,6 +75,7 @@
 #include <iterator>
 #include <vector>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -282,6 +293,25 @@ template <typename Handle, typename Value> class IndexedView {
 
 } // namespace detail
 
+/**
+ * The status of the calling thread's last failure, or #GLR_OK if the last library call succeeded
+ * (glr_last_error_code()). Read it right after the call, on the same thread, before any other
+ * call of the library (most calls clear it). For getters, whose default may be a valid value.
+ */
+inline glr_status last_error_code() noexcept { return glr_last_error_code(); }
+
+/**
+ * Throws the calling thread's last failure as the failing call would have (glr::Error or its
+ * subclass, with glr_last_error_code(), glr_last_error_message() and `function`, the C function
+ * called); does nothing if the last library call succeeded. Call it right after a getter, e.g.
+ * `auto size = job.dependency_artifacts_size(i); glr::check_last_error("glr_job_dependency_artifacts_size");`.
+ */
+inline void check_last_error(const char *function) {
+    glr_status status = glr_last_error_code();
+    if (status != GLR_OK)
+        detail::fail(status, function);
+}
+
 // ---- versions and constants ----------------------------------------------------------------------
 
 /** The loaded library's version, e.g. "0.1.0" (glr_version()). */
@@ -348,6 +378,108 @@ enum class FailureReason : int32_t {
 /** GitLab's name of a failure reason, e.g. "script_failure" (glr_failure_reason_str()). */
 inline std::string_view to_string(FailureReason reason) noexcept {
     return detail::view(glr_failure_reason_str(static_cast<glr_failure_reason>(reason)));
+}
+
+// ---- diagnostics -------------------------------------------------------------------------------------
+
+/** The severity of a diagnostics line (the `GLR_LOG_*` constants): smaller is more severe. */
+enum class LogLevel : int32_t {
+    error = GLR_LOG_ERROR, ///< Something failed (or an internal panic was caught).
+    warn = GLR_LOG_WARN,   ///< Something unexpected the library worked around (a retry, a resync).
+    info = GLR_LOG_INFO,   ///< A notable step (a request, a job received or finished).
+    debug = GLR_LOG_DEBUG, ///< Detail for debugging the library.
+};
+
+/** "error", "warn", "info" or "debug". */
+inline std::string_view to_string(LogLevel level) noexcept {
+    switch (level) {
+    case LogLevel::error:
+        return "error";
+    case LogLevel::warn:
+        return "warn";
+    case LogLevel::info:
+        return "info";
+    case LogLevel::debug:
+        return "debug";
+    }
+    return "unknown";
+}
+
+/** Receives one diagnostics line: its level and its text, without a newline, borrowed for the call. */
+using LogCallback = std::function<void(LogLevel level, std::string_view message)>;
+
+namespace detail {
+
+/** The callback of glr::set_log_callback(), shared with the calls of it in progress. */
+struct LogCallbackSlot {
+    /** Serialises set_log_callback() calls, so that the slot and the library end up agreeing.
+     *  Recursive: the callback may call set_log_callback() from inside one. */
+    std::recursive_mutex setting;
+    /** Guards `callback`; held only to copy or swap it, never while the library is called (which
+     *  may log, i.e. call log_trampoline(), on the same thread). */
+    std::mutex mutex;
+    std::shared_ptr<const LogCallback> callback; ///< Empty when none is set.
+};
+
+/** The process's one slot. Allocated once and never freed: the library's background threads may
+ *  log while static objects are destroyed at exit, and the slot must still be there then. */
+inline LogCallbackSlot &log_callback_slot() {
+    static LogCallbackSlot *const slot = new LogCallbackSlot();
+    return *slot;
+}
+
+/** The C callback: calls the current callback through a copy of its shared_ptr, so that a
+ *  replacement while it runs destroys it only once this call (and any other) has returned. */
+inline void log_trampoline(void *, int32_t level, const char *message) noexcept {
+    try {
+        std::shared_ptr<const LogCallback> callback;
+        {
+            LogCallbackSlot &slot = log_callback_slot();
+            std::lock_guard<std::mutex> lock(slot.mutex);
+            callback = slot.callback;
+        }
+        if (callback)
+            (*callback)(static_cast<LogLevel>(level), view(message));
+    } catch (...) {
+        // Nothing may unwind into the library.
+    }
+}
+
+} // namespace detail
+
+/**
+ * Sends the library's diagnostics to `callback`, replacing the previous callback; an empty
+ * function turns them off (back to the `GLR_LOG` environment variable's behaviour)
+ * (glr_set_log_callback()). It receives every level: filter in it.
+ *
+ * Threads: `callback` runs on the thread that logs, which may be one of yours or the library's
+ * background log uploader, and possibly on several at once: it must be thread-safe. An exception
+ * leaving it is caught and dropped. It should not call the library: most functions clear the
+ * calling thread's last error, and it may run inside a failing call whose message the wrapper has
+ * yet to read. set_log_callback() itself may be called from any thread, also from the callback.
+ *
+ * Replacement: once set_log_callback() returns, no new call of the previous callback starts, but
+ * a call already running on another thread finishes with it: set_log_callback() does not wait
+ * for it. The previous callback (a copy of the function object) stays alive until the last such
+ * call returns, and is then destroyed on that call's thread. So let it own what it uses
+ * (capture by value or `std::shared_ptr`), or keep what it refers to alive until no call can be
+ * running. Do not mix with glr_set_log_callback(): each replaces the other's callback.
+ */
+inline void set_log_callback(LogCallback callback) {
+    std::shared_ptr<const LogCallback> next;
+    if (callback)
+        next = std::make_shared<const LogCallback>(std::move(callback));
+    const bool install = next != nullptr;
+    std::shared_ptr<const LogCallback> previous;
+    detail::LogCallbackSlot &slot = detail::log_callback_slot();
+    std::lock_guard<std::recursive_mutex> setting(slot.setting);
+    {
+        std::lock_guard<std::mutex> lock(slot.mutex);
+        previous = std::exchange(slot.callback, std::move(next));
+    }
+    // Slot first: while the trampoline is installed and the slot empty, lines are just dropped.
+    glr_set_log_callback(install ? detail::log_trampoline : nullptr, nullptr);
+    // `previous` is released on return; a call still running holds its own reference.
 }
 
 // ---- registration options ---------------------------------------------------------------------------
@@ -704,6 +836,30 @@ class Job {
     std::optional<std::string_view> dependency_name(std::size_t index) const noexcept {
         return detail::optional_view(glr_job_dependency_name(get(), index));
     }
+    /**
+     * The file name of dependency `index`'s artifacts archive, as GitLab reported it, e.g.
+     * "artifacts.zip"; std::nullopt when GitLab sent none (glr_job_dependency_artifacts_filename()).
+     * Throws for an index out of range.
+     */
+    std::optional<std::string> dependency_artifacts_filename(std::size_t index) const {
+        char *out = nullptr;
+        detail::check(glr_job_dependency_artifacts_filename(get(), index, &out),
+                      "glr_job_dependency_artifacts_filename");
+        if (out == nullptr)
+            return std::nullopt;
+        return detail::take(out);
+    }
+    /**
+     * The size in bytes of dependency `index`'s artifacts archive, as GitLab reported it;
+     * std::nullopt when GitLab sent none, or for an index out of range (glr::check_last_error()
+     * tells them apart) (glr_job_dependency_artifacts_size()).
+     */
+    std::optional<int64_t> dependency_artifacts_size(std::size_t index) const noexcept {
+        int64_t size = glr_job_dependency_artifacts_size(get(), index);
+        if (size < 0)
+            return std::nullopt;
+        return size;
+    }
     /** Downloads dependency `index`'s artifacts archive to `dest_path` (glr_job_download_artifacts()). */
     void download_artifacts(std::size_t index, std::string_view dest_path) {
         detail::CString c(dest_path, "glr_job_download_artifacts");
@@ -891,6 +1047,15 @@ class Runner {
     }
     /** This runner manager's system_id (glr_runner_system_id()). */
     std::string_view system_id() const noexcept { return detail::view(glr_runner_system_id(get())); }
+    /**
+     * Sets this runner manager's system_id, sent from the next request on and saved by dump():
+     * `s_` or `r_` then 12 letters or digits, or std::nullopt for a new random one
+     * (glr_runner_set_system_id()). Views system_id() returned before stay valid (on the old value).
+     */
+    void set_system_id(std::optional<std::string_view> system_id) {
+        detail::CString c(system_id, "glr_runner_set_system_id");
+        detail::check(glr_runner_set_system_id(get(), c.c_str()), "glr_runner_set_system_id");
+    }
     /** The description (glr_runner_description()). */
     std::optional<std::string_view> description() const noexcept {
         return detail::optional_view(glr_runner_description(get()));
@@ -962,5 +1127,12 @@ class Runner {
 };
 
 } // namespace glr
+
+// ---- C functions not wrapped -----------------------------------------------------------------------
+//
+// Every function of gitlab_runner_api.h is called above, or listed here, one per line, as
+// `// not wrapped: glr_name -- the reason`. tests/cpp_wrapper_coverage.rs fails on a function
+// that is neither, and on a line here whose function the header no longer declares or the code
+// above calls. None at present: every function has a wrapper.
 
 #endif /* GLR_HPP */

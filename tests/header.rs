@@ -2,10 +2,12 @@
 //! with a doc comment, and it compiles warning-free as C99, C11, C++11 and C++17 with gcc and with
 //! clang (and under stricter warnings). The C++ wrapper include/gitlab_runner_api.hpp compiles as
 //! C++17 and C++20 with both, refuses older standards, and tests/cpp/wrapper_test.cpp exercises
-//! it against this build's library. clang is required (scripts/check-tools.sh installs it).
+//! it against this build's library and a test server. clang is required (scripts/check-tools.sh installs it).
 
+use glr_testserver::{Config, Endpoint, Fault, FaultKind, TestServer};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 const UPDATE_COMMAND: &str = "GLR_UPDATE_HEADER=1 cargo test --test header";
 
@@ -348,7 +350,22 @@ fn cpp_wrapper_says_it_needs_cpp17() {
     }
 }
 
-/// tests/cpp/wrapper_test.cpp, linked with this build's library and run (no network needed).
+/// The job wrapper_test.cpp expects on the server it is given (the default payload, with its
+/// dependency on the server's fixture job), and the fault that makes the first log upload, from
+/// the library's background thread, fail once (so that the thread logs a retry). Returns the
+/// job's id.
+fn prepare_server_for_wrapper_test(server: &TestServer) -> i64 {
+    let id = server.queue_job(serde_json::json!({}));
+    server.inject_fault(Fault {
+        endpoint: Endpoint::Trace,
+        count: 1,
+        kind: FaultKind::Status { code: 500, retry_after: None },
+    });
+    id
+}
+
+/// tests/cpp/wrapper_test.cpp, linked with this build's library and run, against a test server
+/// (tests/c_examples.rs runs it offline, under the memory and thread checkers).
 #[test]
 fn cpp_wrapper_runs() {
     let exe = std::env::current_exe().unwrap();
@@ -374,13 +391,34 @@ fn cpp_wrapper_runs() {
         ];
         let program = try_compile(&compiler, "c++", "c++17", STRICT_CXX, &source, "wrapper_test", Some(&link))
             .unwrap_or_else(|e| panic!("{compiler}: tests/cpp/wrapper_test.cpp does not build:\n{e}"));
-        let out = Command::new(&program).env_remove("GLR_LOG").output().unwrap();
+        let server =
+            TestServer::start_with(Config { long_poll_timeout: Duration::from_millis(200), ..Default::default() });
+        let id = prepare_server_for_wrapper_test(&server);
+        let out = Command::new(&program)
+            .args([server.url(), server.registration_token()])
+            .env_remove("GLR_LOG")
+            .env("TMPDIR", scratch())
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            out.status.success() && stdout.starts_with("wrapper ok"),
+            out.status.success() && stdout.starts_with("wrapper ok") && stdout.contains(", with a server)"),
             "{compiler}: wrapper_test failed ({}):\n{stdout}{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
+        );
+        // What the program did reached the server.
+        let job = server.job(id).expect("the queued job");
+        assert_eq!(job.state, "success", "{compiler}: the job was not reported successful");
+        assert_eq!(
+            job.system_id.as_deref(),
+            Some("s_cppwrapper12"),
+            "{compiler}: set_system_id() did not reach GitLab"
+        );
+        let trace = String::from_utf8_lossy(&job.trace);
+        assert!(
+            trace.contains("wrapper_test: first line\n") && trace.contains("wrapper_test: after the replacement\n"),
+            "{compiler}: the log is incomplete:\n{trace}"
         );
     }
     let _ = std::fs::remove_dir_all(&libdir);

@@ -1,12 +1,29 @@
-// The C++ wrapper (include/gitlab_runner_api.hpp) without a network: errors become glr::Error
-// with the status, function and message; handles move; getters give string_view / optional;
-// script lines, variables and tags iterate; strings handed out are copied. Built and run by
-// tests/header.rs; prints "wrapper ok" and exits 0 when every check passes.
+// The C++ wrapper (include/gitlab_runner_api.hpp): errors become glr::Error with the status,
+// function and message, and the last error can be read or thrown after a getter; handles move;
+// getters give string_view / optional; script lines, variables and tags iterate; strings handed
+// out are copied; the log callback gets the library's lines, also from its background thread,
+// and survives being replaced while it runs.
+//
+//   wrapper_test                                  offline checks only
+//   wrapper_test GITLAB_URL REGISTRATION_TOKEN    also against a test server holding a queued job
+//                                                 (the default payload) whose first log upload
+//                                                 fails once
+//
+// Built and run by tests/header.rs (with a server) and tests/c_examples.rs (offline, under the
+// memory and thread checkers); prints "wrapper ok (N checks, offline)" or "(N checks, with a
+// server)" and exits 0 when every check passes.
 #include "gitlab_runner_api.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -52,9 +69,246 @@ const char *const JOB_V1 = R"([1, "[1, \"http://127.0.0.1:9\", 42, \"runner-toke
   "credentials": [{"type": "registry", "url": "registry.example.com", "username": "gitlab-ci-token", "password": "job-token"}]},
  "running", "log so far\n"])";
 
+// A job with two dependencies (one with an archive, one without) and an artifact entry that
+// matches nothing in an empty directory.
+const char *const JOB_DEPENDENCIES_V1 = R"([1, "[1, \"http://127.0.0.1:9\", 42, \"runner-token\", {\"info\": {}}]",
+ {"id": 8, "token": "job-token",
+  "dependencies": [
+    {"id": 3, "name": "build", "token": "dep-token", "artifacts_file": {"filename": "build.zip", "size": 1234}},
+    {"id": 4, "name": "lint"}],
+  "artifacts": [{"name": "out", "paths": ["missing.txt"], "when": "on_success"}]},
+ "running", ""])";
+
+// A fresh private directory under $TMPDIR (or /tmp).
+std::string make_temp_dir() {
+    const char *tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/glr-wrapper-test-XXXXXX";
+    std::vector<char> buf(pattern.begin(), pattern.end());
+    buf.push_back('\0');
+    CHECK(mkdtemp(buf.data()) != nullptr);
+    return std::string(buf.data());
+}
+
+// Whether `flag` becomes true within `seconds`.
+bool wait_for(const std::atomic<bool> &flag, int seconds) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (!flag.load()) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
+struct LogLine {
+    glr::LogLevel level;
+    std::string message;
+    std::thread::id thread;
+};
+
+// What a log callback received, from whichever threads called it.
+class LogRecorder {
+  public:
+    void add(glr::LogLevel level, std::string_view message) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        lines_.push_back(LogLine{level, std::string(message), std::this_thread::get_id()});
+    }
+    std::vector<LogLine> lines() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return lines_;
+    }
+    template <typename Pred> std::size_t count(Pred pred) const {
+        std::size_t n = 0;
+        for (const LogLine &line : lines())
+            n += pred(line) ? 1u : 0u;
+        return n;
+    }
+    // A callback that records here; it owns a reference to this recorder.
+    static glr::LogCallback into(const std::shared_ptr<LogRecorder> &recorder) {
+        return [recorder](glr::LogLevel level, std::string_view message) { recorder->add(level, message); };
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::vector<LogLine> lines_;
+};
+
+bool contains(const std::string &text, std::string_view part) { return text.find(part) != std::string::npos; }
+
+// The log callback on this thread, offline: collecting an artifact entry that matches nothing
+// logs a warning. An exception leaving the callback stays in the wrapper; an empty function
+// removes the callback.
+void check_log_callback_offline() {
+    glr::Job job = glr::Job::loads(JOB_DEPENDENCIES_V1);
+    std::string workdir = make_temp_dir();
+    auto collect = [&] {
+        glr::Artifacts artifacts;
+        artifacts.collect(job, workdir, true);
+        CHECK(artifacts.size() == 0);
+    };
+    auto warnings = [](const std::shared_ptr<LogRecorder> &recorder) {
+        return recorder->count([](const LogLine &line) {
+            return line.level == glr::LogLevel::warn && contains(line.message, "missing.txt: no matching files") &&
+                   line.thread == std::this_thread::get_id();
+        });
+    };
+    auto recorder = std::make_shared<LogRecorder>();
+    glr::set_log_callback(LogRecorder::into(recorder));
+    collect();
+    CHECK(warnings(recorder) == 1);
+
+    glr::set_log_callback([](glr::LogLevel, std::string_view) { throw std::runtime_error("from the callback"); });
+    collect();
+
+    glr::set_log_callback(LogRecorder::into(recorder));
+    collect();
+    CHECK(warnings(recorder) == 2);
+    glr::set_log_callback({});
+    collect();
+    CHECK(warnings(recorder) == 2);
+    CHECK(recorder.use_count() == 1); // the wrapper let go of the removed callback
+    std::filesystem::remove_all(workdir);
+    CHECK(glr::to_string(glr::LogLevel::warn) == "warn" && glr::to_string(glr::LogLevel::debug) == "debug");
+}
+
+// Dependencies' artifact files, offline; and telling an unknown size from a bad index.
+void check_dependencies_offline() {
+    glr::Job job = glr::Job::loads(JOB_DEPENDENCIES_V1);
+    CHECK(job.dependency_count() == 2);
+    CHECK(job.dependency_artifacts_filename(0) == std::optional<std::string>("build.zip"));
+    CHECK(job.dependency_artifacts_size(0) == std::optional<int64_t>(1234));
+    CHECK(!job.dependency_artifacts_filename(1));
+    CHECK(!job.dependency_artifacts_size(1));
+    CHECK(glr::last_error_code() == GLR_OK); // unknown, not a failure
+    glr::check_last_error("glr_job_dependency_artifacts_size");
+    expect_error([&] { job.dependency_artifacts_filename(2); }, GLR_ERR_INVALID_ARGUMENT,
+                 "glr_job_dependency_artifacts_filename");
+    CHECK(!job.dependency_artifacts_size(2));
+    CHECK(glr::last_error_code() == GLR_ERR_INVALID_ARGUMENT);
+    expect_error([] { glr::check_last_error("glr_job_dependency_artifacts_size"); }, GLR_ERR_INVALID_ARGUMENT,
+                 "glr_job_dependency_artifacts_size");
+}
+
+// The system_id, offline: set, validated, persisted, renewed; earlier views stay valid.
+void check_system_id_offline() {
+    glr::Runner runner = glr::Runner::loads(RUNNER_V1);
+    runner.set_system_id("s_cppwrapper12");
+    CHECK(runner.system_id() == "s_cppwrapper12");
+    CHECK(glr::Runner::loads(runner.dumps()).system_id() == "s_cppwrapper12");
+    expect_error([&] { runner.set_system_id("x_cppwrapper12"); }, GLR_ERR_INVALID_ARGUMENT, "glr_runner_set_system_id");
+    expect_error([&] { runner.set_system_id(std::string_view("s_cpp\0rapper12", 14)); }, GLR_ERR_INVALID_ARGUMENT,
+                 "glr_runner_set_system_id");
+    CHECK(runner.system_id() == "s_cppwrapper12");
+    std::string_view before = runner.system_id();
+    runner.set_system_id(std::nullopt);
+    std::string_view renewed = runner.system_id();
+    CHECK(renewed.size() == 14 && renewed.substr(0, 2) == "r_" && renewed != before);
+    CHECK(before == "s_cppwrapper12");
+}
+
+// Coordinates the log callback's call on the uploader thread with the main thread's replacement.
+struct Handshake {
+    std::atomic<bool> entered{false};             // the callback runs on the uploader thread
+    std::atomic<bool> replaced{false};            // the main thread has replaced it
+    std::atomic<bool> alive_when_replaced{false}; // the call's own state was still there then
+    std::atomic<bool> returned{false};            // the call returned
+    std::atomic<bool> destroyed{false};           // the replaced callback was destroyed
+};
+
+// Part of the replaced callback's state: records its destruction.
+struct Probe {
+    explicit Probe(std::shared_ptr<Handshake> h) : handshake(std::move(h)) {}
+    ~Probe() { handshake->destroyed = true; }
+    Probe(const Probe &) = delete;
+    Probe &operator=(const Probe &) = delete;
+    std::shared_ptr<Handshake> handshake;
+};
+
+// Against the test server: the system_id reaches GitLab, dependency archives are described and
+// downloaded, the log callback runs on the library's uploader thread and, replaced while it
+// runs there, finishes with its own state intact and is destroyed afterwards.
+void check_with_server(const std::string &url, const std::string &registration_token) {
+    const std::thread::id main_thread = std::this_thread::get_id();
+    auto recorder = std::make_shared<LogRecorder>();
+    auto handshake = std::make_shared<Handshake>();
+    {
+        auto probe = std::make_shared<Probe>(handshake);
+        glr::set_log_callback([recorder, probe, main_thread](glr::LogLevel level, std::string_view message) {
+            std::shared_ptr<Handshake> h = probe->handshake; // the call's own reference
+            recorder->add(level, message);
+            bool first = false;
+            if (std::this_thread::get_id() == main_thread || !h->entered.compare_exchange_strong(first, true))
+                return;
+            // Hold this background call until the main thread has replaced the callback.
+            wait_for(h->replaced, 30);
+            h->alive_when_replaced = !h->destroyed;
+            h->returned = true;
+        });
+    }
+
+    expect_error<glr::AuthError>([&] { glr::Runner::register_runner(url, "wrong-token"); }, GLR_ERR_AUTH,
+                                 "glr_runner_register");
+    CHECK(glr::last_error_code() == GLR_ERR_AUTH);
+    expect_error<glr::AuthError>([] { glr::check_last_error("glr_runner_register"); }, GLR_ERR_AUTH,
+                                 "glr_runner_register");
+
+    glr::Runner runner = glr::Runner::register_runner(url, registration_token);
+    runner.set_system_id("s_cppwrapper12"); // the server records it with the job it hands out
+    std::optional<glr::Job> job;
+    for (int i = 0; i < 50 && !job; ++i)
+        job = runner.request_job();
+    CHECK(job);
+
+    // The default payload depends on the server's fixture job "build" and its archive.
+    CHECK(job->dependency_count() == 1);
+    std::optional<std::string> filename = job->dependency_artifacts_filename(0);
+    CHECK(filename == std::optional<std::string>("artifacts.zip"));
+    std::optional<int64_t> size = job->dependency_artifacts_size(0);
+    CHECK(size && *size > 0);
+    std::string dir = make_temp_dir();
+    std::string zip = dir + "/" + *filename;
+    job->download_artifacts(0, zip);
+    CHECK(std::filesystem::file_size(zip) == static_cast<std::uintmax_t>(*size));
+    std::filesystem::remove_all(dir);
+
+    // The first upload of the log fails once: the uploader thread logs it, and its call is held
+    // while this thread replaces the callback.
+    job->append_log("wrapper_test: first line\n");
+    CHECK(wait_for(handshake->entered, 30));
+    auto replacement = std::make_shared<LogRecorder>();
+    glr::set_log_callback(LogRecorder::into(replacement));
+    handshake->replaced = true;
+    CHECK(wait_for(handshake->returned, 30));
+    CHECK(handshake->alive_when_replaced);
+    CHECK(wait_for(handshake->destroyed, 30)); // with the call that held it last
+
+    job->append_log("wrapper_test: after the replacement\n");
+    job->set_success();
+    CHECK(job->state() == glr::JobState::success);
+    glr::set_log_callback({});
+
+    std::vector<LogLine> lines = recorder->lines();
+    std::vector<LogLine> later = replacement->lines();
+    CHECK(recorder->count([&](const LogLine &l) {
+        return l.level == glr::LogLevel::info && contains(l.message, "registered runner") && l.thread == main_thread;
+    }) == 1);
+    CHECK(recorder->count([&](const LogLine &l) { return l.thread != main_thread; }) >= 1);
+    CHECK(replacement->count([](const LogLine &l) { return contains(l.message, "reported success"); }) == 1);
+    lines.insert(lines.end(), later.begin(), later.end());
+    std::string job_token(job->token()), runner_token(runner.token());
+    CHECK(!job_token.empty() && !runner_token.empty() && !registration_token.empty());
+    for (const LogLine &line : lines)
+        CHECK(!contains(line.message, job_token) && !contains(line.message, runner_token) &&
+              !contains(line.message, registration_token));
+}
+
 } // namespace
 
-int main() {
+int main(int argc, char **argv) {
+    if (argc != 1 && argc != 3) {
+        std::cerr << "usage: wrapper_test [GITLAB_URL REGISTRATION_TOKEN]\n";
+        return 2;
+    }
     glr::check_abi_version();
     CHECK(glr::version() == GLR_VERSION_STRING);
     CHECK(glr::abi_version() == GLR_ABI_VERSION);
@@ -63,8 +317,9 @@ int main() {
     CHECK(glr::to_string(glr::JobState::canceling) == "canceling");
     CHECK(glr::status_str(GLR_ERR_AUTH) == glr_status_str(GLR_ERR_AUTH));
 
-    // Errors.
+    // Errors; the last error is the one just thrown, until the next call.
     expect_error([] { glr::Runner::loads("not json"); }, GLR_ERR_PARSE, "glr_runner_loads");
+    CHECK(glr::last_error_code() == GLR_ERR_PARSE);
     expect_error([] { glr::RegisterOptions().access_level("everything"); }, GLR_ERR_INVALID_ARGUMENT,
                  "glr_register_options_set_access_level");
     glr::Error nul = expect_error([] { glr::Runner::loads(std::string_view("[1,\0]", 5)); },
@@ -103,6 +358,14 @@ int main() {
     CHECK(moved.id() == 42);
     CHECK(runner.id() == 0 && runner.api_url().empty() && !runner.locked() && runner.tags().empty());
     expect_error([&] { runner.dumps(); }, GLR_ERR_NULL_ARGUMENT, "glr_runner_dumps");
+    // A getter's default does not tell the failure; the last error does.
+    CHECK(!runner.description());
+    CHECK(glr::last_error_code() == GLR_ERR_NULL_ARGUMENT);
+    expect_error([] { glr::check_last_error("glr_runner_description"); }, GLR_ERR_NULL_ARGUMENT,
+                 "glr_runner_description");
+    CHECK(moved.description());
+    CHECK(glr::last_error_code() == GLR_OK);
+    glr::check_last_error("glr_runner_description");
     glr_runner *raw = moved.release();
     CHECK(raw != nullptr && !moved);
     glr::Runner adopted(raw);
@@ -169,6 +432,12 @@ int main() {
     expect_error([] { glr::extract_artifacts("/nonexistent.zip", "/tmp"); }, GLR_ERR_IO, "glr_extract_artifacts");
     CHECK(calls == 0);
 
-    std::cout << "wrapper ok (" << checks << " checks)\n";
+    check_dependencies_offline();
+    check_system_id_offline();
+    check_log_callback_offline();
+    if (argc == 3)
+        check_with_server(argv[1], argv[2]);
+
+    std::cout << "wrapper ok (" << checks << " checks, " << (argc == 3 ? "with a server" : "offline") << ")\n";
     return 0;
 }
