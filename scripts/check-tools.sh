@@ -66,10 +66,11 @@ packages=${packages% }
 commands=${missing_commands[*]}
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  if command -v apt-get >/dev/null; then why="not root, so not installing"; else why="no apt-get here"; fi
   {
-    echo "check-tools: missing $commands."
-    echo "  Install (Debian/Ubuntu, as root): apt-get install -y $packages"
-    echo "  e.g. sudo apt-get install -y $packages   (or run this script as root: it installs them)"
+    echo "check-tools: missing ${commands// /, } ($why)."
+    echo "  Install them (Debian/Ubuntu): sudo apt-get install -y $packages"
+    echo "  (or run this as root: it installs them; elsewhere, your system's packages of the same tools)"
   } >&2
   exit 1
 fi
