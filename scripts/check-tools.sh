@@ -1,52 +1,93 @@
 #!/usr/bin/env bash
-# Checks (and, as root with apt-get, installs) what the tests and the demo need besides cargo:
-# a C and a C++ compiler, make, python3, binutils (nm, readelf) for the binary checks, and for
-# the install tests (tests/install.rs) and the header tests (tests/header.rs): pkg-config, cmake,
-# and clang (the header and the C++ wrapper are compiled with gcc and clang), and for the
-# reliability runs (RELIABILITY.md): valgrind, openssl (the TLS test's certificates) and gcc's
-# sanitizer runtimes (libasan, libubsan, libtsan).
+# The one list of what the tests, the demo and CI need besides cargo, and its check: a command
+# that is missing is installed with apt-get when this runs as root on Debian/Ubuntu; otherwise
+# one message names the missing packages and the command that installs them, and the exit
+# status is 1. Silent and 0 when everything is there. Run by scripts/test.sh and .ci/run.
+#
+# A new tool is one line in TOOLS: the command whose presence is checked, the Debian package
+# that provides it, and what needs it. (slurm-wlm is not here: tests/slurm.rs installs it
+# through scripts/slurm-local.sh, as root, and skips the test when it cannot.)
 set -euo pipefail
 
-missing=()
-command -v cc >/dev/null || missing+=(gcc)
-command -v c++ >/dev/null || missing+=(g++)
-command -v make >/dev/null || missing+=(make)
-command -v python3 >/dev/null || missing+=(python3)
-command -v nm >/dev/null || missing+=(binutils)
-command -v readelf >/dev/null || missing+=(binutils)
-command -v pkg-config >/dev/null || missing+=(pkg-config)
-command -v cmake >/dev/null || missing+=(cmake)
-command -v clang >/dev/null || missing+=(clang)
-command -v clang++ >/dev/null || missing+=(clang)
-command -v valgrind >/dev/null || missing+=(valgrind)
-command -v openssl >/dev/null || missing+=(openssl)
+# command     Debian package  needed by
+TOOLS='
+cc            gcc             the C examples and every test that compiles C (tests/c_examples.rs, header.rs, install.rs)
+c++           g++             the C++ wrapper and examples (tests/c_examples.rs, header.rs)
+make          make            examples-c/Makefile (tests/c_examples.rs, install.rs)
+python3       python3         the Python bindings (tests/python_bindings.rs, python_ctypes.rs)
+nm            binutils        the exported-symbol checks (tests/binary_hygiene.rs)
+readelf       binutils        the binary checks (tests/binary_hygiene.rs)
+git           git             the artifact tests of untracked files (tests/ffi_artifacts.rs)
+pkg-config    pkg-config      the installed .pc file (tests/install.rs)
+cmake         cmake           the installed CMake package (tests/install.rs)
+clang         clang           the header compiled by a second compiler (tests/header.rs)
+clang++       clang           the C++ wrapper compiled by a second compiler (tests/header.rs)
+openssl       openssl         the TLS test certificates (tests/reliability_secrets.rs)
+valgrind      valgrind        the C programs under memcheck (.ci/run, RELIABILITY.md)
+'
 
-# The sanitizer runtimes come with gcc on Debian; check that a program links with them.
+missing_commands=()
+missing_packages=()
+need() { # COMMAND PACKAGE
+  missing_commands+=("$1")
+  missing_packages+=("$2")
+}
+
+check_all() {
+  missing_commands=()
+  missing_packages=()
+  local command package _
+  while read -r command package _; do
+    [ -n "$command" ] || continue
+    command -v "$command" >/dev/null || need "$command" "$package"
+  done <<<"$TOOLS"
+  # Not a command: gcc's sanitizer runtimes (libasan, libubsan, libtsan) for .ci/run's ASan/UBSan
+  # and TSan runs. They come with gcc on Debian (libgcc-N-dev); a program must link with them.
+  if command -v cc >/dev/null && ! sanitizers_link; then
+    need "libasan/libtsan" "libgcc-$(cc -dumpversion | cut -d. -f1)-dev"
+  fi
+}
+
 sanitizers_link() {
-  local dir
+  local dir ok=0
   dir=$(mktemp -d)
   printf 'int main(void) { return 0; }\n' >"$dir/probe.c"
   cc -fsanitize=address,undefined "$dir/probe.c" -o "$dir/asan" 2>/dev/null &&
-    cc -fsanitize=thread "$dir/probe.c" -o "$dir/tsan" 2>/dev/null
-  local ok=$?
+    cc -fsanitize=thread "$dir/probe.c" -o "$dir/tsan" 2>/dev/null || ok=$?
   rm -rf "$dir"
   return $ok
 }
-if command -v cc >/dev/null && ! sanitizers_link; then
-  gcc_major=$(cc -dumpversion | cut -d. -f1)
-  missing+=("libgcc-${gcc_major}-dev")
-fi
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
-# shellcheck disable=SC2207
-missing=($(printf '%s\n' "${missing[@]}" | sort -u))
-if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-  echo "installing: ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-else
-  echo "missing tools: ${missing[*]} (Debian/Ubuntu: sudo apt-get install ${missing[*]})" >&2
+check_all
+[ ${#missing_commands[@]} -eq 0 ] && exit 0
+
+packages=$(printf '%s\n' "${missing_packages[@]}" | sort -u | tr '\n' ' ')
+packages=${packages% }
+commands=${missing_commands[*]}
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  if command -v apt-get >/dev/null; then why="not root, so not installing"; else why="no apt-get here"; fi
+  {
+    echo "check-tools: missing ${commands// /, } ($why)."
+    echo "  Install them (Debian/Ubuntu): sudo apt-get install -y $packages"
+    echo "  (or run this as root: it installs them; elsewhere, your system's packages of the same tools)"
+  } >&2
   exit 1
 fi
+
+echo "check-tools: installing $packages (apt-get, for: $commands)" >&2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# shellcheck disable=SC2086  # $packages is a list of package names
+if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "check-tools: apt-get install -y $packages failed (output above)" >&2
+  exit 1
+fi
+# A package that installed but did not provide its command is a wrong line in TOOLS.
+check_all
+if [ ${#missing_commands[@]} -ne 0 ]; then
+  echo "check-tools: still missing after installing: ${missing_commands[*]} (check TOOLS in $0)" >&2
+  exit 1
+fi
+echo "check-tools: installed $packages" >&2
