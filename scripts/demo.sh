@@ -112,4 +112,4 @@ echo "exit_code:        $(field exit_code)"
 echo "checksum_matches: $(field checksum_matches)"
 [ "$(field state)" = success ] || fail "the job did not succeed"
 echo
-echo "Done. Next: run the tests with 'cargo test --workspace'."
+echo "Done. Next: run the tests with './scripts/test.sh'."

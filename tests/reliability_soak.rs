@@ -86,7 +86,7 @@ fn run_one(runner: *mut glr_runner, i: usize) {
     for line in [format!("soak job {i}\n"), "some output ✓\n".to_string(), format!("done {i}\n")] {
         ok(unsafe { glr_job_log_append(job, line.as_ptr().cast::<c_char>(), line.len()) });
     }
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         ok(unsafe { glr_job_set_success(job, ptr::null()) });
     } else {
         ok(unsafe { glr_job_set_exit_code(job, 1) });

@@ -89,10 +89,10 @@ fn worker(t: usize, h: Shared, dir: &std::path::Path) -> Vec<String> {
                 let mut s = ptr::null_mut();
                 check("glr_runner_dumps", unsafe { glr_runner_dumps(h.runner(), &mut s) });
                 unsafe { glr_string_free(s) };
-                let feature = if t % 2 == 0 { c"image" } else { c"services" };
+                let feature = if t.is_multiple_of(2) { c"image" } else { c"services" };
                 check("set_feature", unsafe { glr_runner_set_feature(h.runner(), feature.as_ptr(), (k % 2) as i32) });
             }
-            6 if t % 8 == 0 => check("check_auth", unsafe { glr_runner_check_auth(h.runner()) }),
+            6 if t.is_multiple_of(8) => check("check_auth", unsafe { glr_runner_check_auth(h.runner()) }),
             7 if t % 8 == 1 => check("auth", unsafe { glr_job_auth(h.job()) }),
             _ => {}
         }

@@ -144,7 +144,7 @@ impl<'a> Call<'a> {
 
 /// `1.5 s`, `5 min` for messages.
 fn human(d: Duration) -> String {
-    if d >= Duration::from_secs(120) && d.as_secs() % 60 == 0 {
+    if d >= Duration::from_secs(120) && d.as_secs().is_multiple_of(60) {
         format!("{} min", d.as_secs() / 60)
     } else if d.subsec_millis() == 0 {
         format!("{} s", d.as_secs())

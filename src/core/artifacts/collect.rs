@@ -284,7 +284,7 @@ impl Walker<'_> {
     /// a path is added when an ancestor was (`included`) or it matches `pattern` (every path when
     /// there is no pattern). Returns how many were added.
     fn walk(&mut self, rel: &str, meta: &Metadata, pattern: Option<&Pattern>, included: bool) -> Result<usize> {
-        let included = included || pattern.map_or(true, |p| !rel.is_empty() && p.matches(rel));
+        let included = included || pattern.is_none_or(|p| !rel.is_empty() && p.matches(rel));
         let mut added = 0;
         if included && !rel.is_empty() && self.process(rel, meta)? {
             added += 1;
