@@ -8,7 +8,8 @@
 //! Memory and thread checking: with `GLR_C_EXAMPLES_CHECK` set, every run of every test goes
 //! through a checker and must come out clean (`.ci/run` runs this file once per checker):
 //! - `valgrind`: each program runs under `valgrind --leak-check=full
-//!   --errors-for-leak-kinds=definite` (memcheck); any error or definite leak fails the run;
+//!   --errors-for-leak-kinds=definite` (memcheck) with the suppressions users get,
+//!   `valgrind/gitlab_runner_api.supp`; any error or definite leak fails the run;
 //! - `sanitize`: the programs are built with `-fsanitize=address,undefined` (gcc's ASan, UBSan
 //!   and LeakSanitizer); any report fails the run;
 //! - `tsan`: the programs are built with `-fsanitize=thread` (this instruments the C code only:
@@ -381,6 +382,8 @@ fn spawn(name: &str, args: &[&str], cwd: &Path) -> Running {
             let mut c = Command::new("valgrind");
             if check() == Check::Valgrind {
                 c.args(["--leak-check=full", "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]);
+                // The suppressions users get for the library's dependencies (RELIABILITY.md).
+                c.arg(format!("--suppressions={}", manifest_dir().join("valgrind/gitlab_runner_api.supp").display()));
             } else {
                 c.arg("--tool=helgrind");
             }
