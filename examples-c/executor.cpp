@@ -13,6 +13,11 @@
 //
 // Exit status: 0 the job was reported (whatever its outcome) or was canceled by GitLab;
 //              1 usage or library error; 2 --once and no job arrived.
+//
+// executor_hpp.cpp is this program written with the C++ wrapper instead. The two repeat the same
+// POSIX part (running a command, building its environment) on purpose, line for line, so that
+// comparing the files shows exactly what the wrapper changes; they share no code for the same
+// reason (and common/job_exec.c, which the C programs share, is C in the C style).
 
 #include "gitlab_runner_api.h"
 

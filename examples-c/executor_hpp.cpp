@@ -9,7 +9,8 @@
 // script, `after_script` always runs, and the job is reported successful or failed with
 // `script_failure` and the exit code. A graceful cancel from GitLab kills the running command,
 // runs after_script and reports; a hard cancel stops everything. Compare executor.cpp, the same
-// program on the C API.
+// program on the C API: the POSIX part (running a command, building its environment) is the same
+// in both on purpose, so that the difference between the files is the wrapper's.
 //
 // Exit status: 0 the job was reported (whatever its outcome) or was canceled by GitLab;
 //              1 usage or library error; 2 --once and no job arrived.

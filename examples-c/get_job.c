@@ -13,6 +13,10 @@
  * shown.
  *
  * Exit status: 0 a job was received and saved; 1 usage or library error; 2 no job available.
+ *
+ * die() and CHECK() below are repeated in each program on purpose: every program reads, and can be
+ * copied out, on its own (executor.c and slurm/glr-slurm-job.c take theirs from common/job_exec.h
+ * together with the code they share).
  */
 #define _POSIX_C_SOURCE 200809L /* sleep */
 

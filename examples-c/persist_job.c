@@ -11,6 +11,10 @@
  * and B's log continues after A's, so GitLab's log holds every line of both exactly once.
  *
  * Exit status: 0 done; 1 usage or library error; 2 (take) no job available.
+ *
+ * die() and CHECK() below are repeated in each program on purpose: every program reads, and can be
+ * copied out, on its own (executor.c and slurm/glr-slurm-job.c take theirs from common/job_exec.h
+ * together with the code they share).
  */
 #define _POSIX_C_SOURCE 200809L /* getpid, sleep */
 

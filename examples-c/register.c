@@ -13,6 +13,10 @@
  * runner's token), ready for get_job, executor and persist_job.
  *
  * Exit status: 0 registered and saved; 1 usage or library error.
+ *
+ * die() and CHECK() below are repeated in each program on purpose: every program reads, and can be
+ * copied out, on its own (executor.c and slurm/glr-slurm-job.c take theirs from common/job_exec.h
+ * together with the code they share).
  */
 #include "gitlab_runner_api.h"
 

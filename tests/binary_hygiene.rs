@@ -3,24 +3,13 @@
 //! runs and agrees with the header's version macros.
 #![cfg(target_os = "linux")]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::build::cdylib;
+use std::path::Path;
 use std::process::{Command, Output};
 
 use gitlab_runner_api::ffi::version::GLR_ABI_VERSION;
-
-/// The cdylib cargo built for this test run. `cargo test` builds the library with all its crate
-/// types (cdylib included) before the tests, into target/<profile>/deps, and copies it to
-/// target/<profile>; this test binary is target/<profile>/deps/binary_hygiene-<hash>.
-fn cdylib() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let candidates = [deps.join("libgitlab_runner_api.so"), deps.parent().unwrap().join("libgitlab_runner_api.so")];
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("the cdylib is not at any of {candidates:?}"))
-        .clone()
-}
 
 fn run(tool: &str, args: &[&str], lib: &Path) -> Output {
     let output = Command::new(tool).args(args).arg(lib).output().unwrap_or_else(|e| {

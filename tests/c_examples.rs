@@ -8,7 +8,8 @@
 //! Memory and thread checking: with `GLR_C_EXAMPLES_CHECK` set, every run of every test goes
 //! through a checker and must come out clean (`.ci/run` runs this file once per checker):
 //! - `valgrind`: each program runs under `valgrind --leak-check=full
-//!   --errors-for-leak-kinds=definite` (memcheck); any error or definite leak fails the run;
+//!   --errors-for-leak-kinds=definite` (memcheck) with the suppressions users get,
+//!   `valgrind/gitlab_runner_api.supp`; any error or definite leak fails the run;
 //! - `sanitize`: the programs are built with `-fsanitize=address,undefined` (gcc's ASan, UBSan
 //!   and LeakSanitizer); any report fails the run;
 //! - `tsan`: the programs are built with `-fsanitize=thread` (this instruments the C code only:
@@ -18,12 +19,18 @@
 //!
 //! Timeouts grow with the checker's slowdown.
 
+mod common;
+
+use common::build::{
+    c_compiler, compile_program, cxx_compiler, header_dir, lib_dir, link_soname, manifest_dir, profile_dir,
+};
+use common::process::{self, Out};
+use common::trace::{assert_in_order, trace};
 use glr_testserver::{Config, JobRecord, TestServer, DEFAULT_MASKED_VALUE};
 use serde_json::{json, Value};
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -38,8 +45,6 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("executor_hpp_cpp", "executor_hpp.cpp"),
     ("threads", "threads.c"),
 ];
-const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g", "-pthread"];
-const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g", "-pthread"];
 /// No example run may take longer (a hang is a failure, not a stuck test run); times the
 /// checker's slowdown.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -86,78 +91,19 @@ fn check_flags() -> &'static [&'static str] {
 /// The exit status a checker uses for "errors found" (not one the programs use themselves).
 const CHECK_EXIT: i32 = 97;
 
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn examples_dir() -> PathBuf {
     manifest_dir().join("examples-c")
-}
-
-/// The header of this build: the generated one (the committed copy may lag behind src/ffi).
-fn header_dir() -> PathBuf {
-    match option_env!("GLR_GENERATED_HEADER") {
-        Some(h) => Path::new(h).parent().expect("header path has a parent").to_path_buf(),
-        None => manifest_dir().join("include"),
-    }
-}
-
-/// The directory of this build's cdylib. This test binary is target/<profile>/deps/<name>-<hash>;
-/// `cargo test` writes the package's cdylib next to it (deps/libgitlab_runner_api.so) and only
-/// `cargo build` copies it up to target/<profile>/, so deps/ is the one that matches this build.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("target/<profile>/deps").to_path_buf();
-    let profile = deps.parent().expect("target/<profile>").to_path_buf();
-    [deps, profile].into_iter().find(|d| d.join("libgitlab_runner_api.so").is_file()).unwrap_or_else(|| {
-        panic!("libgitlab_runner_api.so not found next to {}: the cdylib of this build", exe.display())
-    })
 }
 
 /// Where the compiled examples go: target/<profile>/c-examples/ (-sanitize, -tsan for builds
 /// with a sanitizer).
 fn out_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
     let name = match check() {
         Check::Sanitize => "c-examples-sanitize",
         Check::Tsan => "c-examples-tsan",
         _ => "c-examples",
     };
-    exe.parent().and_then(Path::parent).expect("target/<profile>").join(name)
-}
-
-fn abi_version() -> String {
-    let header = std::fs::read_to_string(header_dir().join("gitlab_runner_api.h")).expect("read the header");
-    header
-        .lines()
-        .find_map(|l| l.strip_prefix("#define GLR_ABI_VERSION "))
-        .map(|v| v.trim().to_string())
-        .expect("GLR_ABI_VERSION in the header")
-}
-
-/// The first of `candidates` that runs `--version`.
-fn find_compiler(env_var: &str, candidates: &[&str]) -> Option<String> {
-    let from_env = std::env::var(env_var).ok().filter(|s| !s.is_empty());
-    from_env.into_iter().chain(candidates.iter().map(|s| s.to_string())).find(|cc| {
-        Command::new(cc)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-fn c_compiler() -> String {
-    find_compiler("CC", &["cc", "gcc", "clang"]).unwrap_or_else(|| {
-        panic!("no C compiler found (tried $CC, cc, gcc, clang): install one, e.g. `apt install build-essential`")
-    })
-}
-
-fn cxx_compiler() -> String {
-    find_compiler("CXX", &["c++", "g++", "clang++"]).unwrap_or_else(|| {
-        panic!("no C++ compiler found (tried $CXX, c++, g++, clang++): install one, e.g. `apt install build-essential`")
-    })
+    profile_dir().join(name)
 }
 
 /// Compiles every program once per test process; returns the directory holding the binaries.
@@ -170,26 +116,17 @@ fn built() -> &'static Path {
 }
 
 fn build_all() -> Result<PathBuf, String> {
-    let lib_dir = lib_dir();
     let out = out_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    // The programs ask for the SONAME (libgitlab_runner_api.so.<ABI>) at run time; cargo only
-    // writes libgitlab_runner_api.so, so give them a link with that name next to them.
-    let soname = out.join(format!("libgitlab_runner_api.so.{}", abi_version()));
-    let tmp_link = out.join(format!(".soname.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp_link);
-    std::os::unix::fs::symlink(lib_dir.join("libgitlab_runner_api.so"), &tmp_link)
-        .and_then(|()| std::fs::rename(&tmp_link, &soname))
-        .map_err(|e| format!("{}: {e}", soname.display()))?;
-
+    link_soname(&out);
     let (cc, cxx) = (c_compiler(), cxx_compiler());
     let results: Vec<Result<(), String>> = std::thread::scope(|s| {
         let handles: Vec<_> = sources()
             .into_iter()
             .chain(test_programs())
             .map(|(name, src)| {
-                let (cc, cxx, lib_dir, out) = (&cc, &cxx, &lib_dir, &out);
-                s.spawn(move || compile(&src, &out.join(name), cc, cxx, lib_dir, out))
+                let (cc, cxx, out) = (&cc, &cxx, &out);
+                s.spawn(move || compile_program(&src, &out.join(name), cc, cxx, check_flags()))
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("compile thread")).collect()
@@ -226,96 +163,26 @@ fn test_programs() -> Vec<(String, PathBuf)> {
     vec![("wrapper_test_cpp".to_string(), manifest_dir().join("tests/cpp/wrapper_test.cpp"))]
 }
 
-fn compile(src: &Path, dest: &Path, cc: &str, cxx: &str, lib_dir: &Path, out: &Path) -> Result<(), String> {
-    let is_cpp = src.extension().is_some_and(|e| e == "cpp");
-    let (compiler, flags) = if is_cpp { (cxx, CXX_FLAGS) } else { (cc, C_FLAGS) };
-    // Compile to a private name, then rename: concurrent test processes never see half a binary.
-    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
-    let output = Command::new(compiler)
-        .args(flags)
-        .args(check_flags())
-        .arg("-I")
-        .arg(header_dir())
-        .arg("-I") // the C++ wrapper, include/gitlab_runner_api.hpp
-        .arg(manifest_dir().join("include"))
-        .arg("-o")
-        .arg(&tmp)
-        .arg(src)
-        .arg("-L")
-        .arg(lib_dir)
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .arg(format!("-Wl,-rpath,{}", out.display()))
-        .arg("-lgitlab_runner_api")
-        .output()
-        .map_err(|e| format!("{compiler}: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{} does not compile warning-free with {compiler} {}:\n{}{}",
-            src.display(),
-            flags.join(" "),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    std::fs::rename(&tmp, dest).map_err(|e| format!("{}: {e}", dest.display()))
-}
-
 fn program(name: &str) -> PathBuf {
     built().join(name)
 }
 
 // ---- processes -------------------------------------------------------------------------------
 
-#[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn describe(&self) -> String {
-        format!("exit {:?}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
-    }
-    #[track_caller]
-    fn expect_code(&self, code: i32, what: &str) -> &Self {
-        assert_eq!(self.code, Some(code), "{what}: unexpected exit status\n{}", self.describe());
-        self
-    }
-    #[track_caller]
-    fn expect_ok(&self, what: &str) -> &Self {
-        self.expect_code(0, what)
-    }
-}
-
+/// A program running under the checker (if any).
 struct Running {
-    child: Child,
-    what: String,
-    readers: Vec<std::thread::JoinHandle<String>>,
+    process: process::Running,
     /// Where the checker writes its reports (one file per process).
     check_logs: PathBuf,
 }
 
 impl Running {
-    fn wait(mut self) -> Out {
-        let timeout = RUN_TIMEOUT * slowdown();
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                break Some(s);
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut texts = self.readers.drain(..).map(|h| h.join().expect("reader thread"));
-        let out =
-            Out { code: status.and_then(|s| s.code()), stdout: texts.next().unwrap(), stderr: texts.next().unwrap() };
-        assert!(status.is_some(), "{} did not finish within {timeout:?}\n{}", self.what, out.describe());
-        assert_checker_clean(&self.check_logs, self.child.id(), &self.what, &out);
+    #[track_caller]
+    fn wait(self) -> Out {
+        let pid = self.process.id();
+        let what = self.process.what().to_string();
+        let out = self.process.wait(RUN_TIMEOUT * slowdown());
+        assert_checker_clean(&self.check_logs, pid, &what, &out);
         out
     }
 }
@@ -381,6 +248,8 @@ fn spawn(name: &str, args: &[&str], cwd: &Path) -> Running {
             let mut c = Command::new("valgrind");
             if check() == Check::Valgrind {
                 c.args(["--leak-check=full", "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]);
+                // The suppressions users get for the library's dependencies (RELIABILITY.md).
+                c.arg(format!("--suppressions={}", manifest_dir().join("valgrind/gitlab_runner_api.supp").display()));
             } else {
                 c.arg("--tool=helgrind");
             }
@@ -402,29 +271,9 @@ fn spawn(name: &str, args: &[&str], cwd: &Path) -> Running {
                 manifest_dir().join("tests/c/tsan.supp").display()
             ),
         );
-    let mut child = command
-        .args(args)
-        .current_dir(cwd)
-        .env("TMPDIR", &tmp)
-        .env_remove("GLR_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    let mut pipes: Vec<Box<dyn Read + Send>> =
-        vec![Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
-    let readers = pipes
-        .drain(..)
-        .map(|mut p| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = p.read_to_end(&mut buf);
-                String::from_utf8_lossy(&buf).into_owned()
-            })
-        })
-        .collect();
-    Running { child, what: format!("{name} {}", args.join(" ")), readers, check_logs }
+    command.args(args).current_dir(cwd).env("TMPDIR", &tmp).env_remove("GLR_LOG");
+    let process = process::Running::start(command, &format!("{name} {}", args.join(" ")));
+    Running { process, check_logs }
 }
 
 fn run(name: &str, args: &[&str], cwd: &Path) -> Out {
@@ -472,22 +321,6 @@ fn register(server: &TestServer, dir: &TempDir) -> String {
 
 fn job_record(server: &TestServer, id: i64) -> JobRecord {
     server.job(id).unwrap_or_else(|| panic!("the server has no job {id}"))
-}
-
-fn trace(job: &JobRecord) -> String {
-    String::from_utf8_lossy(&job.trace).into_owned()
-}
-
-/// Asserts that `parts` appear in `text` in this order, without overlapping.
-#[track_caller]
-fn assert_in_order(text: &str, parts: &[&str]) {
-    let mut at = 0;
-    for part in parts {
-        match text[at..].find(part) {
-            Some(i) => at += i + part.len(),
-            None => panic!("{part:?} missing from the trace (or out of order: {parts:?}):\n{text}"),
-        }
-    }
 }
 
 fn mode(path: &str) -> u32 {

@@ -9,13 +9,8 @@ use gitlab_runner_api::ffi::job::*;
 use gitlab_runner_api::ffi::runner::*;
 use glr_testserver::{Endpoint, Fault, FaultKind, TestServer, DEFAULT_MASKED_VALUE};
 use serde_json::json;
-use std::ffi::c_char;
 use std::ptr;
 use std::time::Duration;
-
-fn append(job: *mut glr_job, text: &[u8]) {
-    ok(unsafe { glr_job_log_append(job, text.as_ptr().cast::<c_char>(), text.len()) });
-}
 
 /// The faults of the matrix, each for two requests in a row (within the five attempts).
 fn faults() -> Vec<(&'static str, FaultKind)> {

@@ -3,18 +3,14 @@
 
 mod common;
 
+use common::job_dumps as dumps;
 use common::*;
 use gitlab_runner_api::ffi::job::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
 use glr_testserver::{Endpoint, Fault, FaultKind, DEFAULT_MASKED_VALUE};
 use serde_json::{json, Value};
-use std::ffi::c_char;
 use std::ptr;
-
-fn append(job: *mut glr_job, text: &[u8]) {
-    ok(unsafe { glr_job_log_append(job, text.as_ptr().cast::<c_char>(), text.len()) });
-}
 
 fn log_of(job: *const glr_job) -> Vec<u8> {
     let (mut p, mut len) = (ptr::null_mut(), 0usize);
@@ -22,12 +18,6 @@ fn log_of(job: *const glr_job) -> Vec<u8> {
     let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }.to_vec();
     unsafe { gitlab_runner_api::ffi::strings::glr_string_free(p) };
     bytes
-}
-
-fn dumps(job: *const glr_job) -> String {
-    let mut s = ptr::null_mut();
-    ok(unsafe { glr_job_dumps(job, &mut s) });
-    owned(s)
 }
 
 fn loads(data: &str) -> *mut glr_job {

@@ -10,7 +10,7 @@ use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
 use glr_testserver::{Endpoint, Fault, FaultKind, TestServer, DEFAULT_MASKED_VALUE};
 use serde_json::json;
-use std::ffi::{c_char, c_void};
+use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
@@ -20,10 +20,6 @@ use std::time::Duration;
 struct Shared(*mut glr_job);
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
-
-fn append(job: *mut glr_job, text: &[u8]) {
-    ok(unsafe { glr_job_log_append(job, text.as_ptr().cast::<c_char>(), text.len()) });
-}
 
 fn setup(overrides: serde_json::Value) -> (TestServer, *mut glr_runner, *mut glr_job, i64) {
     let server = server();

@@ -4,6 +4,9 @@
 //! C++17 and C++20 with both, refuses older standards, and tests/cpp/wrapper_test.cpp exercises
 //! it against this build's library and a test server. clang is required (scripts/check-tools.sh installs it).
 
+mod common;
+
+use common::build::{clang, default_compiler, scratch_dir};
 use glr_testserver::{Config, Endpoint, Fault, FaultKind, TestServer};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -125,23 +128,7 @@ int glr_header_check(void) {
 
 /// Where the compile tests write (never the source tree).
 fn scratch() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("header-compile");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The gcc-side compiler: `$CC`/`$CXX`, else `cc`/`c++`.
-fn default_compiler(lang: &str) -> String {
-    let (var, default) = if lang == "c" { ("CC", "cc") } else { ("CXX", "c++") };
-    std::env::var(var).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| default.to_owned())
-}
-
-/// clang or clang++ (scripts/check-tools.sh installs clang; the tests need it).
-fn clang(lang: &str) -> String {
-    let name = if lang == "c" { "clang" } else { "clang++" };
-    let found = Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success());
-    assert!(found, "`{name}` is required: run scripts/check-tools.sh (Debian: apt-get install clang)");
-    name.to_owned()
+    scratch_dir("header-compile")
 }
 
 /// Compiles `source` (written to a file named after `tag`) with `compiler` as `lang` (`c`/`c++`)

@@ -9,13 +9,16 @@
 //! cmake (`scripts/check-tools.sh` installs them); without one the tests fail and say so.
 #![cfg(target_os = "linux")]
 
+mod common;
+
+use common::build::{header_define, manifest_dir, profile_dir, require};
+use common::process::{self, Out};
 use glr_testserver::{Config, TestServer};
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gitlab_runner_api::ffi::version::GLR_ABI_VERSION;
 
@@ -34,25 +37,19 @@ const DLOPEN: &str = "cc -o dlopen_check dlopen_check.c $(pkg-config --cflags gi
 const WARNINGS: &str = "-Wall -Wextra -Wpedantic -Werror";
 
 fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    manifest_dir()
 }
 
 /// This build's target directory and profile: this binary is <target>/<profile>/deps/install-<hash>.
 fn target_and_profile() -> (PathBuf, String) {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>/deps/");
+    let profile_dir = profile_dir();
     let target = profile_dir.parent().expect("<target>/").to_path_buf();
     let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile name").to_string();
     (target, profile)
 }
 
 fn header_macro(name: &str) -> String {
-    let header = std::fs::read_to_string(repo().join("include/gitlab_runner_api.h")).expect("read the header");
-    header
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("#define {name} ")))
-        .map(|v| v.trim().trim_matches('"').to_string())
-        .unwrap_or_else(|| panic!("{name} in the header"))
+    header_define(&repo().join("include/gitlab_runner_api.h"), name)
 }
 
 fn version() -> String {
@@ -99,54 +96,9 @@ impl Drop for Cleanup {
 
 // ---- processes ---------------------------------------------------------------------------------
 
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn describe(&self) -> String {
-        format!("exit {:?}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
-    }
-    #[track_caller]
-    fn expect_ok(&self, what: &str) -> &Self {
-        assert_eq!(self.code, Some(0), "{what} failed\n{}", self.describe());
-        self
-    }
-}
-
 /// Runs `cmd` to completion (killed after TIMEOUT), capturing both streams.
-fn run(mut cmd: Command, what: &str) -> Out {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    let readers: Vec<_> =
-        [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())]
-            .into_iter()
-            .map(|mut pipe| {
-                std::thread::spawn(move || {
-                    let mut buf = Vec::new();
-                    let _ = pipe.read_to_end(&mut buf);
-                    String::from_utf8_lossy(&buf).into_owned()
-                })
-            })
-            .collect();
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break Some(s);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut texts = readers.into_iter().map(|h| h.join().expect("reader thread"));
-    let out = Out { code: status.and_then(|s| s.code()), stdout: texts.next().unwrap(), stderr: texts.next().unwrap() };
-    assert!(status.is_some(), "{what} did not finish within {TIMEOUT:?}\n{}", out.describe());
-    out
+fn run(cmd: Command, what: &str) -> Out {
+    process::run(cmd, what, TIMEOUT)
 }
 
 /// Runs a shell command line in `dir` with PKG_CONFIG_PATH set to `prefix`'s.
@@ -154,17 +106,6 @@ fn shell(line: &str, dir: &Path, prefix: &Path) -> Out {
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(line).current_dir(dir).env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"));
     run(cmd, line)
-}
-
-/// Checks that `tool --version` runs, or fails the test naming the package to install.
-fn require(tool: &str, package: &str) {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "`{tool}` is required: run scripts/check-tools.sh (Debian: apt-get install {package})");
 }
 
 // ---- installing --------------------------------------------------------------------------------

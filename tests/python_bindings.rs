@@ -9,25 +9,18 @@
 //! Run alone: `cargo test --test python_bindings` (needs python3, standard library only).
 #![cfg(target_os = "linux")]
 
+mod common;
+
+use common::build::cdylib;
 use glr_testserver::{Config, TestServer};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 /// The test file has this many tests; fewer ran means some were lost (a class not collected...).
 const MIN_TESTS: usize = 34;
-
-/// The cdylib of this build (deps/ holds the one `cargo test` just built, see tests/c_examples.rs).
-fn cdylib() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("target/<profile>/deps");
-    [deps.join("libgitlab_runner_api.so"), deps.parent().unwrap_or(deps).join("libgitlab_runner_api.so")]
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("the cdylib of this build")
-}
 
 #[test]
 fn python_bindings_pass_their_tests() {

@@ -9,10 +9,13 @@
 //! The script can also be run by hand against `glr-testserver`, see its docstring.
 #![cfg(target_os = "linux")]
 
-use std::io::Read;
+mod common;
+
+use common::build::{cdylib, require};
+use common::process;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use glr_testserver::{Config, TestServer};
 use serde_json::{json, Value};
@@ -23,31 +26,8 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 /// The exact UTF-8 text the script appends (one line of its log); checked byte for byte.
 const UTF8_TEXT: &str = "café ✓ 😀";
 
-/// The cdylib cargo built for this test run. This binary is target/<profile>/deps/python_ctypes-<hash>.
-/// `cargo test` builds the library with all its crate types (cdylib included) into that same
-/// deps/ directory, but only `cargo build` copies it up to target/<profile>/: the copy there may
-/// be stale, so deps/ comes first (a mutation of the library went unnoticed the other way round).
-fn cdylib() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("test binary has a parent directory");
-    let candidates =
-        [deps.join("libgitlab_runner_api.so"), deps.parent().unwrap_or(deps).join("libgitlab_runner_api.so")];
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("the cdylib is not at any of {candidates:?}; build it with `cargo build`"))
-        .clone()
-}
-
 fn python3() -> PathBuf {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "python3 is required (Debian: apt-get install python3)");
+    require("python3", "python3");
     PathBuf::from("python3")
 }
 
@@ -64,47 +44,10 @@ struct ScriptRun {
 
 /// Runs the script with a deadline, capturing both streams.
 fn run_script(args: &[String]) -> ScriptRun {
-    let mut child = Command::new(python3())
-        .arg(script())
-        .args(args)
-        .env("PYTHONIOENCODING", "utf-8")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run python3 ({e}): python3 is required (Debian: apt-get install python3)"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + SCRIPT_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for python3") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned();
-            panic!("tests/python/test_ctypes.py did not finish within {SCRIPT_TIMEOUT:?}; its stderr:\n{stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    ScriptRun {
-        success: status.success(),
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&out_reader.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned(),
-    }
+    let mut cmd = Command::new(python3());
+    cmd.arg(script()).args(args).env("PYTHONIOENCODING", "utf-8").env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = process::run(cmd, "tests/python/test_ctypes.py", SCRIPT_TIMEOUT);
+    ScriptRun { success: out.success(), code: out.code, stdout: out.stdout, stderr: out.stderr }
 }
 
 /// Byte offset of every occurrence of `needle` in `haystack`.

@@ -16,6 +16,7 @@
 mod common;
 
 use common::*;
+use common::{job_dumps as job_dump, runner_dumps as runner_dump};
 use gitlab_runner_api::ffi::artifacts::*;
 use gitlab_runner_api::ffi::diagnostics::*;
 use gitlab_runner_api::ffi::guard::*;
@@ -996,18 +997,6 @@ fn with_out_status<T>(f: impl FnOnce(*mut *mut T) -> glr_status) -> glr_status {
 }
 
 // ---- running the table ---------------------------------------------------------------------------
-
-fn runner_dump(r: *const glr_runner) -> String {
-    let mut s = ptr::null_mut();
-    ok(unsafe { glr_runner_dumps(r, &mut s) });
-    owned(s)
-}
-
-fn job_dump(j: *const glr_job) -> String {
-    let mut s = ptr::null_mut();
-    ok(unsafe { glr_job_dumps(j, &mut s) });
-    owned(s)
-}
 
 /// Everything that must not change: the server's jobs (state, trace, reported values, artifacts)
 /// and runners, the files in the test directory, and the handle the case is about.

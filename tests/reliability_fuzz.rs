@@ -24,6 +24,7 @@
 mod common;
 
 use common::*;
+use common::{job_dumps as job_dumps_of, runner_dumps as runner_dumps_of};
 use gitlab_runner_api::ffi::job::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
@@ -281,18 +282,6 @@ fn expect_ok_or_parse(status: glr_status, what: &str) -> Result<(), String> {
     } else {
         Err(format!("{what}: status {status}: {}", last_error()))
     }
-}
-
-fn runner_dumps_of(r: *const glr_runner) -> String {
-    let mut s = ptr::null_mut();
-    ok(unsafe { glr_runner_dumps(r, &mut s) });
-    owned(s)
-}
-
-fn job_dumps_of(j: *const glr_job) -> String {
-    let mut s = ptr::null_mut();
-    ok(unsafe { glr_job_dumps(j, &mut s) });
-    owned(s)
 }
 
 fn fuzz_runner(data: &[u8]) -> Outcome {

@@ -16,6 +16,7 @@
 mod common;
 
 use common::*;
+use common::{job_dumps as job_dump, runner_dumps as runner_dump};
 use gitlab_runner_api::ffi::artifacts::*;
 use gitlab_runner_api::ffi::diagnostics::glr_set_log_callback;
 use gitlab_runner_api::ffi::job::*;
@@ -64,18 +65,6 @@ fn load_runner(dump: &str) -> *mut glr_runner {
     let mut r = ptr::null_mut();
     ok(unsafe { glr_runner_loads(c(dump).as_ptr(), &mut r) });
     r
-}
-
-fn runner_dump(r: *const glr_runner) -> String {
-    let mut s = ptr::null_mut();
-    ok(unsafe { glr_runner_dumps(r, &mut s) });
-    owned(s)
-}
-
-fn job_dump(j: *const glr_job) -> String {
-    let mut s = ptr::null_mut();
-    ok(unsafe { glr_job_dumps(j, &mut s) });
-    owned(s)
 }
 
 /// Drives every error path it can against a fresh test server; returns (the secrets involved,

@@ -12,75 +12,31 @@
 //! The only skip: where Slurm cannot be brought up (not root, no apt-get, daemons that do not
 //! start), the test prints why and returns.
 
+mod common;
+
+use common::build::{compile_program, default_compiler, header_dir, lib_dir, link_soname, manifest_dir, profile_dir};
+use common::trace::{assert_in_order, trace};
 use gitlab_runner_api::internal::{runner_to_string, Runner};
 use glr_testserver::{Config, JobRecord, TestServer};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The whole scenario must finish within this (Slurm starts a job within a few seconds here).
 const DEADLINE: Duration = Duration::from_secs(120);
-const C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g", "-pthread"];
-
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The header of this build: the generated one (the committed copy may lag behind src/ffi).
-fn header_dir() -> PathBuf {
-    match option_env!("GLR_GENERATED_HEADER") {
-        Some(h) => Path::new(h).parent().expect("header path has a parent").to_path_buf(),
-        None => manifest_dir().join("include"),
-    }
-}
-
-/// The directory of this build's cdylib (see tests/c_examples.rs: deps/ is the one of this build).
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("target/<profile>/deps").to_path_buf();
-    let profile = deps.parent().expect("target/<profile>").to_path_buf();
-    [deps, profile].into_iter().find(|d| d.join("libgitlab_runner_api.so").is_file()).unwrap_or_else(|| {
-        panic!("libgitlab_runner_api.so not found next to {}: the cdylib of this build", exe.display())
-    })
-}
 
 /// Compiles glr-slurm-daemon and glr-slurm-job into target/<profile>/slurm-example/.
 fn build_programs() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let out = exe.parent().and_then(Path::parent).expect("target/<profile>").join("slurm-example");
+    let out = profile_dir().join("slurm-example");
     std::fs::create_dir_all(&out).expect("create the output directory");
-    let header = std::fs::read_to_string(header_dir().join("gitlab_runner_api.h")).expect("read the header");
-    let abi = header.lines().find_map(|l| l.strip_prefix("#define GLR_ABI_VERSION ")).expect("GLR_ABI_VERSION");
-    let soname = out.join(format!("libgitlab_runner_api.so.{}", abi.trim()));
-    let _ = std::fs::remove_file(&soname);
-    std::os::unix::fs::symlink(lib_dir().join("libgitlab_runner_api.so"), &soname).expect("SONAME link");
-    let cc = std::env::var("CC").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "cc".to_string());
+    link_soname(&out);
+    let (cc, cxx) = (default_compiler("c"), default_compiler("c++"));
     for name in ["glr-slurm-daemon", "glr-slurm-job"] {
         let src = manifest_dir().join("examples-c/slurm").join(format!("{name}.c"));
-        let output = Command::new(&cc)
-            .args(C_FLAGS)
-            .arg("-I")
-            .arg(header_dir())
-            .arg("-o")
-            .arg(out.join(name))
-            .arg(&src)
-            .arg("-L")
-            .arg(lib_dir())
-            .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
-            .arg(format!("-Wl,-rpath,{}", out.display()))
-            .arg("-lgitlab_runner_api")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run the C compiler {cc} ({e}): install one, e.g. build-essential"));
-        assert!(
-            output.status.success(),
-            "{} does not compile warning-free:\n{}{}",
-            src.display(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        compile_program(&src, &out.join(name), &cc, &cxx, &[]).unwrap_or_else(|e| panic!("{e}"));
     }
     out
 }
@@ -247,21 +203,6 @@ fn script_job(name: &str, script: &[&str]) -> Value {
              "allow_failure": true}
         ]
     })
-}
-
-fn trace(job: &JobRecord) -> String {
-    String::from_utf8_lossy(&job.trace).into_owned()
-}
-
-#[track_caller]
-fn assert_in_order(text: &str, parts: &[&str]) {
-    let mut at = 0;
-    for part in parts {
-        match text[at..].find(part) {
-            Some(i) => at += i + part.len(),
-            None => panic!("{part:?} missing from the log (or out of order: {parts:?}):\n{text}"),
-        }
-    }
 }
 
 fn wait_job(

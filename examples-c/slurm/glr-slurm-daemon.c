@@ -42,6 +42,10 @@
  *
  * It prints one line per event on stdout ("Job 12: submitted as Slurm job 7", ...) and warnings
  * on stderr. Exit status: 0 stopped by a signal; 1 usage or library error.
+ *
+ * die() and CHECK() below are repeated in each program on purpose: every program reads, and can be
+ * copied out, on its own (executor.c and slurm/glr-slurm-job.c take theirs from common/job_exec.h
+ * together with the code they share).
  */
 #define _XOPEN_SOURCE 700 /* POSIX 2008 + XSI: fork, pipe, readlink, nanosleep, dirent, sigaction */
 

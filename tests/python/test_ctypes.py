@@ -31,31 +31,44 @@ Ownership conventions used here (they matter: ctypes would silently leak otherwi
 
 import argparse
 import ctypes
+import importlib.util
 import json
 import os
 import sys
 import tempfile
-from ctypes import POINTER, byref, c_char, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_void_p
+from ctypes import byref, c_size_t, c_void_p
 
-ABI_VERSION = 1
 
-GLR_OK = 0
-GLR_ERR_NULL_ARGUMENT = -1
-GLR_ERR_INVALID_ARGUMENT = -2
-GLR_ERR_INVALID_UTF8 = -3
-GLR_ERR_AUTH = -4
-GLR_ERR_JOB_CANCELED = -5
-GLR_ERR_ALREADY_FINISHED = -6
-GLR_ERR_NETWORK = -7
-GLR_ERR_HTTP = -8
-GLR_ERR_PARSE = -9
-GLR_ERR_IO = -10
-GLR_ERR_NOT_FOUND = -11
-GLR_ERR_PANIC = -99
+def _load_c_api():
+    """The bindings' table of the C API (bindings/python/gitlab_runner_api/_c_api.py: constants,
+    handle types, every function's restype/argtypes), loaded by its path: the one list of ctypes
+    signatures. Only that table: this script calls the raw C functions itself, not the bindings."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                        "bindings", "python", "gitlab_runner_api", "_c_api.py")
+    spec = importlib.util.spec_from_file_location("glr_c_api", os.path.normpath(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+C_API = _load_c_api()
+ABI_VERSION = C_API.ABI_VERSION
+SIGNATURES = C_API.SIGNATURES
+RunnerP, JobP, OptionsP, ArtifactsP = C_API.RunnerP, C_API.JobP, C_API.OptionsP, C_API.ArtifactsP
+OwnedStr = C_API.OwnedStr  # a char* the library hands out: must go back through glr_string_free
+
+GLR_OK = C_API.GLR_OK
+GLR_ERR_NULL_ARGUMENT = C_API.GLR_ERR_NULL_ARGUMENT
+GLR_ERR_INVALID_ARGUMENT = C_API.GLR_ERR_INVALID_ARGUMENT
+GLR_ERR_INVALID_UTF8 = C_API.GLR_ERR_INVALID_UTF8
+GLR_ERR_AUTH = C_API.GLR_ERR_AUTH
+GLR_ERR_ALREADY_FINISHED = C_API.GLR_ERR_ALREADY_FINISHED
+GLR_ERR_PARSE = C_API.GLR_ERR_PARSE
+GLR_ERR_IO = C_API.GLR_ERR_IO
 ALL_STATUSES = [
-    GLR_OK, GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_ARGUMENT, GLR_ERR_INVALID_UTF8, GLR_ERR_AUTH,
-    GLR_ERR_JOB_CANCELED, GLR_ERR_ALREADY_FINISHED, GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_PARSE,
-    GLR_ERR_IO, GLR_ERR_NOT_FOUND, GLR_ERR_PANIC,
+    C_API.GLR_OK, C_API.GLR_ERR_NULL_ARGUMENT, C_API.GLR_ERR_INVALID_ARGUMENT, C_API.GLR_ERR_INVALID_UTF8,
+    C_API.GLR_ERR_AUTH, C_API.GLR_ERR_JOB_CANCELED, C_API.GLR_ERR_ALREADY_FINISHED, C_API.GLR_ERR_NETWORK,
+    C_API.GLR_ERR_HTTP, C_API.GLR_ERR_PARSE, C_API.GLR_ERR_IO, C_API.GLR_ERR_NOT_FOUND, C_API.GLR_ERR_PANIC,
 ]
 FAILURE_REASONS = [0, 1, 2, 3, 4, 5, 6, 8, 31, 32, 33]
 GLR_FAILURE_SCRIPT = 1
@@ -63,8 +76,8 @@ GLR_FAILURE_SCRIPT = 1
 GLR_JOB_RUNNING = 0
 GLR_JOB_SUCCESS = 1
 
-GLR_VAR_PUBLIC = 1
-GLR_VAR_MASKED = 2
+GLR_VAR_PUBLIC = C_API.GLR_VAR_PUBLIC
+GLR_VAR_MASKED = C_API.GLR_VAR_MASKED
 
 # Tags the runner registers with (the Rust test queues its job with exactly these tags).
 RUNNER_TAGS = ["python", "ctypes"]
@@ -82,109 +95,6 @@ LINES_SECOND_HANDLE = ["after loads: \u65e5\u672c\u8a9e\n", "last line, then suc
 
 class CheckFailed(Exception):
     pass
-
-
-class Runner(ctypes.Structure):
-    """Opaque glr_runner."""
-
-
-class Job(ctypes.Structure):
-    """Opaque glr_job."""
-
-
-class RegisterOptions(ctypes.Structure):
-    """Opaque glr_register_options."""
-
-
-class Artifacts(ctypes.Structure):
-    """Opaque glr_artifacts."""
-
-
-RunnerP = POINTER(Runner)
-JobP = POINTER(Job)
-OptionsP = POINTER(RegisterOptions)
-ArtifactsP = POINTER(Artifacts)
-OwnedStr = POINTER(c_char)  # a char* the library hands out: must go back through glr_string_free
-status_t = c_int32
-
-# name: (restype, [argtypes])
-SIGNATURES = {
-    "glr_version": (c_char_p, []),
-    "glr_abi_version": (c_uint32, []),
-    "glr_status_str": (c_char_p, [status_t]),
-    "glr_last_error_message": (c_size_t, [POINTER(c_char), c_size_t]),
-    "glr_last_error_code": (status_t, []),
-    "glr_string_free": (None, [OwnedStr]),
-    "glr_failure_reason_str": (c_char_p, [c_int32]),
-    # options
-    "glr_register_options_new": (status_t, [POINTER(OptionsP)]),
-    "glr_register_options_free": (None, [OptionsP]),
-    "glr_register_options_set_description": (status_t, [OptionsP, c_char_p]),
-    "glr_register_options_set_maintenance_note": (status_t, [OptionsP, c_char_p]),
-    "glr_register_options_set_name": (status_t, [OptionsP, c_char_p]),
-    "glr_register_options_set_version": (status_t, [OptionsP, c_char_p]),
-    "glr_register_options_set_platform": (status_t, [OptionsP, c_char_p]),
-    "glr_register_options_set_architecture": (status_t, [OptionsP, c_char_p]),
-    "glr_register_options_set_executor": (status_t, [OptionsP, c_char_p]),
-    "glr_register_options_set_access_level": (status_t, [OptionsP, c_char_p]),
-    "glr_register_options_set_locked": (status_t, [OptionsP, c_int32]),
-    "glr_register_options_set_run_untagged": (status_t, [OptionsP, c_int32]),
-    "glr_register_options_set_maximum_timeout": (status_t, [OptionsP, c_int64]),
-    "glr_register_options_add_tag": (status_t, [OptionsP, c_char_p]),
-    # runner
-    "glr_runner_register": (status_t, [c_char_p, c_char_p, OptionsP, POINTER(RunnerP)]),
-    "glr_runner_check_auth": (status_t, [RunnerP]),
-    "glr_runner_request_job": (status_t, [RunnerP, POINTER(JobP)]),
-    "glr_runner_dumps": (status_t, [RunnerP, POINTER(OwnedStr)]),
-    "glr_runner_loads": (status_t, [c_char_p, POINTER(RunnerP)]),
-    "glr_runner_dump": (status_t, [RunnerP, c_char_p]),
-    "glr_runner_load": (status_t, [c_char_p, POINTER(RunnerP)]),
-    "glr_runner_free": (None, [RunnerP]),
-    "glr_runner_id": (c_int64, [RunnerP]),
-    "glr_runner_api_url": (c_char_p, [RunnerP]),
-    "glr_runner_token": (c_char_p, [RunnerP]),
-    "glr_runner_system_id": (c_char_p, [RunnerP]),
-    "glr_runner_description": (c_char_p, [RunnerP]),
-    "glr_runner_name": (c_char_p, [RunnerP]),
-    "glr_runner_version": (c_char_p, [RunnerP]),
-    "glr_runner_revision": (c_char_p, [RunnerP]),
-    "glr_runner_platform": (c_char_p, [RunnerP]),
-    "glr_runner_architecture": (c_char_p, [RunnerP]),
-    "glr_runner_executor": (c_char_p, [RunnerP]),
-    "glr_runner_access_level": (c_char_p, [RunnerP]),
-    "glr_runner_locked": (c_int32, [RunnerP]),
-    "glr_runner_active": (c_int32, [RunnerP]),
-    "glr_runner_run_untagged": (c_int32, [RunnerP]),
-    "glr_runner_maximum_timeout": (c_int64, [RunnerP]),
-    "glr_runner_tag_count": (c_size_t, [RunnerP]),
-    "glr_runner_tag": (c_char_p, [RunnerP, c_size_t]),
-    # job
-    "glr_job_id": (c_int64, [JobP]),
-    "glr_job_token": (c_char_p, [JobP]),
-    "glr_job_name": (c_char_p, [JobP]),
-    "glr_job_stage": (c_char_p, [JobP]),
-    "glr_job_ref": (c_char_p, [JobP]),
-    "glr_job_state": (c_int32, [JobP]),
-    "glr_job_script_count": (c_size_t, [JobP]),
-    "glr_job_script_line": (c_char_p, [JobP, c_size_t]),
-    "glr_job_variable_count": (c_size_t, [JobP]),
-    "glr_job_variable_key": (c_char_p, [JobP, c_size_t]),
-    "glr_job_variable_value": (c_char_p, [JobP, c_size_t]),
-    "glr_job_variable_flags": (c_uint32, [JobP, c_size_t]),
-    "glr_job_variable": (c_char_p, [JobP, c_char_p]),
-    "glr_job_payload": (status_t, [JobP, POINTER(OwnedStr)]),
-    "glr_job_log_append": (status_t, [JobP, c_char_p, c_size_t]),
-    "glr_job_log_flush": (status_t, [JobP]),
-    "glr_job_log": (status_t, [JobP, POINTER(OwnedStr), POINTER(c_size_t)]),
-    "glr_job_set_success": (status_t, [JobP, ArtifactsP]),
-    "glr_job_set_failed": (status_t, [JobP, c_int32, ArtifactsP]),
-    "glr_job_dumps": (status_t, [JobP, POINTER(OwnedStr)]),
-    "glr_job_loads": (status_t, [c_char_p, POINTER(JobP)]),
-    "glr_job_dump": (status_t, [JobP, c_char_p]),
-    "glr_job_load": (status_t, [c_char_p, POINTER(JobP)]),
-    "glr_job_free": (None, [JobP]),
-    "glr_artifacts_free": (None, [ArtifactsP]),
-}
 
 
 class Tester:
