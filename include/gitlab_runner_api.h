@@ -570,9 +570,10 @@ glr_status glr_register_options_set_run_untagged(struct glr_register_options *op
                                                  int32_t value);
 
 /**
- * Sets the maximum job timeout in seconds (>= 0).
+ * Sets the maximum job timeout in seconds (at least 600).
  *
- * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_ARGUMENT for a negative value.
+ * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_ARGUMENT for a value below 600 (GitLab's own
+ * minimum: ten minutes).
  */
 glr_status glr_register_options_set_maximum_timeout(struct glr_register_options *options,
                                                     int64_t seconds);
@@ -727,16 +728,42 @@ int64_t glr_runner_id(const struct glr_runner *runner);
 const char *glr_runner_api_url(const struct glr_runner *runner);
 
 /**
- * The runner's authentication token (a secret). Borrowed: valid until glr_runner_free().
+ * The runner's current authentication token (a secret; it changes when the token is rotated).
+ * Borrowed: valid until glr_runner_free(), also after a rotation (which returns new strings).
  * NULL only if `runner` is NULL.
  */
 const char *glr_runner_token(const struct glr_runner *runner);
 
 /**
- * When the token expires (ISO 8601, as GitLab sent it), or NULL when it does not or is unknown.
- * Borrowed: valid until glr_runner_free().
+ * When the current token expires (ISO 8601, as GitLab sent it), or NULL when it does not or is
+ * unknown. Borrowed: valid until glr_runner_free().
  */
 const char *glr_runner_token_expires_at(const struct glr_runner *runner);
+
+/**
+ * Rotates the runner's authentication token now (`POST /api/v4/runners/reset_authentication_token`;
+ * the old token stops working at once). The library also does this by itself, on the runner's
+ * next network call once 75 % of the token's lifetime (from `token_expires_at`) has passed, as
+ * the official runner does. A runner loaded with glr_runner_load() writes the new token to its
+ * file (atomically, mode 0600, holding an exclusive lock on `<file>.lock`, so that of several
+ * processes sharing the file one rotates; the others, when GitLab refuses their old token,
+ * re-read the file and retry once). Any other runner must be dumped again by the caller.
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_AUTH (the token is already refused: expired or
+ * reset), GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_IO (the runner file could not be written: the
+ * new token is in use in this process, but the file still has the old one), GLR_ERR_TIMEOUT.
+ */
+glr_status glr_runner_reset_token(struct glr_runner *runner);
+
+/**
+ * Sets the runner label `key` to `value` (NULL removes it): GitLab stores labels on the runner
+ * manager (`info.labels`, GitLab 18+), sent from the next request on, persisted. Keys: 3 to 65
+ * letters, digits, `.`, `_`, `-`, not starting with `.` or `-`; values: 1 to 256 of the same;
+ * at most 32 labels (the official runner's rules).
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT (`runner`, `key`), GLR_ERR_INVALID_UTF8, GLR_ERR_INVALID_ARGUMENT.
+ */
+glr_status glr_runner_set_label(struct glr_runner *runner, const char *key, const char *value);
 
 /**
  * This runner manager's `system_id` (`s_...` derived from the machine id, or `r_...` random),
@@ -927,6 +954,29 @@ int32_t glr_job_is_branch(const struct glr_job *job);
  * is NULL). Learned from GitLab's answers to log uploads, glr_job_auth() and the final update.
  */
 int32_t glr_job_state(const struct glr_job *job);
+
+/**
+ * Seconds GitLab gives the job (`runner_info.timeout`: the job's `timeout:`, within the
+ * runner's `maximum_timeout`), or -1 when GitLab did not say (or `job` is NULL). Tell a batch
+ * system this wall time: GitLab stops the job at glr_job_deadline().
+ */
+int64_t glr_job_timeout(const struct glr_job *job);
+
+/**
+ * When GitLab stops the job, in unix seconds: when the runner took it plus glr_job_timeout().
+ * Its job token expires 5 minutes later; after that every call for the job fails (GitLab
+ * fails the job `job_token_expired`). -1 when unknown (no timeout in the payload, a dump
+ * written by an older version, or `job` is NULL). Saved in dumps.
+ */
+int64_t glr_job_deadline(const struct glr_job *job);
+
+/**
+ * 1 once GitLab has acknowledged the job (`PUT state=running`, the two-phase commit that
+ * glr_runner_request_job() sends at once), 0 while not yet (the commit failed and is retried
+ * in the background: GitLab gives a job it has not seen acknowledged within 2 minutes to
+ * another runner), -1 if `job` is NULL (or a parent's job in a fork()ed child).
+ */
+int32_t glr_job_acknowledged(const struct glr_job *job);
 
 /**
  * How many `script` lines the job has (of every step named "script"; 0 if `job` is NULL).

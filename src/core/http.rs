@@ -1,6 +1,7 @@
 //! The one shared HTTP client: user agent, timeouts, TLS (system trust store plus an optional
 //! extra CA file), proxies from the environment, and retries with backoff like the official runner
-//! (408, 429, 500, 502, 503, 504 and >= 512; at most 5 attempts; `Retry-After` honoured).
+//! (408, 429, 500, 502, 503, 504 and >= 512; at most 5 attempts; the wait GitLab asks for, from
+//! `RateLimit-ResetTime` or `Retry-After`, honoured within the call's bound).
 //! Transport only: what GitLab's endpoints, headers and statuses mean is `api`'s business.
 //!
 //! Requests run on the library's own async runtime (one worker thread per process) while the
@@ -26,8 +27,6 @@ use std::time::{Duration, Instant};
 pub const MAX_ATTEMPTS: u32 = 5;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
-/// A `Retry-After` longer than this is cut short: a library call must not hang for hours.
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Long enough for GitLab's long polling (Workhorse holds a job request up to ~50 s).
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -386,9 +385,19 @@ fn backoff(attempt: u32) -> Duration {
     exp + jitter
 }
 
+/// The wait a server asks for before a retry, as the official runner reads it:
+/// `RateLimit-ResetTime` (an HTTP date) first, else `Retry-After` (seconds, or an HTTP date).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("retry-after")?.to_str().ok()?.trim().parse::<u64>().ok()?;
-    Some(Duration::from_secs(v).min(RETRY_AFTER_MAX))
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let until = |date: &str| {
+        let secs = super::time::parse_http_date(date)? - super::time::unix_now();
+        Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+    };
+    if let Some(wait) = header("ratelimit-resettime").and_then(until) {
+        return Some(wait);
+    }
+    let v = header("retry-after")?;
+    v.parse::<u64>().ok().map(Duration::from_secs).or_else(|| until(v))
 }
 
 fn request_id() -> String {
@@ -410,8 +419,10 @@ pub fn send(req: &Request, call: &Call<'_>) -> Result<Response> {
             let last_attempt = attempt >= MAX_ATTEMPTS || call.retrying_stopped();
             match send_once(client, req).await {
                 Ok((status, headers, body)) => {
-                    if is_retriable_status(status) && !last_attempt {
-                        let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt - 1));
+                    let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt - 1));
+                    // A wait beyond the call's bound would only end in a timeout: answer now.
+                    let in_time = call.deadline.is_none_or(|d| Instant::now() + wait < d);
+                    if is_retriable_status(status) && !last_attempt && in_time {
                         diag::debug(&format!(
                             "{}: {status}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
                             req.what,
@@ -578,7 +589,7 @@ pub fn transfer_error(what: &str, e: &reqwest::Error) -> Error {
     Error::new(ErrorKind::Network, format!("{what}: {}", describe(e)))
 }
 
-/// `Retry-After` (seconds) of a response, capped like the retries above.
+/// The wait a response asks for (`RateLimit-ResetTime`, `Retry-After`), as the retries above.
 pub fn retry_after_of(headers: &HeaderMap) -> Option<Duration> {
     retry_after(headers)
 }
@@ -602,6 +613,31 @@ mod tests {
         assert!(backoff(0) >= BACKOFF_MIN && backoff(0) < BACKOFF_MIN * 2);
         assert!(backoff(3) >= BACKOFF_MIN * 8);
         assert!(backoff(30) <= BACKOFF_MAX + BACKOFF_MAX / 4);
+    }
+
+    #[test]
+    fn the_wait_gitlab_asks_for_is_read_as_the_official_runner_reads_it() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", HeaderValue::from_static("600"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(600)), "not cut short: the call's bound decides");
+        let in_90_s = super::super::time::unix_now() + 90;
+        let date = |t: i64| {
+            // An HTTP date for unix time t (weekday is not checked by the parser).
+            let s = super::super::time::format_rfc3339(t);
+            let (y, mo, d, hms) = (&s[0..4], &s[5..7], &s[8..10], &s[11..19]);
+            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            format!("Mon, {d} {} {y} {hms} GMT", months[mo.parse::<usize>().unwrap() - 1])
+        };
+        h.insert("ratelimit-resettime", HeaderValue::from_str(&date(in_90_s)).unwrap());
+        let wait = retry_after(&h).unwrap();
+        assert!(
+            wait <= Duration::from_secs(90) && wait >= Duration::from_secs(85),
+            "RateLimit-ResetTime first: {wait:?}"
+        );
+        h.remove("ratelimit-resettime");
+        h.insert("retry-after", HeaderValue::from_str(&date(in_90_s)).unwrap());
+        assert!(retry_after(&h).unwrap() >= Duration::from_secs(85), "Retry-After as a date");
     }
 
     #[test]

@@ -60,6 +60,20 @@ pub fn is_valid_feature_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// At most this many labels, as the official runner.
+pub const MAX_LABELS: usize = 32;
+
+/// Whether `key`/`value` is a label GitLab takes (the official runner's `common/labels.go`:
+/// key `^[a-zA-Z0-9_][a-zA-Z0-9._-]{2,64}$`, value `^[a-zA-Z0-9._-]{1,256}$`).
+pub fn is_valid_label(key: &str, value: &str) -> bool {
+    let label_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    let key_ok = (3..=65).contains(&key.len())
+        && key.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && key.bytes().all(label_char);
+    let value_ok = (1..=256).contains(&value.len()) && value.bytes().all(label_char);
+    key_ok && value_ok
+}
+
 /// GOARCH-style architecture names, as GitLab shows them for the official runner.
 fn default_architecture() -> &'static str {
     match std::env::consts::ARCH {
@@ -85,7 +99,11 @@ pub fn features_json(declared: &BTreeMap<String, bool>) -> Value {
     Value::Object(map)
 }
 
-pub fn identity_json(identity: &Identity, features: &BTreeMap<String, bool>) -> Value {
+pub fn identity_json(
+    identity: &Identity,
+    features: &BTreeMap<String, bool>,
+    labels: &BTreeMap<String, String>,
+) -> Value {
     let mut info = Map::new();
     let or = |v: &Option<String>, default: &str| v.clone().unwrap_or_else(|| default.to_string());
     info.insert("name".into(), json!(or(&identity.name, "gitlab_runner_api")));
@@ -100,11 +118,14 @@ pub fn identity_json(identity: &Identity, features: &BTreeMap<String, bool>) -> 
     }
     info.insert("features".into(), features_json(features));
     info.insert("config".into(), json!({"gpus": ""}));
+    if !labels.is_empty() {
+        info.insert("labels".into(), json!(labels));
+    }
     Value::Object(info)
 }
 
 pub fn info_json(runner: &RunnerData) -> Value {
-    identity_json(&runner.identity, &runner.features)
+    identity_json(&runner.identity, &runner.features, &runner.labels)
 }
 
 #[cfg(test)]
@@ -130,11 +151,36 @@ mod tests {
 
     #[test]
     fn identity_defaults_fill_the_wire_only() {
-        let info = identity_json(&Identity { executor: Some("custom".into()), ..Default::default() }, &BTreeMap::new());
+        let info = identity_json(
+            &Identity { executor: Some("custom".into()), ..Default::default() },
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
         assert_eq!(info["name"], "gitlab_runner_api");
         assert_eq!(info["executor"], "custom");
         assert!(info.get("revision").is_none());
         assert_eq!(info["config"]["gpus"], "");
         assert!(is_valid_feature_name("image") && !is_valid_feature_name("Bad-Name") && !is_valid_feature_name(""));
+        assert!(info.get("labels").is_none(), "no labels: none sent");
+        let labels = BTreeMap::from([("site".to_string(), "cern-batch".to_string())]);
+        assert_eq!(identity_json(&Identity::default(), &BTreeMap::new(), &labels)["labels"]["site"], "cern-batch");
+    }
+
+    #[test]
+    fn labels_follow_the_official_runner_s_rules() {
+        assert!(is_valid_label("site", "cern"));
+        assert!(is_valid_label("_a.b-c", "1.2_3-x"));
+        assert!(is_valid_label(&"k".repeat(65), &"v".repeat(256)));
+        for (k, v) in [
+            ("ab", "v"),
+            ("-abc", "v"),
+            ("a b", "v"),
+            (&"k".repeat(66) as &str, "v"),
+            ("key", ""),
+            ("key", "a/b"),
+            ("key", &"v".repeat(257) as &str),
+        ] {
+            assert!(!is_valid_label(k, v), "{k:?}={v:?}");
+        }
     }
 }

@@ -18,6 +18,7 @@ pub mod process;
 pub mod runner;
 pub mod sync;
 pub mod system_id;
+pub mod time;
 pub mod trace;
 pub mod uploader;
 pub mod url;

@@ -60,12 +60,19 @@ pub struct RunnerData {
     pub id: i64,
     pub token: String,
     pub token_expires_at: Option<String>,
+    /// When this token was obtained (registration, verify, rotation), RFC 3339: the start of its
+    /// lifetime, from which the rotation at 75 % of it is computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_obtained_at: Option<String>,
     /// `s_` or `r_` + 12 alphanumerics; created once, then persisted.
     pub system_id: String,
     pub registration: Registration,
     pub identity: Identity,
     /// Features the embedding executor declared (`glr_runner_set_feature`).
     pub features: BTreeMap<String, bool>,
+    /// `info.labels` (`glr_runner_set_label`): stored by GitLab on the runner manager.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The job's state as this library knows it.
@@ -144,6 +151,9 @@ pub struct JobData {
     pub committed: bool,
     pub exit_code: Option<i32>,
     pub log: LogData,
+    /// When the job was taken from GitLab (unix seconds): its deadline is this plus its timeout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<i64>,
 }
 
 fn is_zero(v: &u8) -> bool {

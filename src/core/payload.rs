@@ -64,6 +64,9 @@ pub struct JobInfo {
     /// `features.failure_reasons`: what this GitLab accepts; None for a GitLab too old to say.
     pub failure_reasons: Option<Vec<String>>,
     pub token_mask_prefixes: Vec<String>,
+    /// `runner_info.timeout`: seconds GitLab gives the job (the job's `timeout:`, within the
+    /// runner's `maximum_timeout`); None when GitLab did not say.
+    pub timeout: Option<i64>,
 }
 
 fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
@@ -230,6 +233,7 @@ impl JobInfo {
             dependencies: dependencies(payload),
             failure_reasons,
             token_mask_prefixes: strings(at(payload, &["features", "token_mask_prefixes"])),
+            timeout: int(at(payload, &["runner_info", "timeout"])).filter(|t| *t > 0),
             variables,
         })
     }

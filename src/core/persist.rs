@@ -34,6 +34,7 @@ use super::model::{Identity, JobData, JobState, LogData, Registration, RunnerDat
 use super::system_id;
 use super::trace::MIN_LOG_LIMIT;
 use super::url::normalize_api_url;
+use super::{info, time};
 
 const FORMAT_VERSION: i64 = 2;
 
@@ -158,6 +159,13 @@ const BYTES: Conv<Vec<u8>> = Conv {
 };
 /// Any value, for what is checked separately (the job payload).
 const ANY: Conv<Value> = Conv { expected: "any value", convert: Ok };
+const STRING_MAP: Conv<BTreeMap<String, String>> = Conv {
+    expected: "an object of strings",
+    convert: |v| {
+        let Value::Object(map) = &v else { return Err(v) };
+        map.iter().map(|(k, s)| Some((k.clone(), s.as_str()?.to_string()))).collect::<Option<BTreeMap<_, _>>>().ok_or(v)
+    },
+};
 const BOOL_MAP: Conv<BTreeMap<String, bool>> = Conv {
     expected: "an object of booleans",
     convert: |v| {
@@ -382,8 +390,31 @@ fn runner_from_v2(map: Map<String, Value>) -> Result<RunnerData> {
         Some(mut i) => identity_from(&mut i)?,
     };
     let features = f.opt("features", BOOL_MAP)?.unwrap_or_default();
+    // Both optional (added after version 2 was first written).
+    let token_obtained_at = f.opt("token_obtained_at", STRING)?;
+    if token_obtained_at.as_deref().is_some_and(|t| time::parse_rfc3339(t).is_none()) {
+        return Err(Error::parse("field \"token_obtained_at\" is not an RFC 3339 time"));
+    }
+    let labels = f.opt("labels", STRING_MAP)?.unwrap_or_default();
+    if let Some(key) = labels.iter().find(|(k, v)| !info::is_valid_label(k, v)).map(|(k, _)| k) {
+        return Err(Error::parse(format!(
+            "field \"labels\" has an invalid label (key {} characters long, or its value)",
+            key.chars().count()
+        )));
+    }
 
-    Ok(RunnerData { api_url, id, token, token_expires_at, system_id, registration, identity, features })
+    Ok(RunnerData {
+        api_url,
+        id,
+        token,
+        token_expires_at,
+        token_obtained_at,
+        system_id,
+        registration,
+        identity,
+        features,
+        labels,
+    })
 }
 
 fn identity_from(i: &mut Fields) -> Result<Identity> {
@@ -435,7 +466,7 @@ fn runner_from_v1(items: Vec<Value>) -> Result<RunnerData> {
         system_id: system_id::new_system_id(),
         registration,
         identity,
-        features: BTreeMap::new(),
+        ..RunnerData::default()
     })
 }
 
@@ -464,6 +495,8 @@ fn job_from_v2(map: Map<String, Value>) -> Result<JobData> {
     let state = parse_state(&f.req("state", STRING)?, &ALL_STATES)?;
     let committed = f.req("committed", BOOL)?;
     let exit_code = f.opt("exit_code", I32)?;
+    // Optional (added after version 2 was first written): older dumps have no deadline.
+    let taken_at = f.opt("taken_at", INT)?;
 
     let mut l = f.object("log", "log.")?;
     let text = l.req("text", STRING)?;
@@ -501,6 +534,7 @@ fn job_from_v2(map: Map<String, Value>) -> Result<JobData> {
         committed,
         exit_code,
         log: LogData { text, acknowledged, remote, pending, mask_mode, limit, limited },
+        taken_at,
     })
 }
 
@@ -526,6 +560,7 @@ fn job_from_v1(items: Vec<Value>) -> Result<JobData> {
         committed: true,
         exit_code: None,
         log: LogData { text, acknowledged: len, remote: len, pending: Vec::new(), mask_mode: 0, ..Default::default() },
+        taken_at: None,
     })
 }
 
@@ -634,6 +669,7 @@ mod tests {
                 executor: Some("custom".into()),
             },
             features: [("image".to_string(), false), ("refspecs".to_string(), true)].into(),
+            ..RunnerData::default()
         }
     }
 
@@ -666,6 +702,7 @@ mod tests {
                 mask_mode: 2,
                 ..Default::default()
             },
+            taken_at: None,
         }
     }
 
@@ -724,6 +761,26 @@ mod tests {
             j.payload,
             r#"{"id":1234567,"token":"SECRETJOB","zeta":[1,2.5,null,{"b":1,"a":2}],"job_info":{"name":"build","stage":"test"},"alpha":"üñí €"}"#
         );
+    }
+
+    #[test]
+    fn token_lifetime_labels_and_the_deadline_survive_and_older_dumps_have_none() {
+        let mut j = sample_job(JobState::Running);
+        j.taken_at = Some(1_700_000_000);
+        j.runner.token_obtained_at = Some("2029-12-02T03:04:05Z".into());
+        j.runner.labels = [("site".to_string(), "cern-batch".to_string())].into();
+        let s = job_to_string(&j);
+        assert!(s.contains(r#""token_obtained_at":"2029-12-02T03:04:05Z""#), "{s}");
+        assert!(s.contains(r#""labels":{"site":"cern-batch"}"#), "{s}");
+        assert!(s.contains(r#""taken_at":1700000000"#), "{s}");
+        assert_eq!(job_from_str(&s).unwrap(), j);
+        let older = job_from_str(V2_JOB).unwrap();
+        assert_eq!((older.taken_at, older.runner.token_obtained_at, older.runner.labels.len()), (None, None, 0));
+        let with = |key: &str, value: Value| edit(V2_RUNNER, |v| v[key] = value);
+        assert!(runner_from_str(&with("token_obtained_at", json!("yesterday"))).is_err());
+        assert!(runner_from_str(&with("labels", json!({"a b": "x"}))).is_err());
+        assert!(runner_from_str(&with("labels", json!({"site": 1}))).is_err());
+        assert!(runner_from_str(&with("labels", json!({"site": "x"}))).is_ok());
     }
 
     #[test]

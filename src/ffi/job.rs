@@ -265,6 +265,32 @@ pub unsafe extern "C" fn glr_job_state(job: *const glr_job) -> i32 {
     unsafe { job_field(job, -1, |j| Ok(state_code(j.inner.state()))) }
 }
 
+/// Seconds GitLab gives the job (`runner_info.timeout`: the job's `timeout:`, within the
+/// runner's `maximum_timeout`), or -1 when GitLab did not say (or `job` is NULL). Tell a batch
+/// system this wall time: GitLab stops the job at glr_job_deadline().
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_timeout(job: *const glr_job) -> i64 {
+    unsafe { job_field(job, -1, |j| Ok(j.inner.timeout().unwrap_or(-1))) }
+}
+
+/// When GitLab stops the job, in unix seconds: when the runner took it plus glr_job_timeout().
+/// Its job token expires 5 minutes later; after that every call for the job fails (GitLab
+/// fails the job `job_token_expired`). -1 when unknown (no timeout in the payload, a dump
+/// written by an older version, or `job` is NULL). Saved in dumps.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_deadline(job: *const glr_job) -> i64 {
+    unsafe { job_field(job, -1, |j| Ok(j.inner.deadline().unwrap_or(-1))) }
+}
+
+/// 1 once GitLab has acknowledged the job (`PUT state=running`, the two-phase commit that
+/// glr_runner_request_job() sends at once), 0 while not yet (the commit failed and is retried
+/// in the background: GitLab gives a job it has not seen acknowledged within 2 minutes to
+/// another runner), -1 if `job` is NULL (or a parent's job in a fork()ed child).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_acknowledged(job: *const glr_job) -> i32 {
+    unsafe { job_field(job, -1, |j| Ok(j.inner.acknowledged().map_or(-1, i32::from))) }
+}
+
 /// How many `script` lines the job has (of every step named "script"; 0 if `job` is NULL).
 #[no_mangle]
 pub unsafe extern "C" fn glr_job_script_count(job: *const glr_job) -> usize {

@@ -5,7 +5,7 @@ use super::guard::{guard, invalid_arg, FfiResult};
 use super::handle::{free_handle, handle_ref, new_handle, out_arg};
 use super::status::glr_status;
 use super::strings::opt_str_arg;
-use crate::core::runner::{RegisterOptions, ACCESS_LEVELS};
+use crate::core::runner::{RegisterOptions, ACCESS_LEVELS, MIN_MAXIMUM_TIMEOUT};
 use crate::core::sync::lock;
 use std::ffi::c_char;
 use std::sync::Mutex;
@@ -242,9 +242,10 @@ pub unsafe extern "C" fn glr_register_options_set_run_untagged(
     unsafe { set_flag(options, value, "run_untagged", |o, v| o.registration.run_untagged = v) }
 }
 
-/// Sets the maximum job timeout in seconds (>= 0).
+/// Sets the maximum job timeout in seconds (at least 600).
 ///
-/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_ARGUMENT for a negative value.
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_ARGUMENT for a value below 600 (GitLab's own
+/// minimum: ten minutes).
 #[no_mangle]
 pub unsafe extern "C" fn glr_register_options_set_maximum_timeout(
     options: *mut glr_register_options,
@@ -252,8 +253,11 @@ pub unsafe extern "C" fn glr_register_options_set_maximum_timeout(
 ) -> glr_status {
     unsafe {
         set(options, |o| {
-            if seconds < 0 {
-                return Err(invalid_arg("maximum_timeout", format!("must not be negative ({seconds})")));
+            if seconds < MIN_MAXIMUM_TIMEOUT {
+                return Err(invalid_arg(
+                    "maximum_timeout",
+                    format!("must be at least {MIN_MAXIMUM_TIMEOUT} seconds, as GitLab requires (not {seconds})"),
+                ));
             }
             o.registration.maximum_timeout = Some(seconds);
             Ok(())

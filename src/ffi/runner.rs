@@ -219,7 +219,8 @@ pub unsafe extern "C" fn glr_runner_load(path: *const c_char, out: *mut *mut glr
         let out = unsafe { out_arg(out, "out") }?;
         let path = unsafe { str_arg(path, "path") }?;
         let data = persist::read_file(Path::new(path))?;
-        out.write(new_handle(glr_runner::new(Runner::from_data(persist::runner_from_str(&data)?))));
+        let runner = Runner::from_file_data(persist::runner_from_str(&data)?, Path::new(path));
+        out.write(new_handle(glr_runner::new(runner)));
         Ok(())
     })
 }
@@ -290,18 +291,55 @@ pub unsafe extern "C" fn glr_runner_api_url(runner: *const glr_runner) -> *const
     unsafe { runner_str(runner, |d| Some(&d.api_url)) }
 }
 
-/// The runner's authentication token (a secret). Borrowed: valid until glr_runner_free().
+/// The runner's current authentication token (a secret; it changes when the token is rotated).
+/// Borrowed: valid until glr_runner_free(), also after a rotation (which returns new strings).
 /// NULL only if `runner` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_token(runner: *const glr_runner) -> *const c_char {
-    unsafe { runner_str(runner, |d| Some(&d.token)) }
+    unsafe { runner_field(runner, ptr::null(), |r| Ok(r.strings.get(&r.inner.token()))) }
 }
 
-/// When the token expires (ISO 8601, as GitLab sent it), or NULL when it does not or is unknown.
-/// Borrowed: valid until glr_runner_free().
+/// When the current token expires (ISO 8601, as GitLab sent it), or NULL when it does not or is
+/// unknown. Borrowed: valid until glr_runner_free().
 #[no_mangle]
 pub unsafe extern "C" fn glr_runner_token_expires_at(runner: *const glr_runner) -> *const c_char {
-    unsafe { runner_str(runner, |d| d.token_expires_at.as_deref()) }
+    unsafe { runner_field(runner, ptr::null(), |r| Ok(r.strings.get_opt(r.inner.token_expires_at().as_deref()))) }
+}
+
+/// Rotates the runner's authentication token now (`POST /api/v4/runners/reset_authentication_token`;
+/// the old token stops working at once). The library also does this by itself, on the runner's
+/// next network call once 75 % of the token's lifetime (from `token_expires_at`) has passed, as
+/// the official runner does. A runner loaded with glr_runner_load() writes the new token to its
+/// file (atomically, mode 0600, holding an exclusive lock on `<file>.lock`, so that of several
+/// processes sharing the file one rotates; the others, when GitLab refuses their old token,
+/// re-read the file and retry once). Any other runner must be dumped again by the caller.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_AUTH (the token is already refused: expired or
+/// reset), GLR_ERR_NETWORK, GLR_ERR_HTTP, GLR_ERR_IO (the runner file could not be written: the
+/// new token is in use in this process, but the file still has the old one), GLR_ERR_TIMEOUT.
+#[no_mangle]
+pub unsafe extern "C" fn glr_runner_reset_token(runner: *mut glr_runner) -> glr_status {
+    guard(|| Ok(unsafe { runner_ref(runner) }?.inner.reset_token()?))
+}
+
+/// Sets the runner label `key` to `value` (NULL removes it): GitLab stores labels on the runner
+/// manager (`info.labels`, GitLab 18+), sent from the next request on, persisted. Keys: 3 to 65
+/// letters, digits, `.`, `_`, `-`, not starting with `.` or `-`; values: 1 to 256 of the same;
+/// at most 32 labels (the official runner's rules).
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT (`runner`, `key`), GLR_ERR_INVALID_UTF8, GLR_ERR_INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn glr_runner_set_label(
+    runner: *mut glr_runner,
+    key: *const c_char,
+    value: *const c_char,
+) -> glr_status {
+    guard(|| {
+        let runner = unsafe { runner_ref(runner) }?;
+        let key = unsafe { str_arg(key, "key") }?;
+        let value = unsafe { super::strings::opt_str_arg(value, "value") }?;
+        Ok(runner.inner.set_label(key, value)?)
+    })
 }
 
 /// This runner manager's `system_id` (`s_...` derived from the machine id, or `r_...` random),

@@ -75,6 +75,9 @@ pub enum UpdateOutcome {
     TraceResetRequested,
     /// 403: the job token is refused (the job is not running any more, or was never ours).
     Forbidden,
+    /// 404: GitLab no longer has the job (deleted with its pipeline or project): the official
+    /// runner aborts the job.
+    Gone,
     /// Any other status, after the transport's retries.
     Unexpected,
 }
@@ -116,6 +119,7 @@ pub fn update(to: JobEndpoint<'_>, update: &Update<'_>, call: &Call<'_>) -> Resu
         202 => UpdateOutcome::Accepted,
         412 => UpdateOutcome::TraceResetRequested,
         403 => UpdateOutcome::Forbidden,
+        404 => UpdateOutcome::Gone,
         _ => UpdateOutcome::Unexpected,
     };
     Ok(UpdateReply { outcome, signals: JobSignals::of(&resp), answer: Answer::of(&resp) })

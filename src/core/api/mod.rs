@@ -113,6 +113,11 @@ impl Answer {
         }
     }
 
+    /// Whether GitLab's own message says `text` (e.g. "Job token has expired").
+    pub fn says(&self, text: &str) -> bool {
+        self.detail.as_deref().is_some_and(|d| d.contains(text))
+    }
+
     /// A 1xx-3xx answer: GitLab took the request (the job is alive at GitLab).
     pub fn succeeded(&self) -> bool {
         self.status < 400

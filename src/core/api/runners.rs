@@ -125,6 +125,29 @@ pub fn unregister(api_url: &str, token: &str, system_id: &str, call: &Call<'_>) 
     }
 }
 
+/// `POST /api/v4/runners/reset_authentication_token` with the current token in the body (not in
+/// `RUNNER-TOKEN`, as the official runner): a new token, the old one invalid at once.
+pub fn reset_token(api_url: &str, token: &str, call: &Call<'_>) -> Result<Credentials> {
+    let req = Request::new(Method::POST, api_url, "/api/v4/runners/reset_authentication_token")
+        .header(ACCEPT, JSON)
+        .json(&json!({ "token": token }));
+    let resp = http::send(&req, call)?;
+    let answer = Answer::of(&resp);
+    match resp.status {
+        201 | 200 => {
+            let v = json_of(&resp)?;
+            let token = v.get("token").and_then(Value::as_str).unwrap_or("").to_string();
+            if token.is_empty() {
+                return Err(Error::parse(format!("{}: the answer has no runner token", resp.what)));
+            }
+            let token_expires_at = v.get("token_expires_at").and_then(Value::as_str).map(str::to_string);
+            Ok(Credentials { id: 0, token, token_expires_at })
+        }
+        403 => Err(auth_rejected(&answer)),
+        _ => Err(answer.unexpected()),
+    }
+}
+
 /// The answer to a job request.
 #[derive(Debug)]
 pub struct JobRequestReply {

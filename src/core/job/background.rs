@@ -19,6 +19,9 @@ const PATCHES_PER_TURN: usize = 4;
 const MIN_TURN_GAP: Duration = Duration::from_secs(1);
 /// Longest pause between two background attempts after failures.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+/// Retries of a failed commit wait at most this long: GitLab gives the job to another runner
+/// when it is not acknowledged within 2 minutes of its pickup, so several tries fit in.
+const MAX_COMMIT_BACKOFF: Duration = Duration::from_secs(8);
 /// One background turn takes at most this long (each request also has its own timeout).
 const TURN_LIMIT: Duration = Duration::from_secs(10 * 60);
 
@@ -51,6 +54,11 @@ impl Background for JobShared {
         if !m.state.is_active() {
             return None;
         }
+        if !m.committed {
+            // Commit until acknowledged, soon and often (see MAX_COMMIT_BACKOFF).
+            let gap = Duration::from_secs(1u64 << m.failures.min(6)).min(MAX_COMMIT_BACKOFF);
+            return Some(m.last_attempt.map_or(now, |t| t + gap));
+        }
         let tick = m.last_attempt.map_or(now, |t| t + m.update_interval);
         let owner = m.role == Role::Owner;
         let due = if owner && !m.trace.all_acknowledged() {
@@ -75,19 +83,22 @@ impl Background for JobShared {
             lock(&self.inner).last_attempt = Some(Instant::now());
             return;
         };
-        let (active, has_data, keepalive_due) = {
+        let (active, committed, has_data, keepalive_due) = {
             let m = lock(&self.inner);
             (
                 m.state.is_active(),
+                m.committed,
                 m.role == Role::Owner && !m.trace.all_acknowledged(),
-                (m.committed || m.role != Role::Owner) && m.last_contact.elapsed() >= m.keepalive,
+                m.last_contact.elapsed() >= m.keepalive,
             )
         };
         if !active || self.is_closed() {
             return;
         }
         let call = self.background_call();
-        let result = if has_data {
+        let result = if !committed {
+            self.commit_locked(&call)
+        } else if has_data {
             self.upload(Some(PATCHES_PER_TURN), &call)
         } else if keepalive_due {
             self.touch(&call)

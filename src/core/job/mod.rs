@@ -22,9 +22,10 @@ use crate::core::artifacts::{self, ArtifactSet};
 use crate::core::error::{Error, ErrorKind, Result};
 use crate::core::info::info_json;
 use crate::core::mask::Masker;
-use crate::core::model::{JobData, JobState, RunnerData};
+use crate::core::model::{JobData, JobState, LogData, RunnerData};
 use crate::core::payload::{JobInfo, VAR_MASKED};
 use crate::core::sync::lock;
+use crate::core::time;
 use crate::core::trace::Trace;
 use crate::core::uploader::{self, Background};
 use crate::core::url::warn_if_plain_http;
@@ -55,19 +56,13 @@ fn masker_for(info: &JobInfo) -> Masker {
 }
 
 impl Job {
-    fn build(
-        runner: RunnerData,
-        payload: String,
-        state: JobState,
-        committed: bool,
-        exit_code: Option<i32>,
-        role: Role,
-        trace: impl FnOnce(Masker) -> Trace,
-    ) -> Result<Job> {
+    /// A job from its data; `trace` builds its log (empty for a new job, restored from a dump).
+    fn build(data: JobData, role: Role, trace: impl FnOnce(LogData, Masker) -> Trace) -> Result<Job> {
+        let JobData { runner, payload, state, committed, exit_code, log, taken_at } = data;
         let parsed: Value =
             serde_json::from_str(&payload).map_err(|e| Error::parse(format!("job payload is not JSON: {e}")))?;
         let info = JobInfo::from_payload(&parsed)?;
-        let trace = trace(masker_for(&info));
+        let trace = trace(log, masker_for(&info));
         let inner = JobMut {
             state,
             role,
@@ -81,7 +76,8 @@ impl Job {
             failures: 0,
         };
         let runner_info = RawValue::from_string(info_json(&runner).to_string()).expect("serialised JSON is JSON");
-        let shared = Arc::new_cyclic(|me| JobShared::new(runner, runner_info, payload, info, inner, me.clone()));
+        let shared =
+            Arc::new_cyclic(|me| JobShared::new(runner, runner_info, payload, info, taken_at, inner, me.clone()));
         let background: Arc<dyn Background> = shared.clone();
         uploader::register(Arc::downgrade(&background));
         Ok(Job { shared })
@@ -89,7 +85,16 @@ impl Job {
 
     /// A job just received from `POST /jobs/request`: this handle owns its log.
     pub fn new(runner: RunnerData, payload: String) -> Result<Job> {
-        Self::build(runner, payload, JobState::Running, false, None, Role::Owner, Trace::new)
+        let data = JobData {
+            runner,
+            payload,
+            state: JobState::Running,
+            committed: false,
+            exit_code: None,
+            log: LogData::default(),
+            taken_at: Some(time::unix_now()),
+        };
+        Self::build(data, Role::Owner, |_, masker| Trace::new(masker))
     }
 
     /// A job restored from a dump (offline; its log offset is re-learned before the next
@@ -106,9 +111,7 @@ impl Job {
 
     fn restore(data: JobData, role: Role) -> Result<Job> {
         warn_if_plain_http(&data.runner.api_url);
-        let log = data.log;
-        let build = |m| Trace::from_data(log, m);
-        Self::build(data.runner, data.payload, data.state, data.committed, data.exit_code, role, build)
+        Self::build(data, role, Trace::from_data)
     }
 
     /// A snapshot of everything persisted, for a dump that leaves this handle the owner.
@@ -153,6 +156,7 @@ impl Job {
                     committed: m.committed,
                     exit_code: m.exit_code,
                     log: m.trace.to_data(),
+                    taken_at: s.taken_at,
                 }
             };
             let written = write(&data);
@@ -186,6 +190,24 @@ impl Job {
     pub fn state(&self) -> JobState {
         self.shared.state()
     }
+    /// Seconds GitLab gives the job (`runner_info.timeout`), when it said.
+    pub fn timeout(&self) -> Option<i64> {
+        self.shared.info.timeout
+    }
+
+    /// Unix time at which GitLab stops the job (taken + timeout; its token expires 5 minutes
+    /// later), when known.
+    pub fn deadline(&self) -> Option<i64> {
+        self.shared.deadline()
+    }
+
+    /// Whether GitLab has acknowledged the job (`PUT state=running`, the two-phase commit): a
+    /// job not acknowledged within 2 minutes of its pickup is given to another runner.
+    pub fn acknowledged(&self) -> Result<bool> {
+        self.shared.check_local()?;
+        Ok(lock(&self.shared.inner).committed)
+    }
+
     /// The whole log as stored (what was appended, masked and UTF-8-fixed). A watcher has the
     /// log as it was when it was handed over or dumped.
     pub fn log_text(&self) -> Result<String> {

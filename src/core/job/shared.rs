@@ -22,6 +22,7 @@ use crate::core::model::{JobData, JobState, RunnerData};
 use crate::core::payload::JobInfo;
 use crate::core::process;
 use crate::core::sync::lock;
+use crate::core::time;
 use crate::core::trace::Trace;
 use serde_json::value::RawValue;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -43,6 +44,8 @@ pub(crate) const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const FINAL_UPDATE_PATIENCE: Duration = Duration::from_secs(6 * 60);
 /// The longest wait between two repeats of a final update answered 202.
 const MAX_ACCEPTED_WAIT: Duration = Duration::from_secs(64);
+/// GitLab accepts a job token this long after the job's timeout (`lib/ci/job_token/jwt`).
+const JOB_TOKEN_MARGIN_SECONDS: i64 = 5 * 60;
 /// Resyncs in a row without progress before a flush gives up (GitLab keeps moving the end).
 const MAX_RESYNCS_WITHOUT_PROGRESS: u32 = 20;
 
@@ -80,6 +83,8 @@ pub(crate) struct JobShared {
     /// GitLab's payload, as JSON text (see `JobData::payload`).
     pub(super) payload: String,
     pub(super) info: JobInfo,
+    /// When the job was taken from GitLab (unix seconds; None for a dump too old to say).
+    pub(super) taken_at: Option<i64>,
     /// The process generation that built this handle: in a fork()ed child it differs, and the
     /// handle is the parent's (see `check_local`).
     generation: u64,
@@ -135,6 +140,7 @@ impl JobShared {
         runner_info: Box<RawValue>,
         payload: String,
         info: JobInfo,
+        taken_at: Option<i64>,
         inner: JobMut,
         me: Weak<JobShared>,
     ) -> JobShared {
@@ -143,6 +149,7 @@ impl JobShared {
             runner_info,
             payload,
             info,
+            taken_at,
             generation: process::generation(),
             state_code: AtomicU8::new(state_code(inner.state)),
             inner: Mutex::new(inner),
@@ -262,6 +269,30 @@ impl JobShared {
             committed: m.committed,
             exit_code: m.exit_code,
             log: m.trace.to_data(),
+            taken_at: self.taken_at,
+        }
+    }
+
+    /// Unix time at which GitLab stops the job: taken + its timeout (None when unknown).
+    pub(super) fn deadline(&self) -> Option<i64> {
+        Some(self.taken_at? + self.info.timeout?)
+    }
+
+    /// Why GitLab refuses the job token, in words: an expired token (GitLab accepts it for the
+    /// job's timeout plus 5 minutes after the job was taken) or a job no longer running.
+    fn refusal(&self, status: Option<&RemoteStatus>, answer: &Answer) -> String {
+        let past_deadline = self.deadline().is_some_and(|d| time::unix_now() > d + JOB_TOKEN_MARGIN_SECONDS);
+        if answer.says("expired") || past_deadline {
+            let timeout = self.info.timeout.map_or("unknown".to_string(), |t| format!("{t} s"));
+            return format!(
+                "the job token has expired: GitLab accepts it for the job's timeout ({timeout}) plus 5 minutes after \
+                 the job was taken{}",
+                self.deadline().map_or(String::new(), |d| format!(" (deadline {})", time::format_rfc3339(d)))
+            );
+        }
+        match status {
+            Some(s) => format!("GitLab reports the job as {}", s.as_str()),
+            None => "job token rejected or job no longer running".to_string(),
         }
     }
 
@@ -317,9 +348,10 @@ impl JobShared {
         if stopped {
             diag::warn(&format!("job {} was stopped by GitLab", self.info.id));
             self.set_state(JobState::Canceled);
-            let why = match status {
-                Some(s) => format!("GitLab reports the job as {}", s.as_str()),
-                None => "job token rejected or job no longer running".to_string(),
+            let why = if forbidden {
+                self.refusal(status, answer)
+            } else {
+                format!("GitLab reports the job as {}", status.map_or("stopped", |s| s.as_str()))
             };
             return Err(answer.error(ErrorKind::JobCanceled).context(format!("job {}: {why}", self.info.id)));
         }
@@ -330,9 +362,22 @@ impl JobShared {
         Ok(())
     }
 
+    /// A 404 to a job update: GitLab no longer has the job; like the official runner, stop.
+    fn gone(&self, answer: &Answer) -> Error {
+        diag::warn(&format!("job {}: GitLab no longer has it (404)", self.id()));
+        self.set_state(JobState::Canceled);
+        answer.error(ErrorKind::JobCanceled).context(format!(
+            "job {}: GitLab no longer has this job (it was deleted, with its pipeline or project)",
+            self.id()
+        ))
+    }
+
     /// `observe` of an update's reply; Ok for the outcomes of a non-final update that succeeded.
     fn observe_update(&self, reply: &UpdateReply) -> Result<()> {
         self.observe(&reply.signals, &reply.answer, reply.outcome == UpdateOutcome::Forbidden)?;
+        if reply.outcome == UpdateOutcome::Gone {
+            return Err(self.gone(&reply.answer));
+        }
         match reply.outcome {
             UpdateOutcome::Applied | UpdateOutcome::Accepted => Ok(()),
             _ => Err(reply.answer.unexpected()),
@@ -491,6 +536,7 @@ impl JobShared {
                     self.observe(&reply.signals, &reply.answer, true)?;
                     return Err(reply.answer.unexpected());
                 }
+                UpdateOutcome::Gone => return Err(self.gone(&reply.answer)),
                 _ => return Err(reply.answer.unexpected()),
             }
         }
