@@ -23,11 +23,21 @@
  * valid until its handle is freed. Out-parameters are written only on success.
  *
  * @par Threads
- * Handles may be used from several threads at once (they lock internally). Callbacks run on the
- * thread that triggers them, possibly a background thread of the library; they must be
- * thread-safe and must not unwind (no C++ exception or longjmp out of a callback).
- * The library never prints: diagnostics go to glr_set_log_callback(), or to stderr when the
- * environment variable `GLR_LOG` is set to error, warn, info or debug.
+ * Handles may be used from several threads at once (they lock internally); a handle may be
+ * freed while other threads are inside calls on it (they end, #GLR_ERR_INTERRUPTED), but no
+ * call may start on it once its free function was called. Every network call is bounded
+ * (glr_job_set_call_timeout(), glr_runner_set_call_timeout(): 5 minutes by default,
+ * #GLR_ERR_TIMEOUT). Callbacks (log and cancel) run on one library thread, `glr-events`, one at
+ * a time, with no library lock held: they may call back into the library, and must not unwind
+ * (no C++ exception or longjmp out of a callback). The library never prints: diagnostics go to
+ * glr_set_log_callback(), or to stderr when the environment variable `GLR_LOG` is set to error,
+ * warn, info or debug.
+ *
+ * @par Processes
+ * After fork(), the child has working connections and background threads of its own; the
+ * parent's jobs are not the child's (#GLR_ERR_NOT_OWNER). Log text is uploaded in the
+ * background: call glr_shutdown() before the process exits, or text GitLab has not acknowledged
+ * is lost.
  *
  * @par Versions
  * #GLR_VERSION_STRING is the version of this header, glr_version() that of the library;
@@ -433,13 +443,19 @@ void glr_string_free(char *s);
  * `debug` (read once), and are dropped otherwise. With a callback, every level is passed; filter
  * in the callback.
  *
- * The callback is called on the thread that logs, which may be a thread of the caller or a
- * background thread of the library, and may be called from several threads at once: it must be
- * thread-safe. It must not unwind (no C++ exception or longjmp may leave it; catch everything
- * inside). The library holds no internal lock while calling it, so it may call library
- * functions, but note that most of them clear the thread's last error. A call already in
- * progress may still complete after the callback was replaced, so keep `userdata` valid until
- * it is certain that no call is running.
+ * The callback runs on the library's event thread (`glr-events`), never on the thread that
+ * logged and never with a library lock held: lines are delivered one at a time, in the order
+ * they were logged, also the debug-level lines of retries made by the background uploader. A
+ * slow callback delays other callbacks (the cancel callbacks run on the same thread), never an
+ * upload; when more than 10,000 lines wait, further ones are dropped and counted (a warning
+ * says how many). It may call any library function. It must not unwind (no C++ exception or
+ * longjmp may leave it; catch everything inside). Runtimes that cannot take calls on a thread
+ * they did not create (Ruby, Perl, LuaJIT, a busy Node.js event loop) should set `GLR_LOG`
+ * instead.
+ *
+ * This function returns once every line logged before it was delivered to the previous
+ * callback and that callback is not running any more, so its `userdata` may be freed right
+ * after (except when called from a callback: then it returns at once).
  *
  * @param callback The function to call, or NULL to turn the callback off.
  * @param userdata Passed unchanged to every call of `callback`; may be NULL. Not freed by the library.

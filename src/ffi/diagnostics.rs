@@ -33,13 +33,19 @@ pub type glr_log_callback = Option<unsafe extern "C" fn(userdata: *mut c_void, l
 /// `debug` (read once), and are dropped otherwise. With a callback, every level is passed; filter
 /// in the callback.
 ///
-/// The callback is called on the thread that logs, which may be a thread of the caller or a
-/// background thread of the library, and may be called from several threads at once: it must be
-/// thread-safe. It must not unwind (no C++ exception or longjmp may leave it; catch everything
-/// inside). The library holds no internal lock while calling it, so it may call library
-/// functions, but note that most of them clear the thread's last error. A call already in
-/// progress may still complete after the callback was replaced, so keep `userdata` valid until
-/// it is certain that no call is running.
+/// The callback runs on the library's event thread (`glr-events`), never on the thread that
+/// logged and never with a library lock held: lines are delivered one at a time, in the order
+/// they were logged, also the debug-level lines of retries made by the background uploader. A
+/// slow callback delays other callbacks (the cancel callbacks run on the same thread), never an
+/// upload; when more than 10,000 lines wait, further ones are dropped and counted (a warning
+/// says how many). It may call any library function. It must not unwind (no C++ exception or
+/// longjmp may leave it; catch everything inside). Runtimes that cannot take calls on a thread
+/// they did not create (Ruby, Perl, LuaJIT, a busy Node.js event loop) should set `GLR_LOG`
+/// instead.
+///
+/// This function returns once every line logged before it was delivered to the previous
+/// callback and that callback is not running any more, so its `userdata` may be freed right
+/// after (except when called from a callback: then it returns at once).
 ///
 /// @param callback The function to call, or NULL to turn the callback off.
 /// @param userdata Passed unchanged to every call of `callback`; may be NULL. Not freed by the library.
