@@ -409,7 +409,8 @@ const char *glr_status_str(glr_status status);
  * The slot is per thread: call this on the thread that made the failing call, before any other
  * library call on that thread (each call clears it on entry; this one, glr_last_error_code(),
  * glr_status_str(), glr_version(), glr_abi_version() and the free functions do not).
- * Runtimes that move code between OS threads (Go) must pin the thread around the pair of calls.
+ * Runtimes that move code between OS threads (Go) should read glr_job_last_error_message() /
+ * glr_runner_last_error_message() instead, which keep the last failure per handle.
  * Messages never contain tokens.
  *
  * @param buf    Caller-owned buffer of at least `buflen` bytes, or NULL if `buflen` is 0.
@@ -462,6 +463,20 @@ void glr_string_free(char *s);
  */
 void glr_set_log_callback(glr_log_callback callback,
                           void *userdata);
+
+/**
+ * Sends the library's diagnostics at `level` (a GLR_LOG_* value) and more severe to the file
+ * descriptor `fd` as lines `gitlab_runner_api: <level>: <message>\n` (at most 4000 bytes, so
+ * each goes into a pipe whole), or with `fd` -1 stops. For runtimes that cannot take callbacks
+ * on a library thread: give it a pipe and read lines from your event loop. It never blocks the
+ * library: a line the descriptor cannot take at once (a full pipe, a reader gone) is dropped,
+ * and no SIGPIPE is raised. The descriptor stays yours (the library never closes it); it works
+ * beside a log callback, and `GLR_LOG`'s stderr lines stop while it is set.
+ *
+ * Errors: GLR_ERR_INVALID_ARGUMENT (`fd` below -1, or an unknown `level`; `level` is ignored
+ * when `fd` is -1).
+ */
+glr_status glr_set_log_fd(int32_t fd, int32_t level);
 
 /**
  * Creates an empty set of registration options.
@@ -600,6 +615,14 @@ glr_status glr_register_options_set_maximum_timeout(struct glr_register_options 
  * `tag` is copied. Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_INVALID_UTF8, GLR_ERR_INVALID_ARGUMENT.
  */
 glr_status glr_register_options_add_tag(struct glr_register_options *options, const char *tag);
+
+/**
+ * Copies the message of the last failed call on `runner` into `buf`, snprintf-style, whichever
+ * thread made that call (see glr_job_last_error_message()). Returns the message's full length
+ * (0 when no call on the runner failed yet or `runner` is NULL). Does not touch the thread's
+ * last error.
+ */
+size_t glr_runner_last_error_message(const struct glr_runner *runner, char *buf, size_t buflen);
 
 /**
  * Registers a new runner with a registration token (`POST /api/v4/runners`, the legacy
@@ -874,6 +897,44 @@ size_t glr_runner_tag_count(const struct glr_runner *runner);
  * the thread's last error). Borrowed: valid until glr_runner_free().
  */
 const char *glr_runner_tag(const struct glr_runner *runner, size_t index);
+
+/**
+ * Copies the message of the last failed call on `job` into `buf`, snprintf-style (as
+ * glr_last_error_message()), whichever thread made that call: for runtimes that move a caller
+ * between OS threads (Go goroutines, Node.js's thread pool), where the thread's last error may
+ * belong to someone else. Successful calls do not clear it; read it right after a call on the
+ * job returned an error. Returns the message's full length (0, and an empty string, when no
+ * call on the job failed yet or `job` is NULL). Does not touch the thread's last error.
+ */
+size_t glr_job_last_error_message(const struct glr_job *job, char *buf, size_t buflen);
+
+/**
+ * Waits until the job's state differs from `known_state` (a GLR_JOB_* value), at most
+ * `timeout_milliseconds` (0: do not wait; -1: no limit), and sets `*state_out` to the state
+ * then: the same as `known_state` when the time ran out. For programs that cannot take
+ * callbacks on a library thread: a thread of their own waits here for GitLab's cancel. It
+ * returns early when the job is freed on another thread.
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT (`job`, `state_out`), GLR_ERR_INVALID_ARGUMENT (not a state, or
+ * a timeout below -1), GLR_ERR_NOT_OWNER (a parent's job in a fork()ed child).
+ */
+glr_status glr_job_wait_state(struct glr_job *job,
+                              int32_t known_state,
+                              int64_t timeout_milliseconds,
+                              int32_t *state_out);
+
+/**
+ * Sets `*fd_out` to a descriptor that becomes readable after every change of the job's state
+ * (a cancel, the end), for poll/epoll/select, libuv, asyncio's add_reader or Go's netpoller: a
+ * program learns of GitLab's cancel without callbacks. It is an eventfd: read its 8-byte
+ * counter to reset it (it stays readable until read), then call glr_job_state(). The same
+ * descriptor is returned on every call; it belongs to the job: do not close it; it is closed
+ * when the job is freed.
+ *
+ * Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_IO (no descriptor to be had), GLR_ERR_NOT_OWNER (a
+ * parent's job in a fork()ed child).
+ */
+glr_status glr_job_event_fd(struct glr_job *job, int32_t *fd_out);
 
 /**
  * GitLab's name of a failure reason ("script_failure"...), or NULL for a value that is not a

@@ -21,7 +21,7 @@
 use super::events;
 use super::sync::{read, write};
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// Severity of a line. The numbers are part of the C API (`GLR_LOG_ERROR` 1 ... `GLR_LOG_DEBUG` 4):
@@ -88,13 +88,46 @@ fn env_level() -> u8 {
     *ENV.get_or_init(|| std::env::var("GLR_LOG").ok().and_then(|v| Level::from_name(&v)).map_or(OFF, |l| l as u8))
 }
 
-/// The max level for a given sink state: a sink receives everything, stderr what `GLR_LOG` says.
+/// The descriptor `set_log_fd` installed (-1: none) and the most verbose level it takes.
+static LOG_FD: AtomicI32 = AtomicI32::new(-1);
+static LOG_FD_LEVEL: AtomicU8 = AtomicU8::new(OFF);
+/// Longest line written to the descriptor: below PIPE_BUF (4096), so a line goes into a pipe
+/// whole, in one write, and lines of several threads never interleave.
+const MAX_FD_LINE: usize = 4000;
+
+/// The max level for a given state: a sink receives everything, the descriptor what it was set
+/// up with, stderr what `GLR_LOG` says when there is neither.
 fn max_level_for(sink_installed: bool) -> u8 {
-    if sink_installed {
-        Level::Debug as u8
-    } else {
-        env_level()
+    let fd_level = if LOG_FD.load(Ordering::Acquire) >= 0 { LOG_FD_LEVEL.load(Ordering::Acquire) } else { OFF };
+    let stderr_level = if sink_installed || fd_level != OFF { OFF } else { env_level() };
+    let sink_level = if sink_installed { Level::Debug as u8 } else { OFF };
+    sink_level.max(fd_level).max(stderr_level)
+}
+
+/// Sends lines at `level` and more severe to descriptor `fd` (None: stop), as
+/// `gitlab_runner_api: <level>: <message>\n`, never blocking: a line the descriptor cannot take
+/// at once (a full pipe, a reader gone) is dropped. The descriptor stays the caller's.
+pub fn set_log_fd(fd: Option<i32>, level: Level) {
+    let slot = write(&SINK);
+    LOG_FD_LEVEL.store(level as u8, Ordering::Release);
+    LOG_FD.store(fd.unwrap_or(-1), Ordering::Release);
+    MAX_LEVEL.store(max_level_for(slot.is_some()), Ordering::Release);
+}
+
+fn write_to_fd(level: Level, message: &str) {
+    let fd = LOG_FD.load(Ordering::Acquire);
+    if fd < 0 || (level as u8) > LOG_FD_LEVEL.load(Ordering::Acquire) {
+        return;
     }
+    let mut line = format!("gitlab_runner_api: {level}: ");
+    let room = MAX_FD_LINE - line.len() - 1;
+    let mut cut = message.len().min(room);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    line.push_str(&message[..cut]);
+    line.push('\n');
+    crate::os::write_without_blocking(fd, line.as_bytes());
 }
 
 /// Installs (`Some`) or removes (`None`) the process-wide sink, replacing any previous one.
@@ -131,11 +164,13 @@ pub fn enabled(level: Level) -> bool {
     (level as u8) <= max
 }
 
-/// Sends one line to the sink, or to stderr when `GLR_LOG` asks for it, or nowhere.
+/// Sends one line to the descriptor and the sink, or to stderr when `GLR_LOG` asks for it and
+/// there is neither, or nowhere.
 pub fn emit(level: Level, message: &str) {
     if !enabled(level) {
         return;
     }
+    write_to_fd(level, message);
     // The sink of the moment the line was logged receives it, on the event thread.
     let sink = read(&SINK).clone();
     match sink {
@@ -144,7 +179,7 @@ pub fn emit(level: Level, message: &str) {
             events::post_log_line(move || sink(level, &message));
         }
         None => {
-            if (level as u8) <= env_level() {
+            if (level as u8) <= env_level() && LOG_FD.load(Ordering::Acquire) < 0 {
                 eprintln!("gitlab_runner_api: {level}: {message}");
             }
         }

@@ -2,7 +2,8 @@
 
 use std::ffi::{c_char, c_void};
 
-use super::guard::guard_value;
+use super::guard::{guard, guard_value, invalid_arg};
+use super::status::glr_status;
 use super::text::c_string;
 use crate::core::diag::{self, Level};
 
@@ -62,6 +63,38 @@ pub unsafe extern "C" fn glr_set_log_callback(callback: glr_log_callback, userda
                 unsafe { cb(userdata as *mut c_void, level as i32, message.as_ptr()) }
             })
         }))
+    })
+}
+
+/// Sends the library's diagnostics at `level` (a GLR_LOG_* value) and more severe to the file
+/// descriptor `fd` as lines `gitlab_runner_api: <level>: <message>\n` (at most 4000 bytes, so
+/// each goes into a pipe whole), or with `fd` -1 stops. For runtimes that cannot take callbacks
+/// on a library thread: give it a pipe and read lines from your event loop. It never blocks the
+/// library: a line the descriptor cannot take at once (a full pipe, a reader gone) is dropped,
+/// and no SIGPIPE is raised. The descriptor stays yours (the library never closes it); it works
+/// beside a log callback, and `GLR_LOG`'s stderr lines stop while it is set.
+///
+/// Errors: GLR_ERR_INVALID_ARGUMENT (`fd` below -1, or an unknown `level`; `level` is ignored
+/// when `fd` is -1).
+#[no_mangle]
+pub extern "C" fn glr_set_log_fd(fd: i32, level: i32) -> glr_status {
+    guard(|| {
+        if fd == -1 {
+            diag::set_log_fd(None, Level::Error);
+            return Ok(());
+        }
+        let level = match level {
+            GLR_LOG_ERROR => Level::Error,
+            GLR_LOG_WARN => Level::Warn,
+            GLR_LOG_INFO => Level::Info,
+            GLR_LOG_DEBUG => Level::Debug,
+            other => return Err(invalid_arg("level", format!("{other} is not a GLR_LOG_* value"))),
+        };
+        match fd {
+            fd if fd >= 0 => diag::set_log_fd(Some(fd), level),
+            fd => return Err(invalid_arg("fd", format!("{fd} is not a descriptor (-1 turns this off)"))),
+        }
+        Ok(())
     })
 }
 

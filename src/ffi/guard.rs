@@ -13,8 +13,9 @@ use std::fmt;
 use std::panic::{self, catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
+use super::handle_errors;
 use super::status::*;
-use super::text::without_nul;
+use super::text::{copy_to_buffer, without_nul};
 use crate::core::{diag, error::Error};
 
 /// A failure on its way to C: the status to return and the message for glr_last_error_message.
@@ -84,6 +85,15 @@ fn set_last_error(e: FfiError) -> glr_status {
     status
 }
 
+/// Runs `f` inside a frame of `handle_errors` (see there): its failure is also recorded on the
+/// handle it borrowed.
+fn in_frame<T>(f: impl FnOnce() -> FfiResult<T>) -> FfiResult<T> {
+    handle_errors::enter();
+    let result = catch_panic(f).and_then(|r| r);
+    handle_errors::leave(result.as_ref().err().map(|e| e.message.as_str()));
+    result
+}
+
 /// Installs, once, a panic hook that stays silent for panics inside a guard (the library never
 /// prints; the guard reports them) and records their location. Panics elsewhere go to the hook
 /// that was installed before.
@@ -149,9 +159,9 @@ pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> FfiResult<T> {
 /// ```
 pub(crate) fn guard(f: impl FnOnce() -> FfiResult<()>) -> glr_status {
     clear_last_error();
-    match catch_panic(f) {
-        Ok(Ok(())) => GLR_OK,
-        Ok(Err(e)) | Err(e) => set_last_error(e),
+    match in_frame(f) {
+        Ok(()) => GLR_OK,
+        Err(e) => set_last_error(e),
     }
 }
 
@@ -159,7 +169,7 @@ pub(crate) fn guard(f: impl FnOnce() -> FfiResult<()>) -> glr_status {
 /// last error, returns `f()`, or `default` (recording `GLR_ERR_PANIC`) on a panic.
 pub(crate) fn guard_value<T>(default: T, f: impl FnOnce() -> T) -> T {
     clear_last_error();
-    match catch_panic(f) {
+    match in_frame(|| Ok(f())) {
         Ok(v) => v,
         Err(e) => {
             set_last_error(e);
@@ -173,9 +183,9 @@ pub(crate) fn guard_value<T>(default: T, f: impl FnOnce() -> T) -> T {
 /// tell "NULL because unset" (glr_last_error_code() == GLR_OK) from a failure.
 pub(crate) fn guard_result<T>(default: T, f: impl FnOnce() -> FfiResult<T>) -> T {
     clear_last_error();
-    match catch_panic(f) {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) | Err(e) => {
+    match in_frame(f) {
+        Ok(v) => v,
+        Err(e) => {
             set_last_error(e);
             default
         }
@@ -200,7 +210,8 @@ pub(crate) fn guard_quiet(f: impl FnOnce()) {
 /// The slot is per thread: call this on the thread that made the failing call, before any other
 /// library call on that thread (each call clears it on entry; this one, glr_last_error_code(),
 /// glr_status_str(), glr_version(), glr_abi_version() and the free functions do not).
-/// Runtimes that move code between OS threads (Go) must pin the thread around the pair of calls.
+/// Runtimes that move code between OS threads (Go) should read glr_job_last_error_message() /
+/// glr_runner_last_error_message() instead, which keep the last failure per handle.
 /// Messages never contain tokens.
 ///
 /// @param buf    Caller-owned buffer of at least `buflen` bytes, or NULL if `buflen` is 0.
@@ -212,19 +223,8 @@ pub unsafe extern "C" fn glr_last_error_message(buf: *mut c_char, buflen: usize)
         .try_with(|slot| {
             let slot = slot.borrow();
             let message = slot.as_ref().map_or("", |e| e.message.as_str());
-            if !buf.is_null() && buflen > 0 {
-                let mut n = message.len().min(buflen - 1);
-                while !message.is_char_boundary(n) {
-                    n -= 1;
-                }
-                // SAFETY: the caller guarantees `buf` points to `buflen` writable bytes and
-                // n + 1 <= buflen; `message` is our own string, so the regions do not overlap.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(message.as_ptr(), buf.cast::<u8>(), n);
-                    *buf.add(n) = 0;
-                }
-            }
-            message.len()
+            // SAFETY: `buf` as the caller promised.
+            unsafe { copy_to_buffer(message, buf, buflen) }
         })
         .unwrap_or(0)
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::guard::{guard_quiet, null_arg, FfiResult};
+use super::handle_errors::{self, HandleErrors};
 
 /// Moves `value` to the heap and returns the handle C will own (never NULL).
 pub(crate) fn new_handle<T>(value: T) -> *mut T {
@@ -48,9 +49,11 @@ pub(crate) unsafe fn free_handle<T>(p: *mut T) {
 #[derive(Debug, Default)]
 pub(crate) struct InUse(AtomicUsize);
 
-/// A handle type whose calls are counted (`glr_job`, `glr_runner`).
+/// A handle type whose calls are counted (`glr_job`, `glr_runner`) and whose last failure is
+/// kept (see `handle_errors`).
 pub(crate) trait Counted {
     fn in_use(&self) -> &InUse;
+    fn errors(&self) -> &HandleErrors;
 }
 
 /// A borrowed handle, counted as in use until dropped.
@@ -76,6 +79,7 @@ impl<T: Counted> std::ops::Deref for Using<'_, T> {
 pub(crate) unsafe fn handle_use<'a, T: Counted>(p: *const T, name: &str) -> FfiResult<Using<'a, T>> {
     let r = unsafe { handle_ref(p, name) }?;
     r.in_use().0.fetch_add(1, Ordering::SeqCst);
+    handle_errors::note(r.errors());
     Ok(Using(r))
 }
 

@@ -2,10 +2,12 @@
 //! `core::job`, result mapping.
 
 use super::artifacts::glr_artifacts;
-use super::guard::{guard, guard_result, invalid_arg, FfiResult};
+use super::guard::{catch_panic, guard, guard_result, invalid_arg, FfiResult};
 use super::handle::{free_counted, handle_use, new_handle, out_arg, Counted, InUse, Using};
+use super::handle_errors::HandleErrors;
 use super::status::glr_status;
 use super::strings::{bytes_arg, owned_c_bytes, owned_c_string, str_arg, BorrowedStrings};
+use super::text::copy_to_buffer;
 use crate::core::artifacts::ArtifactSet;
 use crate::core::failure;
 use crate::core::job::{Job, Outcome};
@@ -87,11 +89,12 @@ pub struct glr_job {
     pub(crate) inner: Job,
     strings: BorrowedStrings,
     in_use: InUse,
+    errors: HandleErrors,
 }
 
 impl glr_job {
     pub(crate) fn new(inner: Job) -> Self {
-        glr_job { inner, strings: BorrowedStrings::new(), in_use: InUse::default() }
+        glr_job { inner, strings: BorrowedStrings::new(), in_use: InUse::default(), errors: HandleErrors::default() }
     }
 }
 
@@ -99,6 +102,71 @@ impl Counted for glr_job {
     fn in_use(&self) -> &InUse {
         &self.in_use
     }
+    fn errors(&self) -> &HandleErrors {
+        &self.errors
+    }
+}
+
+/// Copies the message of the last failed call on `job` into `buf`, snprintf-style (as
+/// glr_last_error_message()), whichever thread made that call: for runtimes that move a caller
+/// between OS threads (Go goroutines, Node.js's thread pool), where the thread's last error may
+/// belong to someone else. Successful calls do not clear it; read it right after a call on the
+/// job returned an error. Returns the message's full length (0, and an empty string, when no
+/// call on the job failed yet or `job` is NULL). Does not touch the thread's last error.
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_last_error_message(job: *const glr_job, buf: *mut c_char, buflen: usize) -> usize {
+    // SAFETY: NULL or live, by the caller's contract; `buf` as glr_last_error_message().
+    let message = catch_panic(|| unsafe { job.as_ref() }.map(|j| j.errors.last()).unwrap_or_default());
+    unsafe { copy_to_buffer(&message.unwrap_or_default(), buf, buflen) }
+}
+
+/// Waits until the job's state differs from `known_state` (a GLR_JOB_* value), at most
+/// `timeout_milliseconds` (0: do not wait; -1: no limit), and sets `*state_out` to the state
+/// then: the same as `known_state` when the time ran out. For programs that cannot take
+/// callbacks on a library thread: a thread of their own waits here for GitLab's cancel. It
+/// returns early when the job is freed on another thread.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT (`job`, `state_out`), GLR_ERR_INVALID_ARGUMENT (not a state, or
+/// a timeout below -1), GLR_ERR_NOT_OWNER (a parent's job in a fork()ed child).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_wait_state(
+    job: *mut glr_job,
+    known_state: i32,
+    timeout_milliseconds: i64,
+    state_out: *mut i32,
+) -> glr_status {
+    guard(|| {
+        let out = unsafe { out_arg(state_out, "state_out") }?;
+        let job = unsafe { job_ref(job) }?;
+        let known = state_of(known_state)
+            .ok_or_else(|| invalid_arg("known_state", format!("{known_state} is not a GLR_JOB_* value")))?;
+        let timeout = match timeout_milliseconds {
+            -1 => None,
+            ms if ms >= 0 => Some(Duration::from_millis(ms as u64)),
+            ms => return Err(invalid_arg("timeout_milliseconds", format!("{ms} is below -1 (-1 means no limit)"))),
+        };
+        out.write(state_code(job.inner.wait_state(known, timeout)?));
+        Ok(())
+    })
+}
+
+/// Sets `*fd_out` to a descriptor that becomes readable after every change of the job's state
+/// (a cancel, the end), for poll/epoll/select, libuv, asyncio's add_reader or Go's netpoller: a
+/// program learns of GitLab's cancel without callbacks. It is an eventfd: read its 8-byte
+/// counter to reset it (it stays readable until read), then call glr_job_state(). The same
+/// descriptor is returned on every call; it belongs to the job: do not close it; it is closed
+/// when the job is freed.
+///
+/// Errors: GLR_ERR_NULL_ARGUMENT, GLR_ERR_IO (no descriptor to be had), GLR_ERR_NOT_OWNER (a
+/// parent's job in a fork()ed child).
+#[no_mangle]
+pub unsafe extern "C" fn glr_job_event_fd(job: *mut glr_job, fd_out: *mut i32) -> glr_status {
+    guard(|| {
+        let out = unsafe { out_arg(fd_out, "fd_out") }?;
+        let job = unsafe { job_ref(job) }?;
+        out.write(job.inner.event_fd()?);
+        Ok(())
+    })
 }
 
 /// GitLab's name of a failure reason ("script_failure"...), or NULL for a value that is not a
@@ -125,6 +193,17 @@ const FAILURE_REASON_NAMES: &[&[u8]] = &[
     b"runner_external_dependency_failure\0",
     b"runner_interrupted\0",
 ];
+
+fn state_of(code: i32) -> Option<JobState> {
+    Some(match code {
+        GLR_JOB_RUNNING => JobState::Running,
+        GLR_JOB_SUCCESS => JobState::Success,
+        GLR_JOB_FAILED => JobState::Failed,
+        GLR_JOB_CANCELING => JobState::Canceling,
+        GLR_JOB_CANCELED => JobState::Canceled,
+        _ => return None,
+    })
+}
 
 fn state_code(state: JobState) -> i32 {
     match state {

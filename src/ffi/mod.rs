@@ -20,6 +20,8 @@ pub(crate) mod fork;
 
 pub(crate) mod text;
 
+pub(crate) mod handle_errors;
+
 pub mod guard;
 
 pub mod strings;

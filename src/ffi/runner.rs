@@ -1,13 +1,15 @@
 //! `glr_runner`: register, verify, request jobs, persist. Each function: argument checks, one
 //! call into `core::runner`, result mapping.
 
-use super::guard::{guard, guard_result, invalid_arg, FfiResult};
+use super::guard::{catch_panic, guard, guard_result, invalid_arg, FfiResult};
 use super::handle::{free_counted, handle_use, new_handle, out_arg, Counted, InUse, Using};
+use super::handle_errors::HandleErrors;
 use super::job::call_timeout;
 use super::job::glr_job;
 use super::options::glr_register_options;
 use super::status::glr_status;
 use super::strings::{owned_c_string, str_arg, BorrowedStrings};
+use super::text::copy_to_buffer;
 use crate::core::model::RunnerData;
 use crate::core::persist;
 use crate::core::runner::{RegisterOptions, Runner};
@@ -31,11 +33,12 @@ pub struct glr_runner {
     pub(crate) inner: Runner,
     strings: BorrowedStrings,
     in_use: InUse,
+    errors: HandleErrors,
 }
 
 impl glr_runner {
     pub(crate) fn new(inner: Runner) -> Self {
-        glr_runner { inner, strings: BorrowedStrings::new(), in_use: InUse::default() }
+        glr_runner { inner, strings: BorrowedStrings::new(), in_use: InUse::default(), errors: HandleErrors::default() }
     }
 }
 
@@ -43,6 +46,24 @@ impl Counted for glr_runner {
     fn in_use(&self) -> &InUse {
         &self.in_use
     }
+    fn errors(&self) -> &HandleErrors {
+        &self.errors
+    }
+}
+
+/// Copies the message of the last failed call on `runner` into `buf`, snprintf-style, whichever
+/// thread made that call (see glr_job_last_error_message()). Returns the message's full length
+/// (0 when no call on the runner failed yet or `runner` is NULL). Does not touch the thread's
+/// last error.
+#[no_mangle]
+pub unsafe extern "C" fn glr_runner_last_error_message(
+    runner: *const glr_runner,
+    buf: *mut c_char,
+    buflen: usize,
+) -> usize {
+    // SAFETY: NULL or live, by the caller's contract; `buf` as glr_last_error_message().
+    let message = catch_panic(|| unsafe { runner.as_ref() }.map(|r| r.errors.last()).unwrap_or_default());
+    unsafe { copy_to_buffer(&message.unwrap_or_default(), buf, buflen) }
 }
 
 /// # Safety

@@ -19,3 +19,25 @@ pub(crate) fn without_nul(s: &str) -> Cow<'_, str> {
 pub(crate) fn c_string(s: &str) -> CString {
     CString::new(without_nul(s).into_owned()).expect("NULs were replaced")
 }
+
+/// Copies `message` into the C buffer `buf` of `buflen` bytes, snprintf-style: at most
+/// `buflen - 1` bytes (cut on a UTF-8 character boundary) and a NUL when `buflen > 0`; nothing
+/// when `buf` is NULL. Returns the whole message's length in bytes, without the NUL.
+///
+/// # Safety
+/// `buf` is NULL or points to `buflen` writable bytes.
+pub(crate) unsafe fn copy_to_buffer(message: &str, buf: *mut std::ffi::c_char, buflen: usize) -> usize {
+    if !buf.is_null() && buflen > 0 {
+        let mut n = message.len().min(buflen - 1);
+        while !message.is_char_boundary(n) {
+            n -= 1;
+        }
+        // SAFETY: the caller guarantees `buf` points to `buflen` writable bytes and
+        // n + 1 <= buflen; `message` is our own string, so the regions do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(message.as_ptr(), buf.cast::<u8>(), n);
+            *buf.add(n) = 0;
+        }
+    }
+    message.len()
+}

@@ -190,6 +190,20 @@ impl Job {
     pub fn state(&self) -> JobState {
         self.shared.state()
     }
+    /// Waits until the state differs from `known` (or the job is freed, or `timeout` passed;
+    /// None: no limit) and returns it.
+    pub fn wait_state(&self, known: JobState, timeout: Option<Duration>) -> Result<JobState> {
+        self.shared.check_local()?;
+        Ok(self.shared.wait_state(known, timeout))
+    }
+
+    /// A descriptor that becomes readable after each state change (for poll loops); the
+    /// caller resets it by reading its 8-byte counter; it is closed when the job is freed.
+    pub fn event_fd(&self) -> Result<i32> {
+        self.shared.check_local()?;
+        self.shared.event_fd()
+    }
+
     /// Seconds GitLab gives the job (`runner_info.timeout`), when it said.
     pub fn timeout(&self) -> Option<i64> {
         self.shared.info.timeout

@@ -21,12 +21,13 @@ use crate::core::http::{Call, Interrupter};
 use crate::core::model::{JobData, JobState, RunnerData};
 use crate::core::payload::JobInfo;
 use crate::core::process;
-use crate::core::sync::lock;
+use crate::core::sync::{lock, wait_timeout};
 use crate::core::time;
 use crate::core::trace::Trace;
+use crate::os::EventFd;
 use serde_json::value::RawValue;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError, Weak};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 /// The official runner's first update interval, used until GitLab gives one.
@@ -101,6 +102,11 @@ pub(crate) struct JobShared {
     /// Milliseconds a call may take in all.
     call_timeout_ms: AtomicU64,
     pub(super) callback: CallbackSlot,
+    /// Waiters for a state change (`wait_state`), woken by `set_state` and `close`.
+    state_watch: Mutex<()>,
+    state_changed: Condvar,
+    /// A descriptor made readable on every state change, created on first request.
+    event_fd: OnceLock<std::result::Result<EventFd, String>>,
     /// This job, for the events it posts.
     me: Weak<JobShared>,
 }
@@ -159,6 +165,9 @@ impl JobShared {
             handing_over: AtomicBool::new(false),
             call_timeout_ms: AtomicU64::new(DEFAULT_CALL_TIMEOUT.as_millis() as u64),
             callback: CallbackSlot::default(),
+            state_watch: Mutex::new(()),
+            state_changed: Condvar::new(),
+            event_fd: OnceLock::new(),
             me,
         }
     }
@@ -197,6 +206,47 @@ impl JobShared {
     pub(super) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.closing.interrupt();
+        self.notify_state_watchers();
+    }
+
+    /// Wakes `wait_state` callers and makes the event descriptor readable.
+    fn notify_state_watchers(&self) {
+        // Taken after the change, so a waiter that saw the old state is already waiting.
+        drop(lock(&self.state_watch));
+        self.state_changed.notify_all();
+        if let Some(Ok(fd)) = self.event_fd.get() {
+            fd.signal();
+        }
+    }
+
+    /// Waits until the state differs from `known`, the job is freed, or `timeout` (None: no
+    /// limit) passed; returns the state then.
+    pub(super) fn wait_state(&self, known: JobState, timeout: Option<Duration>) -> JobState {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut guard = lock(&self.state_watch);
+        loop {
+            let now = self.state();
+            if now != known || self.is_closed() {
+                return now;
+            }
+            let wait = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(w) if !w.is_zero() => w,
+                    _ => return now,
+                },
+                None => Duration::from_secs(3600),
+            };
+            guard = wait_timeout(&self.state_changed, guard, wait).0;
+        }
+    }
+
+    /// The descriptor made readable after each state change (created on first call; closed
+    /// with the job).
+    pub(super) fn event_fd(&self) -> Result<i32> {
+        match self.event_fd.get_or_init(|| EventFd::new().map_err(|e| e.to_string())) {
+            Ok(fd) => Ok(fd.raw()),
+            Err(e) => Err(Error::io(format!("job {}: cannot create an event descriptor: {e}", self.id()))),
+        }
     }
 
     pub(super) fn set_call_timeout(&self, limit: Duration) {
@@ -243,6 +293,9 @@ impl JobShared {
             self.state_code.store(state_code(new), Ordering::Release);
             changed
         };
+        if changed {
+            self.notify_state_watchers();
+        }
         if changed && matches!(new, JobState::Canceling | JobState::Canceled) {
             callback::post(self.me.clone(), |j: &JobShared| &j.callback, new);
         }
