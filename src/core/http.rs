@@ -111,6 +111,23 @@ impl<'a> Call<'a> {
         self.stop_retrying.is_some_and(|f| f.load(Ordering::Acquire))
     }
 
+    /// Waits `wait` before a retry; false (at once) when retrying is stopped meanwhile: a
+    /// hand-over must not wait for a backoff of up to a minute.
+    async fn pause_before_retry(&self, wait: Duration) -> bool {
+        let Some(flag) = self.stop_retrying else {
+            tokio::time::sleep(wait).await;
+            return true;
+        };
+        let until = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < until {
+            if flag.load(Ordering::Acquire) {
+                return false;
+            }
+            tokio::time::sleep_until(until.min(tokio::time::Instant::now() + Duration::from_millis(20))).await;
+        }
+        !flag.load(Ordering::Acquire)
+    }
+
     /// Err once the deadline passed or the interrupter fired.
     pub fn check(&self, what: &str) -> Result<()> {
         if let Some((i, since, why)) = self.interrupt {
@@ -428,8 +445,9 @@ pub fn send(req: &Request, call: &Call<'_>) -> Result<Response> {
                             req.what,
                             wait.as_millis()
                         ));
-                        tokio::time::sleep(wait).await;
-                        continue;
+                        if call.pause_before_retry(wait).await {
+                            continue;
+                        }
                     }
                     return Ok(Response {
                         status,
@@ -456,8 +474,9 @@ pub fn send(req: &Request, call: &Call<'_>) -> Result<Response> {
                             req.what,
                             wait.as_millis()
                         ));
-                        tokio::time::sleep(wait).await;
-                        continue;
+                        if call.pause_before_retry(wait).await {
+                            continue;
+                        }
                     }
                     let tries = if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() };
                     return Err(Error::new(ErrorKind::Network, format!("{}: {why}{tries}", req.what)));
