@@ -59,14 +59,14 @@ impl Background for JobShared {
             let gap = Duration::from_secs(1u64 << m.failures.min(6)).min(MAX_COMMIT_BACKOFF);
             return Some(m.last_attempt.map_or(now, |t| t + gap));
         }
-        let tick = m.last_attempt.map_or(now, |t| t + m.update_interval);
         let owner = m.role == Role::Owner;
+        // New log text goes up at GitLab's update interval; a keep-alive is due once the job was
+        // silent for the keep-alive interval, whatever that interval (watchers only ever send
+        // keep-alives, and must learn cancels at the pace they asked for).
         let due = if owner && !m.trace.all_acknowledged() {
-            tick
-        } else if m.committed || !owner {
-            tick.max(m.last_contact + m.keepalive)
+            m.last_attempt.map_or(now, |t| t + m.update_interval)
         } else {
-            return None;
+            m.last_contact + m.keepalive
         };
         // Never two turns within a second, and back off after failures.
         let gap = if m.failures > 0 {

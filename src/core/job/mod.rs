@@ -488,6 +488,12 @@ mod tests {
             m.last_contact = now;
         }
         assert_eq!(s.next_due(now), Some(now + DEFAULT_KEEPALIVE), "silent: a keep-alive after 30 s");
+        {
+            let mut m = lock(&s.inner);
+            m.update_interval = Duration::from_secs(60);
+            m.last_attempt = Some(now);
+        }
+        assert_eq!(s.next_due(now), Some(now + DEFAULT_KEEPALIVE), "not paced by GitLab's upload interval");
         job.set_keepalive_interval(Duration::from_secs(5)).unwrap();
         assert_eq!(s.next_due(now), Some(now + Duration::from_secs(5)), "at the interval set");
         lock(&s.inner).role = Role::Watcher;
