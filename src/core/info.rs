@@ -128,6 +128,11 @@ pub fn info_json(runner: &RunnerData) -> Value {
     identity_json(&runner.identity, &runner.features, &runner.labels)
 }
 
+/// [`info_json`] serialised once, to be spliced into every request body that carries it.
+pub fn info_raw(runner: &RunnerData) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(&info_json(runner)).expect("the runner info serialises")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

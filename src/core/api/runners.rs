@@ -6,6 +6,8 @@ use super::{json_of, Answer, ACCEPT, JSON, LAST_UPDATE, RUNNER_TOKEN};
 use crate::core::error::{Error, ErrorKind, Result};
 use crate::core::http::{self, Call, Method, Request};
 use crate::core::model::Registration;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 /// A runner's credentials as GitLab hands them out (register) or confirms them (verify).
@@ -78,16 +80,26 @@ pub fn register(
     }
 }
 
+/// The body of verify and job requests: `info` is spliced in as it was serialised.
+#[derive(Serialize)]
+struct RunnerBody<'a> {
+    info: &'a RawValue,
+    token: &'a str,
+    system_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_update: Option<&'a str>,
+}
+
 /// `POST /api/v4/runners/verify`: Some(credentials, without the token) from a current GitLab,
 /// None from one that answers the legacy plain `200`.
 pub fn verify(
     api_url: &str,
     token: &str,
-    info: Value,
+    info: &RawValue,
     system_id: &str,
     call: &Call<'_>,
 ) -> Result<Option<Credentials>> {
-    let body = json!({"info": info, "token": token, "system_id": system_id});
+    let body = RunnerBody { info, token, system_id, last_update: None };
     let req = Request::new(Method::POST, api_url, "/api/v4/runners/verify")
         .header(ACCEPT, JSON)
         .header(RUNNER_TOKEN, token)
@@ -130,7 +142,8 @@ pub fn unregister(api_url: &str, token: &str, system_id: &str, call: &Call<'_>) 
 pub fn reset_token(api_url: &str, token: &str, call: &Call<'_>) -> Result<Credentials> {
     let req = Request::new(Method::POST, api_url, "/api/v4/runners/reset_authentication_token")
         .header(ACCEPT, JSON)
-        .json(&json!({ "token": token }));
+        .json(&json!({ "token": token }))
+        .secret(token);
     let resp = http::send(&req, call)?;
     let answer = Answer::of(&resp);
     match resp.status {
@@ -162,15 +175,12 @@ pub struct JobRequestReply {
 pub fn request_job(
     api_url: &str,
     token: &str,
-    info: Value,
+    info: &RawValue,
     system_id: &str,
     last_update: Option<&str>,
     call: &Call<'_>,
 ) -> Result<JobRequestReply> {
-    let mut body = json!({"info": info, "token": token, "system_id": system_id});
-    if let Some(last) = last_update {
-        body["last_update"] = json!(last);
-    }
+    let body = RunnerBody { info, token, system_id, last_update };
     let req = Request::new(Method::POST, api_url, "/api/v4/jobs/request")
         .header(ACCEPT, JSON)
         .header(RUNNER_TOKEN, token)

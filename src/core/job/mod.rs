@@ -20,7 +20,7 @@ pub(crate) use shared::DEFAULT_CALL_TIMEOUT;
 use crate::core::api;
 use crate::core::artifacts::{self, ArtifactSet};
 use crate::core::error::{Error, ErrorKind, Result};
-use crate::core::info::info_json;
+use crate::core::info::info_raw;
 use crate::core::mask::Masker;
 use crate::core::model::{JobData, JobState, LogData, RunnerData};
 use crate::core::payload::{JobInfo, VAR_MASKED};
@@ -57,7 +57,12 @@ fn masker_for(info: &JobInfo) -> Masker {
 
 impl Job {
     /// A job from its data; `trace` builds its log (empty for a new job, restored from a dump).
-    fn build(data: JobData, role: Role, trace: impl FnOnce(LogData, Masker) -> Trace) -> Result<Job> {
+    fn build(
+        data: JobData,
+        runner_info: Option<Box<RawValue>>,
+        role: Role,
+        trace: impl FnOnce(LogData, Masker) -> Trace,
+    ) -> Result<Job> {
         let JobData { runner, payload, state, committed, exit_code, log, taken_at } = data;
         let parsed: Value =
             serde_json::from_str(&payload).map_err(|e| Error::parse(format!("job payload is not JSON: {e}")))?;
@@ -75,7 +80,7 @@ impl Job {
             last_contact: Instant::now(),
             failures: 0,
         };
-        let runner_info = RawValue::from_string(info_json(&runner).to_string()).expect("serialised JSON is JSON");
+        let runner_info = runner_info.unwrap_or_else(|| info_raw(&runner));
         let shared =
             Arc::new_cyclic(|me| JobShared::new(runner, runner_info, payload, info, taken_at, inner, me.clone()));
         let background: Arc<dyn Background> = shared.clone();
@@ -83,8 +88,14 @@ impl Job {
         Ok(Job { shared })
     }
 
-    /// A job just received from `POST /jobs/request`: this handle owns its log.
+    /// A job just received from `POST /jobs/request` by `runner`: this handle owns its log.
     pub fn new(runner: RunnerData, payload: String) -> Result<Job> {
+        let info = info_raw(&runner);
+        Self::received(runner, info, payload)
+    }
+
+    /// As [`Job::new`], with the runner's `info` already serialised (its updates carry it).
+    pub(crate) fn received(runner: RunnerData, runner_info: Box<RawValue>, payload: String) -> Result<Job> {
         let data = JobData {
             runner,
             payload,
@@ -94,7 +105,7 @@ impl Job {
             log: LogData::default(),
             taken_at: Some(time::unix_now()),
         };
-        Self::build(data, Role::Owner, |_, masker| Trace::new(masker))
+        Self::build(data, Some(runner_info), Role::Owner, |_, masker| Trace::new(masker))
     }
 
     /// A job restored from a dump (offline; its log offset is re-learned before the next
@@ -111,7 +122,7 @@ impl Job {
 
     fn restore(data: JobData, role: Role) -> Result<Job> {
         warn_if_plain_http(&data.runner.api_url);
-        Self::build(data, role, Trace::from_data)
+        Self::build(data, None, role, Trace::from_data)
     }
 
     /// A snapshot of everything persisted, for a dump that leaves this handle the owner.

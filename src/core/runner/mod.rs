@@ -10,13 +10,14 @@ pub use options::{RegisterOptions, ACCESS_LEVELS, MIN_MAXIMUM_TIMEOUT};
 use super::api::runners as wire;
 use super::error::{Error, ErrorKind, Result};
 use super::http::{Call, Interrupter};
-use super::info::{identity_json, info_json, is_valid_feature_name, is_valid_label, MAX_LABELS};
+use super::info::{identity_json, info_raw, is_valid_feature_name, is_valid_label, MAX_LABELS};
 use super::job::Job;
 use super::model::RunnerData;
 use super::sync::lock;
 use super::url::{normalize_api_url, warn_if_plain_http};
 use super::{diag, system_id, time, uploader};
 use options::check_token;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +37,8 @@ fn default_call() -> Call<'static> {
 /// What changes while a runner lives (everything else is `Runner::data`, fixed).
 struct Changing {
     token: Token,
+    /// The `info` object of requests, serialised once per change of features or labels.
+    info: Box<RawValue>,
     features: BTreeMap<String, bool>,
     labels: BTreeMap<String, String>,
     /// This runner manager's identity (changeable, so processes sharing a runner file can differ).
@@ -76,6 +79,7 @@ impl Runner {
     fn build(data: RunnerData, file: Option<PathBuf>) -> Runner {
         let changing = Changing {
             token: Token::of(&data),
+            info: info_raw(&data),
             features: data.features.clone(),
             labels: data.labels.clone(),
             system_id: data.system_id.clone(),
@@ -177,8 +181,8 @@ impl Runner {
     }
 
     fn verify_once(&self) -> Result<Option<wire::Credentials>> {
-        let snapshot = self.data();
-        wire::verify(&snapshot.api_url, &snapshot.token, info_json(&snapshot), &snapshot.system_id, &self.call())
+        let (info, token, system_id) = self.request_identity();
+        wire::verify(&self.data.api_url, &token, &info, &system_id, &self.call())
     }
 
     /// `POST /api/v4/runners/verify`: checks the token (rotating it first when due).
@@ -219,7 +223,9 @@ impl Runner {
         if !is_valid_feature_name(name) {
             return Err(Error::invalid(format!("feature name {name:?} must be lowercase letters, digits and _")));
         }
-        lock(&self.changing).features.insert(name.to_string(), enabled);
+        let mut c = lock(&self.changing);
+        c.features.insert(name.to_string(), enabled);
+        self.refresh_info(&mut c);
         Ok(())
     }
 
@@ -244,31 +250,40 @@ impl Runner {
                 c.labels.insert(key.to_string(), v.to_string());
             }
         }
+        self.refresh_info(&mut c);
         Ok(())
+    }
+
+    fn refresh_info(&self, c: &mut Changing) {
+        let mut d = self.data.clone();
+        d.features = c.features.clone();
+        d.labels = c.labels.clone();
+        c.info = info_raw(&d);
+    }
+
+    /// The serialised `info`, the token and the system_id of the next request.
+    fn request_identity(&self) -> (Box<RawValue>, String, String) {
+        let c = lock(&self.changing);
+        (c.info.clone(), c.token.value.clone(), c.system_id.clone())
     }
 
     /// `POST /api/v4/jobs/request`. Ok(None): no job now (204, or 409 when another runner was
     /// faster). A received job is committed at once (`state=running`), as the official runner;
     /// when that fails, the background keeps trying within GitLab's acknowledgement window.
     pub fn request_job(&self) -> Result<Option<Job>> {
-        let (snapshot, payload) = self.with_token(|| {
-            let snapshot = self.data();
+        let (info, payload) = self.with_token(|| {
+            let (info, token, system_id) = self.request_identity();
             let last_update = lock(&self.changing).last_update.clone();
-            let reply = wire::request_job(
-                &snapshot.api_url,
-                &snapshot.token,
-                info_json(&snapshot),
-                &snapshot.system_id,
-                last_update.as_deref(),
-                &self.call(),
-            )?;
+            let reply =
+                wire::request_job(&self.data.api_url, &token, &info, &system_id, last_update.as_deref(), &self.call())?;
             if let Some(v) = reply.last_update {
                 lock(&self.changing).last_update = Some(v);
             }
-            Ok((snapshot, reply.payload))
+            Ok((info, reply.payload))
         })?;
         let Some(payload) = payload else { return Ok(None) };
-        let job = Job::new(snapshot, payload).map_err(|e| e.context("a job was assigned but cannot be read"))?;
+        let job = Job::received(self.data(), info, payload)
+            .map_err(|e| e.context("a job was assigned but cannot be read"))?;
         diag::info(&format!("received job {}", job.id()));
         match job.commit() {
             Ok(()) => Ok(Some(job)),
