@@ -22,6 +22,7 @@ use gitlab_runner_api::ffi::diagnostics::*;
 use gitlab_runner_api::ffi::guard::*;
 use gitlab_runner_api::ffi::job::*;
 use gitlab_runner_api::ffi::job_artifacts::*;
+use gitlab_runner_api::ffi::lifecycle::glr_shutdown;
 use gitlab_runner_api::ffi::options::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
@@ -113,6 +114,8 @@ enum State {
     Job,
     Finished,
     Canceled,
+    /// The watcher of `job` (glr_job_watch_loads of its dump), which has no dump of its own.
+    Watcher,
     Artifacts,
 }
 
@@ -140,6 +143,7 @@ struct Fx {
     job: *mut glr_job,
     finished: *mut glr_job,
     canceled: *mut glr_job,
+    watcher: *mut glr_job,
     options: *mut glr_register_options,
     artifacts: *mut glr_artifacts,
     dir: PathBuf,
@@ -255,6 +259,27 @@ fn job_action(function: &'static str, act: fn(*mut glr_job) -> glr_status) -> Ro
     )
 }
 
+/// Texts glr_job_loads and glr_job_watch_loads refuse with GLR_ERR_PARSE.
+fn not_job_dumps() -> [(&'static str, &'static std::ffi::CStr); 4] {
+    [
+        ("data \"{\"", c"{"),
+        ("data a runner dump", c"{\"format\":\"gitlab_runner_api.runner\",\"version\":2}"),
+        ("data version 3", c"{\"format\":\"gitlab_runner_api.job\",\"version\":3}"),
+        ("data [1, \"x\", {}, \"running\", \"\"]", c"[1, \"x\", {}, \"running\", \"\"]"),
+    ]
+}
+
+/// A path in the test directory that does not exist: a call that wrongly wrote it would show in
+/// the directory snapshot.
+fn missing_path() -> CString {
+    CString::new(test_dir().join("missing.json").to_str().unwrap()).unwrap()
+}
+
+/// The watcher refuses a log-writing call with GLR_ERR_NOT_OWNER and nothing changes.
+fn watcher_refuses(act: fn(*mut glr_job) -> glr_status) -> Case {
+    status("job a watcher", GLR_ERR_NOT_OWNER, State::Watcher, move |fx| Got::Status(act(fx.watcher)))
+}
+
 fn table() -> Vec<Row> {
     let mut t = Vec::new();
 
@@ -296,6 +321,18 @@ fn table() -> Vec<Row> {
             unsafe { glr_set_log_callback(None, ptr::null_mut()) };
             Got::Unit
         })],
+    ));
+
+    t.push(row(
+        "glr_shutdown",
+        [-1, i64::MIN]
+            .into_iter()
+            .map(|ms| {
+                status(&format!("timeout_milliseconds {ms}"), INVALID, State::Server, move |_| {
+                    Got::Status(glr_shutdown(ms))
+                })
+            })
+            .collect(),
     ));
 
     // -- registration options ----------------------------------------------------------------
@@ -551,6 +588,21 @@ fn table() -> Vec<Row> {
             }),
         ],
     ));
+    let mut runner_timeout = vec![status("runner NULL", NULL, State::Server, |_| {
+        Got::Status(unsafe { glr_runner_set_call_timeout(ptr::null_mut(), 1000) })
+    })];
+    for ms in [-1, i64::MIN] {
+        runner_timeout.push(status(&format!("milliseconds {ms}"), INVALID, State::Runner, move |fx| {
+            Got::Status(unsafe { glr_runner_set_call_timeout(fx.runner, ms) })
+        }));
+    }
+    t.push(row("glr_runner_set_call_timeout", runner_timeout));
+    t.push(row(
+        "glr_runner_interrupt",
+        vec![status("runner NULL", NULL, State::Server, |_| {
+            Got::Status(unsafe { glr_runner_interrupt(ptr::null_mut()) })
+        })],
+    ));
     t.push(no_bad_input(
         "glr_runner_free",
         "NULL is a no-op",
@@ -720,8 +772,11 @@ fn table() -> Vec<Row> {
     append.cases.push(status("len > PTRDIFF_MAX", INVALID, State::Job, |fx| {
         Got::Status(unsafe { glr_job_log_append(fx.job, fx.good.as_ptr(), usize::MAX) })
     }));
+    append.cases.push(watcher_refuses(|j| unsafe { glr_job_log_append(j, c"x\n".as_ptr(), 2) }));
     t.push(append);
-    t.push(job_action("glr_job_log_flush", |j| unsafe { glr_job_log_flush(j) }));
+    let mut flush = job_action("glr_job_log_flush", |j| unsafe { glr_job_log_flush(j) });
+    flush.cases.push(watcher_refuses(|j| unsafe { glr_job_log_flush(j) }));
+    t.push(flush);
     t.push(row(
         "glr_job_log",
         vec![
@@ -749,10 +804,31 @@ fn table() -> Vec<Row> {
     ));
     t.push(row(
         "glr_job_set_log_limit",
-        vec![status("job NULL", NULL, State::Server, |_| {
-            Got::Status(unsafe { glr_job_set_log_limit(ptr::null_mut(), 4096) })
-        })],
+        vec![
+            status("job NULL", NULL, State::Server, |_| {
+                Got::Status(unsafe { glr_job_set_log_limit(ptr::null_mut(), 4096) })
+            }),
+            watcher_refuses(|j| unsafe { glr_job_set_log_limit(j, 4096) }),
+        ],
     ));
+    let mut keepalive = vec![status("job NULL", NULL, State::Server, |_| {
+        Got::Status(unsafe { glr_job_set_keepalive_interval(ptr::null_mut(), 30) })
+    })];
+    for seconds in [0, 2701, -1, i64::MIN, i64::MAX] {
+        keepalive.push(status(&format!("seconds {seconds} (not 1..=2700)"), INVALID, State::Job, move |fx| {
+            Got::Status(unsafe { glr_job_set_keepalive_interval(fx.job, seconds) })
+        }));
+    }
+    t.push(row("glr_job_set_keepalive_interval", keepalive));
+    let mut job_timeout = vec![status("job NULL", NULL, State::Server, |_| {
+        Got::Status(unsafe { glr_job_set_call_timeout(ptr::null_mut(), 1000) })
+    })];
+    for ms in [-1, i64::MIN] {
+        job_timeout.push(status(&format!("milliseconds {ms}"), INVALID, State::Job, move |fx| {
+            Got::Status(unsafe { glr_job_set_call_timeout(fx.job, ms) })
+        }));
+    }
+    t.push(row("glr_job_set_call_timeout", job_timeout));
     t.push(job_action("glr_job_set_success", |j| unsafe { glr_job_set_success(j, ptr::null()) }));
     let mut failed =
         job_action("glr_job_set_failed", |j| unsafe { glr_job_set_failed(j, GLR_FAILURE_SCRIPT, ptr::null()) });
@@ -767,6 +843,9 @@ fn table() -> Vec<Row> {
         vec![
             status("job NULL", NULL, State::Server, |_| with_out(|o| unsafe { glr_job_dumps(ptr::null(), o) })),
             status("out NULL", NULL, State::Job, |fx| Got::Status(unsafe { glr_job_dumps(fx.job, ptr::null_mut()) })),
+            status("job a watcher", GLR_ERR_NOT_OWNER, State::Watcher, |fx| {
+                with_out(|o| unsafe { glr_job_dumps(fx.watcher, o) })
+            }),
         ],
     ));
     let mut job_loads = vec![
@@ -778,17 +857,91 @@ fn table() -> Vec<Row> {
             with_out(|o| unsafe { glr_job_loads(fx.bad.as_ptr(), o) })
         }),
     ];
-    for (what, text) in [
-        ("data \"{\"", c"{"),
-        ("data a runner dump", c"{\"format\":\"gitlab_runner_api.runner\",\"version\":2}"),
-        ("data version 3", c"{\"format\":\"gitlab_runner_api.job\",\"version\":3}"),
-        ("data [1, \"x\", {}, \"running\", \"\"]", c"[1, \"x\", {}, \"running\", \"\"]"),
-    ] {
+    for (what, text) in not_job_dumps() {
         job_loads.push(status(what, GLR_ERR_PARSE, State::Server, move |_| {
             with_out(|o| unsafe { glr_job_loads(text.as_ptr(), o) })
         }));
     }
     t.push(row("glr_job_loads", job_loads));
+    let mut watch_loads = vec![
+        status("data NULL", NULL, State::Server, |_| with_out(|o| unsafe { glr_job_watch_loads(ptr::null(), o) })),
+        status("out NULL", NULL, State::Server, |fx| {
+            Got::Status(unsafe { glr_job_watch_loads(fx.job_dump.as_ptr(), ptr::null_mut()) })
+        }),
+        status("data invalid UTF-8", UTF8, State::Server, |fx| {
+            with_out(|o| unsafe { glr_job_watch_loads(fx.bad.as_ptr(), o) })
+        }),
+    ];
+    for (what, text) in not_job_dumps() {
+        watch_loads.push(status(what, GLR_ERR_PARSE, State::Server, move |_| {
+            with_out(|o| unsafe { glr_job_watch_loads(text.as_ptr(), o) })
+        }));
+    }
+    t.push(row("glr_job_watch_loads", watch_loads));
+    t.push(row(
+        "glr_job_watch_load",
+        vec![
+            status("path NULL", NULL, State::Server, |_| with_out(|o| unsafe { glr_job_watch_load(ptr::null(), o) })),
+            status("out NULL", NULL, State::Server, |fx| {
+                Got::Status(unsafe { glr_job_watch_load(fx.missing.as_ptr(), ptr::null_mut()) })
+            }),
+            status("path invalid UTF-8", UTF8, State::Server, |fx| {
+                with_out(|o| unsafe { glr_job_watch_load(fx.bad.as_ptr(), o) })
+            }),
+            status("path missing", GLR_ERR_IO, State::Server, |fx| {
+                with_out(|o| unsafe { glr_job_watch_load(fx.missing.as_ptr(), o) })
+            }),
+            status("file not a job", GLR_ERR_PARSE, State::Server, |fx| {
+                with_out(|o| unsafe { glr_job_watch_load(fx.not_a_zip.as_ptr(), o) })
+            }),
+        ],
+    ));
+    t.push(job_getter("glr_job_is_watcher", Got::Int(-1), |j| Got::Int(unsafe { glr_job_is_watcher(j) }.into())));
+    // A hand-over that fails leaves the handle the owner (State::Job: its dump still works).
+    t.push(row(
+        "glr_job_hand_over_dumps",
+        vec![
+            status("job NULL", NULL, State::Server, |_| {
+                with_out(|o| unsafe { glr_job_hand_over_dumps(ptr::null_mut(), o) })
+            }),
+            status("out NULL", NULL, State::Job, |fx| {
+                Got::Status(unsafe { glr_job_hand_over_dumps(fx.job, ptr::null_mut()) })
+            }),
+            status("job finished", GLR_ERR_ALREADY_FINISHED, State::Finished, |fx| {
+                with_out(|o| unsafe { glr_job_hand_over_dumps(fx.finished, o) })
+            }),
+            status("job canceled by GitLab", GLR_ERR_JOB_CANCELED, State::Canceled, |fx| {
+                with_out(|o| unsafe { glr_job_hand_over_dumps(fx.canceled, o) })
+            }),
+            status("job a watcher (not a second hand-over)", GLR_ERR_NOT_OWNER, State::Watcher, |fx| {
+                with_out(|o| unsafe { glr_job_hand_over_dumps(fx.watcher, o) })
+            }),
+        ],
+    ));
+    t.push(row(
+        "glr_job_hand_over_dump",
+        vec![
+            status("job NULL", NULL, State::Server, |fx| {
+                Got::Status(unsafe { glr_job_hand_over_dump(ptr::null_mut(), fx.missing.as_ptr()) })
+            }),
+            status("path NULL", NULL, State::Job, |fx| {
+                Got::Status(unsafe { glr_job_hand_over_dump(fx.job, ptr::null()) })
+            }),
+            status("path invalid UTF-8", UTF8, State::Job, |fx| {
+                Got::Status(unsafe { glr_job_hand_over_dump(fx.job, fx.bad.as_ptr()) })
+            }),
+            status("path in a missing directory (stays the owner)", GLR_ERR_IO, State::Job, |fx| {
+                Got::Status(unsafe { glr_job_hand_over_dump(fx.job, fx.in_missing_dir.as_ptr()) })
+            }),
+            status("job finished", GLR_ERR_ALREADY_FINISHED, State::Finished, |fx| {
+                Got::Status(unsafe { glr_job_hand_over_dump(fx.finished, fx.missing.as_ptr()) })
+            }),
+            status("job canceled by GitLab", GLR_ERR_JOB_CANCELED, State::Canceled, |fx| {
+                Got::Status(unsafe { glr_job_hand_over_dump(fx.canceled, fx.missing.as_ptr()) })
+            }),
+            watcher_refuses(|j| unsafe { glr_job_hand_over_dump(j, missing_path().as_ptr()) }),
+        ],
+    ));
     t.push(row(
         "glr_job_dump",
         vec![
@@ -802,6 +955,7 @@ fn table() -> Vec<Row> {
             status("path in a missing directory", GLR_ERR_IO, State::Job, |fx| {
                 Got::Status(unsafe { glr_job_dump(fx.job, fx.in_missing_dir.as_ptr()) })
             }),
+            watcher_refuses(|j| unsafe { glr_job_dump(j, missing_path().as_ptr()) }),
         ],
     ));
     t.push(row(
@@ -1032,12 +1186,30 @@ fn snapshot(fx: &Fx, state: State) -> String {
     let handle = match state {
         State::Server => String::new(),
         State::Runner => runner_dump(fx.runner),
-        State::Job => job_dump(fx.job),
-        State::Finished => job_dump(fx.finished),
-        State::Canceled => job_dump(fx.canceled),
+        State::Job => dump_or_error(fx.job),
+        State::Finished => dump_or_error(fx.finished),
+        State::Canceled => dump_or_error(fx.canceled),
+        State::Watcher => unsafe {
+            format!(
+                "watcher {} state {} log {:?}",
+                glr_job_is_watcher(fx.watcher),
+                glr_job_state(fx.watcher),
+                job_log(fx.watcher)
+            )
+        },
         State::Artifacts => unsafe { glr_artifacts_count(fx.artifacts) }.to_string(),
     };
     format!("{jobs:?}\n{runners:?}\n{files:?}\n{handle}")
+}
+
+/// The job's dump, or why there is none (a case that wrongly turned the owner into a watcher
+/// then shows as a changed state instead of stopping the whole table).
+fn dump_or_error(job: *const glr_job) -> String {
+    let mut out = ptr::null_mut();
+    match unsafe { glr_job_dumps(job, &mut out) } {
+        GLR_OK => owned(out),
+        st => format!("no dump: {st} {}", last_error()),
+    }
 }
 
 fn last_code() -> glr_status {
@@ -1103,9 +1275,13 @@ fn run_case(fx: &Fx, function: &str, c: &Case) -> Result<(), String> {
     Ok(())
 }
 
+fn test_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("glr-bad-input-{}", std::process::id()))
+}
+
 fn fixture() -> Fx {
     let server = server();
-    let dir = std::env::temp_dir().join(format!("glr-bad-input-{}", std::process::id()));
+    let dir = test_dir();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let runner = register(&server);
@@ -1123,6 +1299,7 @@ fn fixture() -> Fx {
     server.cancel_job(canceled_id, false);
     assert_eq!(unsafe { glr_job_auth(canceled) }, GLR_ERR_JOB_CANCELED);
     assert_eq!(unsafe { glr_job_state(canceled) }, GLR_JOB_CANCELED);
+    let watcher = watch_loads(&job_dump(job));
     // A job waiting in the queue: a request_job with a NULL out must not take it.
     server.queue_job(json!({}));
     let mut options = ptr::null_mut();
@@ -1147,6 +1324,7 @@ fn fixture() -> Fx {
         job,
         finished,
         canceled,
+        watcher,
         options,
         artifacts,
         dir,
@@ -1159,6 +1337,7 @@ impl Drop for Fx {
             glr_job_free(self.job);
             glr_job_free(self.finished);
             glr_job_free(self.canceled);
+            glr_job_free(self.watcher);
             glr_runner_free(self.runner);
             glr_register_options_free(self.options);
             glr_artifacts_free(self.artifacts);
@@ -1186,6 +1365,7 @@ fn every_bad_input_gets_its_documented_status_and_changes_nothing() {
             }
         }
     }
+    assert!(failures.is_empty(), "{} of {cases} bad-input cases failed:\n{}", failures.len(), failures.join("\n"));
     // The handles still work after all that.
     assert_eq!(unsafe { glr_job_state(fx.job) }, GLR_JOB_RUNNING);
     ok(unsafe { glr_job_log_append(fx.job, c"still fine\n".as_ptr(), 11) });
@@ -1193,7 +1373,6 @@ fn every_bad_input_gets_its_documented_status_and_changes_nothing() {
     let id = unsafe { glr_job_id(fx.job) };
     let rec = fx.server.job(id).unwrap();
     assert_eq!((rec.state.as_str(), rec.trace.as_slice()), ("success", &b"running job\nstill fine\n"[..]));
-    assert!(failures.is_empty(), "{} of {cases} bad-input cases failed:\n{}", failures.len(), failures.join("\n"));
     eprintln!("{cases} bad-input cases over {} functions", table.len());
 }
 

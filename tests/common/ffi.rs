@@ -2,7 +2,10 @@
 //! strings in, statuses and out-params back, the thread's last error.
 
 use gitlab_runner_api::ffi::guard::glr_last_error_message;
-use gitlab_runner_api::ffi::job::{glr_job, glr_job_dumps, glr_job_free, glr_job_log_append};
+use gitlab_runner_api::ffi::job::{
+    glr_job, glr_job_dumps, glr_job_free, glr_job_hand_over_dumps, glr_job_loads, glr_job_log, glr_job_log_append,
+    glr_job_watch_loads,
+};
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
 use gitlab_runner_api::ffi::strings::glr_string_free;
@@ -99,6 +102,39 @@ pub fn job_dumps(job: *const glr_job) -> String {
     let mut s = ptr::null_mut();
     ok(unsafe { glr_job_dumps(job, &mut s) });
     owned(s)
+}
+
+/// Hands the job over (glr_job_hand_over_dumps): the dump the next owner loads.
+pub fn hand_over_dumps(job: *mut glr_job) -> String {
+    let mut s = ptr::null_mut();
+    ok(unsafe { glr_job_hand_over_dumps(job, &mut s) });
+    owned(s)
+}
+
+/// The owner a dump restores (glr_job_loads).
+pub fn job_loads(dump: &str) -> *mut glr_job {
+    let mut job = ptr::null_mut();
+    ok(unsafe { glr_job_loads(c(dump).as_ptr(), &mut job) });
+    assert!(!job.is_null());
+    job
+}
+
+/// A watcher of a dumped job (glr_job_watch_loads).
+pub fn watch_loads(dump: &str) -> *mut glr_job {
+    let mut job = ptr::null_mut();
+    ok(unsafe { glr_job_watch_loads(c(dump).as_ptr(), &mut job) });
+    assert!(!job.is_null());
+    job
+}
+
+/// The job's log as the handle holds it (glr_job_log).
+pub fn job_log(job: *const glr_job) -> String {
+    let mut s = ptr::null_mut();
+    let mut len = 0usize;
+    ok(unsafe { glr_job_log(job, &mut s, &mut len) });
+    let text = owned(s);
+    assert_eq!(text.len(), len, "glr_job_log's length");
+    text
 }
 
 /// Bytes that are not UTF-8, NUL-terminated.

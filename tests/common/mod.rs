@@ -5,7 +5,9 @@
 //! - [`build`]: this build's cdylib, header and compilers, and compiling C/C++ programs against
 //!   them (the examples, the C++ wrapper's test, programs written by a test);
 //! - [`process`]: child processes with a deadline and their output;
-//! - [`trace`]: what the test server stored as a job's log.
+//! - [`trace`]: what the test server stored as a job's log;
+//! - [`requests`]: the test server's request log in time and order (the server's clock, a
+//!   job's requests, faults not yet taken).
 //!
 //! Every test binary compiles all of it and uses a part, hence `allow(dead_code)`.
 #![allow(dead_code)]
@@ -13,6 +15,7 @@
 pub mod build;
 mod ffi;
 pub mod process;
+pub mod requests;
 pub mod trace;
 
 // Not every test binary uses these either.

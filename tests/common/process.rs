@@ -101,3 +101,23 @@ impl Running {
 pub fn run(cmd: Command, what: &str, timeout: Duration) -> Out {
     Running::start(cmd, what).wait(timeout)
 }
+
+/// Set in the child process [`in_own_process`] starts: the name of the test it runs.
+const ALONE_ENV: &str = "GLR_TEST_ALONE";
+
+/// For a test that changes a process-wide setting (such as the request timeout) which would
+/// disturb the tests running beside it in the same binary: in the test binary's own run, it
+/// runs test `name` again, alone, in a child process, fails if that fails, and returns false; in
+/// that child it returns true and the caller runs the test's body.
+#[track_caller]
+pub fn in_own_process(name: &str, timeout: Duration) -> bool {
+    if std::env::var(ALONE_ENV).as_deref() == Ok(name) {
+        return true;
+    }
+    let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
+    cmd.args([name, "--exact", "--include-ignored", "--nocapture", "--test-threads=1"]).env(ALONE_ENV, name);
+    let out = run(cmd, &format!("test {name} alone"), timeout);
+    out.expect_ok(name);
+    assert!(out.stdout.contains("1 passed"), "the child process did not run {name}\n{}", out.describe());
+    false
+}
