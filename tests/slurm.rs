@@ -168,6 +168,12 @@ impl Daemon {
         }
     }
 
+    /// Sends a signal ("-STOP", "-CONT"...) to the daemon.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(signal).arg(self.child.id().to_string()).status().expect("kill");
+        assert!(status.success(), "kill {signal} the daemon: {status}");
+    }
+
     /// SIGTERM, then waits (bounded) for a clean exit.
     fn stop(&mut self) {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
@@ -249,16 +255,17 @@ fn trace_patches_answered(server: &TestServer, id: i64, status: u16) -> usize {
     server.requests().iter().filter(|r| r.method == "PATCH" && r.path.starts_with(&path) && r.status == status).count()
 }
 
-/// Waits until the batch job's stdout (SPOOL/ID.out) says it runs the job.
-fn wait_batch_running(spool: &std::path::Path, id: i64, deadline: Instant) {
-    let out = spool.join(format!("{id}.out"));
-    loop {
-        if std::fs::read_to_string(&out).unwrap_or_default().contains("): running") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "batch job of job {id} not running in time ({})", out.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Job `id`'s trace PATCHes and PUTs as "ms METHOD status bytes" lines, for failure messages.
+fn job_requests(server: &TestServer, id: i64) -> String {
+    let job = format!("/api/v4/jobs/{id}");
+    server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path == job || r.path.starts_with(&format!("{job}?")) || r.path.starts_with(&format!("{job}/trace"))
+        })
+        .map(|r| format!("{:>7} ms {} {} {} bytes\n", r.at_ms, r.method, r.status, r.body_size))
+        .collect()
 }
 
 /// The Slurm id in "Job ID: submitted as Slurm job SLURM_ID".
@@ -293,11 +300,14 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
     std::fs::write(&runner_file, runner_to_string(&runner.data())).expect("write the runner file");
 
     // ---- A hand-over after a failed upload ----
-    // GitLab refuses every trace PATCH until the batch job runs: the daemon's flush fails (more
-    // 503s than its retries absorb) and the daemon hands the job over with its lines unsent. The
-    // batch job's `sleep` keeps the job open long enough for a second writer's retries (a daemon
-    // handle that stayed the owner retries every few seconds) to reach GitLab before the report.
-    let handed = server.queue_job(script_job("handed", &["echo batch-line-1", "sleep 8", "echo batch-line-2"]));
+    // GitLab refuses every trace PATCH until the job is in Slurm: the daemon's flush fails (more
+    // 503s than its retries absorb) and the daemon hands the job over with its lines unsent.
+    // Then the daemon is paused (SIGSTOP) until the batch job's first lines are stored, so that
+    // anything the daemon still sent would reach GitLab after the batch job's upload: the order
+    // in which a second writer duplicates lines (a daemon handle that stayed the owner retries
+    // its lines, gets a 416 and appends them after the batch job's). The batch job's `sleep`
+    // leaves that retry time to land before the report.
+    let handed = server.queue_job(script_job("handed", &["echo batch-line-1", "sleep 5", "echo batch-line-2"]));
     server.inject_fault(Fault {
         endpoint: Endpoint::Trace,
         count: 100_000,
@@ -326,8 +336,12 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
         "the daemon's upload before the hand-over failed: {refused} PATCHes answered 503, none stored\n{}",
         daemon.output()
     );
-    wait_batch_running(&spool, handed, deadline);
+    daemon.signal("-STOP");
     server.clear_faults();
+    wait_job(&server, handed, "batch job uploading", deadline, |j| {
+        trace(j).contains(&format!("Running as Slurm job {handed_slurm} on "))
+    });
+    daemon.signal("-CONT");
     let job = wait_job(&server, handed, "success", deadline, |j| j.state != "running" && j.state != "pending");
     let text = trace(&job);
     assert_eq!(job.state, "success", "{text}");
@@ -339,7 +353,7 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
             "(examples-c/slurm/glr-slurm-job)\n",
             &format!("Running as Slurm job {handed_slurm} on "),
             "\nbatch-line-1\n",
-            "$ sleep 8",
+            "$ sleep 5",
             "\nbatch-line-2\n",
             "after-handed\n",
             "Job succeeded",
@@ -355,9 +369,19 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
         "after-handed\n",
         "Job succeeded",
     ] {
-        assert_eq!(occurrences(&text, line), 1, "{line:?} stored once:\n{text}");
+        assert_eq!(
+            occurrences(&text, line),
+            1,
+            "{line:?} stored once:\n{text}\n--- requests\n{}",
+            job_requests(&server, handed)
+        );
     }
-    assert_eq!(job.checksum_matches, Some(true), "the batch job's checksum covers GitLab's log:\n{text}");
+    assert_eq!(
+        job.checksum_matches,
+        Some(true),
+        "the batch job's checksum covers GitLab's log:\n{text}\n--- requests\n{}",
+        job_requests(&server, handed)
+    );
     daemon.wait_line(&format!("Job {handed}: finished by Slurm job {handed_slurm} (success)"), deadline);
 
     // ---- Four jobs at once ----
