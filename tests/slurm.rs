@@ -11,10 +11,10 @@
 //! Then four at once. Checked: every job ran as its own Slurm job (the id sbatch gave the daemon is
 //! the one the batch job logs), every GitLab log holds the script's output in order, success and
 //! script failure (with the exit code) as the scripts decide, artifacts uploaded from the batch
-//! job, a batch job `scancel`ed behind the daemon's back ends as `runner_system_failure`, and a job
-//! GitLab cancels has its batch job `scancel`ed by the daemon (squeue shows it CANCELLED). Then the
-//! daemon stops on SIGTERM, nothing is left in Slurm, and the cluster is taken down (also when the
-//! test fails).
+//! job, the daemon restarted while two batch jobs run follows them again, a batch job `scancel`ed
+//! behind the daemon's back ends as `runner_system_failure`, and a job GitLab cancels has its batch
+//! job `scancel`ed by the daemon (squeue shows it CANCELLED). Then the daemon stops on SIGTERM,
+//! nothing is left in Slurm, and the cluster is taken down (also when the test fails).
 //!
 //! The only skip: where Slurm cannot be brought up (not root, no apt-get, daemons that do not
 //! start), the test prints why and returns.
@@ -196,9 +196,9 @@ impl Drop for Daemon {
     }
 }
 
-fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let t = Arc::clone(&text);
+/// Appends the lines read from `pipe` to `text`, on a thread of its own.
+fn collect(pipe: impl std::io::Read + Send + 'static, text: &Arc<Mutex<String>>) {
+    let t = Arc::clone(text);
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             let mut s = t.lock().unwrap();
@@ -206,7 +206,24 @@ fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
             s.push('\n');
         }
     });
-    text
+}
+
+/// Starts `command` (glr-slurm-daemon and its arguments); its output goes on after what
+/// `previous` (a daemon stopped before) printed.
+fn start_daemon(command: &mut Command, previous: Option<&Daemon>) -> Daemon {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start glr-slurm-daemon");
+    let (stdout, stderr) = match previous {
+        Some(d) => (Arc::clone(&d.stdout), Arc::clone(&d.stderr)),
+        None => Default::default(),
+    };
+    collect(child.stdout.take().unwrap(), &stdout);
+    collect(child.stderr.take().unwrap(), &stderr);
+    Daemon { child, stdout, stderr }
 }
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -313,21 +330,15 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
         count: 100_000,
         kind: FaultKind::Status { code: 503, retry_after: None },
     });
-    let mut child = Command::new(bin.join("glr-slurm-daemon"))
+    let mut daemon_command = Command::new(bin.join("glr-slurm-daemon"));
+    daemon_command
         .arg(&runner_file)
         .arg(&spool)
         .args(["--poll-seconds", "1", "--keepalive-seconds", "1", "--max-jobs", "8"])
         .env("SLURM_CONF", slurm.conf())
         .env("TMPDIR", &tmp)
-        .env_remove("GLR_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start glr-slurm-daemon");
-    let stdout = collect(child.stdout.take().unwrap());
-    let stderr = collect(child.stderr.take().unwrap());
-    let mut daemon = Daemon { child, stdout, stderr };
+        .env_remove("GLR_LOG");
+    let mut daemon = start_daemon(&mut daemon_command, None);
 
     let handed_slurm = slurm_id_of(&daemon, handed, deadline);
     let refused = trace_patches_answered(&server, handed, 503);
@@ -419,6 +430,12 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
     wait_job(&server, canceled, "sleeping", deadline, |j| trace(j).contains("cancel-started\n\x1b[32;1m$ sleep 300"));
     assert_eq!(slurm.state(killed_slurm), "RUNNING");
     assert_eq!(slurm.state(canceled_slurm), "RUNNING");
+    // A restart in the middle: the new daemon watches the running jobs again from the spool
+    // (glr_job_watch_load), and it is the one that sees them end.
+    daemon.stop();
+    let mut daemon = start_daemon(&mut daemon_command, Some(&daemon));
+    daemon.wait_line(&format!("Job {killed}: following Slurm job {killed_slurm} again"), deadline);
+    daemon.wait_line(&format!("Job {canceled}: following Slurm job {canceled_slurm} again"), deadline);
     slurm.scancel(killed_slurm);
     server.cancel_job(canceled, false);
 
@@ -475,6 +492,10 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
             &format!("ERROR: Slurm stopped batch job {killed_slurm} (SIGTERM"),
         ],
     );
+    // The watcher reports without a checksum (it has no log); a daemon that had taken the job
+    // back as an owner (glr_job_load on restart) would send its own copy's, which GitLab's log
+    // (with the batch job's lines) does not match.
+    assert_ne!(job.checksum_matches, Some(false), "a checksum contradicts the stored log:\n{text}");
     daemon
         .wait_line(&format!("Job {killed}: Slurm job {killed_slurm} ended (CANCELLED) without finishing it"), deadline);
 
