@@ -1,13 +1,20 @@
 //! examples-c/slurm/ end to end on a real Slurm: a one-node cluster brought up on this machine by
-//! scripts/slurm-local.sh, glr-slurm-daemon taking four jobs from an in-process test server and
-//! submitting each with sbatch, glr-slurm-job running them as Slurm batch jobs.
+//! scripts/slurm-local.sh, glr-slurm-daemon taking five jobs from an in-process test server and
+//! handing each over to a Slurm batch job (sbatch), glr-slurm-job running them.
 //!
-//! Checked: every job ran as its own Slurm job (the id sbatch gave the daemon is the one the batch
-//! job logs), every GitLab log holds the script's output in order, success and script failure
-//! (with the exit code) as the scripts decide, artifacts uploaded from the batch job, a batch job
-//! `scancel`ed behind the daemon's back ends as `runner_system_failure`, and a job GitLab cancels
-//! has its batch job `scancel`ed by the daemon (squeue shows it CANCELLED). Then the daemon stops
-//! on SIGTERM, nothing is left in Slurm, and the cluster is taken down (also when the test fails).
+//! First, alone: a job whose daemon lines GitLab refused (503 on every trace PATCH, more than a
+//! flush's retries absorb) until its batch job runs. The daemon hands it over anyway; the stored
+//! log holds every daemon line and every batch line exactly once and the final checksum matches
+//! (a daemon that dumped and kept its owner handle alive would retry its lines behind the batch
+//! job's back: GitLab would store them twice).
+//!
+//! Then four at once. Checked: every job ran as its own Slurm job (the id sbatch gave the daemon is
+//! the one the batch job logs), every GitLab log holds the script's output in order, success and
+//! script failure (with the exit code) as the scripts decide, artifacts uploaded from the batch
+//! job, the daemon restarted while two batch jobs run follows them again, a batch job `scancel`ed
+//! behind the daemon's back ends as `runner_system_failure`, and a job GitLab cancels has its batch
+//! job `scancel`ed by the daemon (squeue shows it CANCELLED). Then the daemon stops on SIGTERM,
+//! nothing is left in Slurm, and the cluster is taken down (also when the test fails).
 //!
 //! The only skip: where Slurm cannot be brought up (not root, no apt-get, daemons that do not
 //! start), the test prints why and returns.
@@ -17,7 +24,7 @@ mod common;
 use common::build::{compile_program, default_compiler, header_dir, lib_dir, link_soname, manifest_dir, profile_dir};
 use common::trace::{assert_in_order, trace};
 use gitlab_runner_api::internal::{runner_to_string, Runner};
-use glr_testserver::{Config, JobRecord, TestServer};
+use glr_testserver::{Config, Endpoint, Fault, FaultKind, JobRecord, TestServer};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -26,7 +33,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The whole scenario must finish within this (Slurm starts a job within a few seconds here).
-const DEADLINE: Duration = Duration::from_secs(120);
+const DEADLINE: Duration = Duration::from_secs(150);
+
+/// The library's attempts per request (src/core/http.rs MAX_ATTEMPTS): a flush that gets more
+/// 503s than this in a row fails.
+const ATTEMPTS_PER_REQUEST: usize = 5;
 
 /// Compiles glr-slurm-daemon and glr-slurm-job into target/<profile>/slurm-example/.
 fn build_programs() -> PathBuf {
@@ -157,6 +168,12 @@ impl Daemon {
         }
     }
 
+    /// Sends a signal ("-STOP", "-CONT"...) to the daemon.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(signal).arg(self.child.id().to_string()).status().expect("kill");
+        assert!(status.success(), "kill {signal} the daemon: {status}");
+    }
+
     /// SIGTERM, then waits (bounded) for a clean exit.
     fn stop(&mut self) {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
@@ -179,9 +196,9 @@ impl Drop for Daemon {
     }
 }
 
-fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let t = Arc::clone(&text);
+/// Appends the lines read from `pipe` to `text`, on a thread of its own.
+fn collect(pipe: impl std::io::Read + Send + 'static, text: &Arc<Mutex<String>>) {
+    let t = Arc::clone(text);
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             let mut s = t.lock().unwrap();
@@ -189,7 +206,24 @@ fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
             s.push('\n');
         }
     });
-    text
+}
+
+/// Starts `command` (glr-slurm-daemon and its arguments); its output goes on after what
+/// `previous` (a daemon stopped before) printed.
+fn start_daemon(command: &mut Command, previous: Option<&Daemon>) -> Daemon {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start glr-slurm-daemon");
+    let (stdout, stderr) = match previous {
+        Some(d) => (Arc::clone(&d.stdout), Arc::clone(&d.stderr)),
+        None => Default::default(),
+    };
+    collect(child.stdout.take().unwrap(), &stdout);
+    collect(child.stderr.take().unwrap(), &stderr);
+    Daemon { child, stdout, stderr }
 }
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -227,6 +261,30 @@ fn wait_job(
     }
 }
 
+/// How often `part` occurs in `text`.
+fn occurrences(text: &str, part: &str) -> usize {
+    text.matches(part).count()
+}
+
+/// Trace PATCHes of job `id` the server answered with `status`.
+fn trace_patches_answered(server: &TestServer, id: i64, status: u16) -> usize {
+    let path = format!("/api/v4/jobs/{id}/trace");
+    server.requests().iter().filter(|r| r.method == "PATCH" && r.path.starts_with(&path) && r.status == status).count()
+}
+
+/// Job `id`'s trace PATCHes and PUTs as "ms METHOD status bytes" lines, for failure messages.
+fn job_requests(server: &TestServer, id: i64) -> String {
+    let job = format!("/api/v4/jobs/{id}");
+    server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path == job || r.path.starts_with(&format!("{job}?")) || r.path.starts_with(&format!("{job}/trace"))
+        })
+        .map(|r| format!("{:>7} ms {} {} {} bytes\n", r.at_ms, r.method, r.status, r.body_size))
+        .collect()
+}
+
 /// The Slurm id in "Job ID: submitted as Slurm job SLURM_ID".
 fn slurm_id_of(daemon: &Daemon, id: i64, deadline: Instant) -> String {
     let line = daemon.wait_line(&format!("Job {id}: submitted as Slurm job "), deadline);
@@ -258,6 +316,86 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
     let runner_file = work.join("runner.json");
     std::fs::write(&runner_file, runner_to_string(&runner.data())).expect("write the runner file");
 
+    // ---- A hand-over after a failed upload ----
+    // GitLab refuses every trace PATCH until the job is in Slurm: the daemon's flush fails (more
+    // 503s than its retries absorb) and the daemon hands the job over with its lines unsent.
+    // Then the daemon is paused (SIGSTOP) until the batch job's first lines are stored, so that
+    // anything the daemon still sent would reach GitLab after the batch job's upload: the order
+    // in which a second writer duplicates lines (a daemon handle that stayed the owner retries
+    // its lines, gets a 416 and appends them after the batch job's). The batch job's `sleep`
+    // leaves that retry time to land before the report.
+    let handed = server.queue_job(script_job("handed", &["echo batch-line-1", "sleep 5", "echo batch-line-2"]));
+    server.inject_fault(Fault {
+        endpoint: Endpoint::Trace,
+        count: 100_000,
+        kind: FaultKind::Status { code: 503, retry_after: None },
+    });
+    let mut daemon_command = Command::new(bin.join("glr-slurm-daemon"));
+    daemon_command
+        .arg(&runner_file)
+        .arg(&spool)
+        .args(["--poll-seconds", "1", "--keepalive-seconds", "1", "--max-jobs", "8"])
+        .env("SLURM_CONF", slurm.conf())
+        .env("TMPDIR", &tmp)
+        .env_remove("GLR_LOG");
+    let mut daemon = start_daemon(&mut daemon_command, None);
+
+    let handed_slurm = slurm_id_of(&daemon, handed, deadline);
+    let refused = trace_patches_answered(&server, handed, 503);
+    assert!(
+        refused >= ATTEMPTS_PER_REQUEST && trace_patches_answered(&server, handed, 202) == 0,
+        "the daemon's upload before the hand-over failed: {refused} PATCHes answered 503, none stored\n{}",
+        daemon.output()
+    );
+    daemon.signal("-STOP");
+    server.clear_faults();
+    wait_job(&server, handed, "batch job uploading", deadline, |j| {
+        trace(j).contains(&format!("Running as Slurm job {handed_slurm} on "))
+    });
+    daemon.signal("-CONT");
+    let job = wait_job(&server, handed, "success", deadline, |j| j.state != "running" && j.state != "pending");
+    let text = trace(&job);
+    assert_eq!(job.state, "success", "{text}");
+    assert_in_order(
+        &text,
+        &[
+            "(examples-c/slurm/glr-slurm-daemon)\n",
+            "Submitting the job to Slurm\n",
+            "(examples-c/slurm/glr-slurm-job)\n",
+            &format!("Running as Slurm job {handed_slurm} on "),
+            "\nbatch-line-1\n",
+            "$ sleep 5",
+            "\nbatch-line-2\n",
+            "after-handed\n",
+            "Job succeeded",
+        ],
+    );
+    for line in [
+        "(examples-c/slurm/glr-slurm-daemon)\n",
+        "Submitting the job to Slurm\n",
+        "(examples-c/slurm/glr-slurm-job)\n",
+        "Running as Slurm job ",
+        "\nbatch-line-1\n",
+        "\nbatch-line-2\n",
+        "after-handed\n",
+        "Job succeeded",
+    ] {
+        assert_eq!(
+            occurrences(&text, line),
+            1,
+            "{line:?} stored once:\n{text}\n--- requests\n{}",
+            job_requests(&server, handed)
+        );
+    }
+    assert_eq!(
+        job.checksum_matches,
+        Some(true),
+        "the batch job's checksum covers GitLab's log:\n{text}\n--- requests\n{}",
+        job_requests(&server, handed)
+    );
+    daemon.wait_line(&format!("Job {handed}: finished by Slurm job {handed_slurm} (success)"), deadline);
+
+    // ---- Four jobs at once ----
     // 1 succeeds (stdout and stderr, artifacts), 2 fails with exit code 3, 3 sleeps and gets
     // scancel'ed behind the daemon's back, 4 sleeps and GitLab cancels it.
     let ok = server.queue_job(script_job(
@@ -272,22 +410,6 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
     let killed = server.queue_job(script_job("killed", &["echo killed-started", "sleep 300"]));
     let canceled = server.queue_job(script_job("canceled", &["echo cancel-started", "sleep 300"]));
 
-    let mut child = Command::new(bin.join("glr-slurm-daemon"))
-        .arg(&runner_file)
-        .arg(&spool)
-        .args(["--poll-seconds", "1", "--max-jobs", "8"])
-        .env("SLURM_CONF", slurm.conf())
-        .env("TMPDIR", &tmp)
-        .env_remove("GLR_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start glr-slurm-daemon");
-    let stdout = collect(child.stdout.take().unwrap());
-    let stderr = collect(child.stderr.take().unwrap());
-    let mut daemon = Daemon { child, stdout, stderr };
-
     // Every job became its own Slurm job.
     let ids: Vec<String> =
         [ok, failing, killed, canceled].iter().map(|&id| slurm_id_of(&daemon, id, deadline)).collect();
@@ -301,12 +423,19 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
     // The two sleepers run (their first line reached GitLab): scancel one behind the daemon's
     // back, cancel the other in GitLab.
     // Once GitLab has the `$ sleep 300` line the batch jobs have nothing left to upload, so only
-    // the daemon (glr_job_auth every second) can learn of the cancel before the library's 30 s
-    // keep-alive: the daemon's scancel is what ends the batch job.
+    // the daemon's watcher (a keep-alive every second, or every 3 s: the server's update
+    // interval) can learn of the cancel before the batch job's own 30 s keep-alive: the daemon's
+    // scancel is what ends the batch job.
     wait_job(&server, killed, "sleeping", deadline, |j| trace(j).contains("killed-started\n\x1b[32;1m$ sleep 300"));
     wait_job(&server, canceled, "sleeping", deadline, |j| trace(j).contains("cancel-started\n\x1b[32;1m$ sleep 300"));
     assert_eq!(slurm.state(killed_slurm), "RUNNING");
     assert_eq!(slurm.state(canceled_slurm), "RUNNING");
+    // A restart in the middle: the new daemon watches the running jobs again from the spool
+    // (glr_job_watch_load), and it is the one that sees them end.
+    daemon.stop();
+    let mut daemon = start_daemon(&mut daemon_command, Some(&daemon));
+    daemon.wait_line(&format!("Job {killed}: following Slurm job {killed_slurm} again"), deadline);
+    daemon.wait_line(&format!("Job {canceled}: following Slurm job {canceled_slurm} again"), deadline);
     slurm.scancel(killed_slurm);
     server.cancel_job(canceled, false);
 
@@ -346,7 +475,8 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
     assert!(text.contains("exit code 3"), "{text}");
     assert!(!text.contains("never-here"), "{text}");
 
-    // 3: the scancel'ed batch job: the daemon fails the job with runner_system_failure.
+    // 3: the scancel'ed batch job logs why it stops (SIGTERM while GitLab still wants the job)
+    // and exits without reporting; the daemon's watcher fails the job with runner_system_failure.
     let job = wait_job(&server, killed, "runner_system_failure", deadline, |j| j.state != "running");
     let text = trace(&job);
     assert_eq!(
@@ -359,10 +489,15 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
         &[
             &format!("Running as Slurm job {killed_slurm} on "),
             "killed-started\n",
-            &format!("Slurm job {killed_slurm} ended (CANCELLED) without finishing the job"),
+            &format!("ERROR: Slurm stopped batch job {killed_slurm} (SIGTERM"),
         ],
     );
-    daemon.wait_line(&format!("Job {killed}: Slurm job {killed_slurm} ended (CANCELLED)"), deadline);
+    // The watcher reports without a checksum (it has no log); a daemon that had taken the job
+    // back as an owner (glr_job_load on restart) would send its own copy's, which GitLab's log
+    // (with the batch job's lines) does not match.
+    assert_ne!(job.checksum_matches, Some(false), "a checksum contradicts the stored log:\n{text}");
+    daemon
+        .wait_line(&format!("Job {killed}: Slurm job {killed_slurm} ended (CANCELLED) without finishing it"), deadline);
 
     // 4: GitLab canceled the job; the daemon scancel'ed its batch job.
     daemon.wait_line(&format!("Job {canceled}: canceled by GitLab: scancel Slurm job {canceled_slurm}"), deadline);

@@ -2,19 +2,34 @@
  * glr-slurm-daemon.c - a GitLab runner that hands every job to Slurm.
  *
  *   glr-slurm-daemon RUNNER.json SPOOL_DIR [--max-jobs N] [--poll-seconds S]
- *                    [--job-program PATH] [--sbatch-arg ARG]...
+ *                    [--keepalive-seconds K] [--job-program PATH] [--sbatch-arg ARG]...
  *
  * Two threads. The main thread takes jobs from GitLab (glr_runner_request_job, which long-polls)
  * while fewer than N (default 8) of its jobs are in Slurm, and submits each:
- *   1. it logs two lines, uploads them (glr_job_log_flush) and saves the job with glr_job_dump to
- *      SPOOL/ID.json (ID = GitLab's job id; mode 0600: it holds the job's secrets);
- *   2. it writes SPOOL/ID.sbatch, a two-line shell script `exec glr-slurm-job SPOOL/ID.json`, and
- *      runs `sbatch --parsable --job-name=glr-ID --output=SPOOL/ID.out --chdir=SPOOL [ARG...]
+ *   1. it logs two lines and uploads them (glr_job_log_flush), so GitLab shows them while the job
+ *      waits in the Slurm queue;
+ *   2. it writes SPOOL/ID.sbatch, a two-line shell script `exec glr-slurm-job SPOOL/ID.json`
+ *      (ID = GitLab's job id);
+ *   3. it hands the job over to the batch job: glr_job_hand_over_dump writes SPOOL/ID.json (mode
+ *      0600: it holds the job's secrets) with every log byte GitLab did not acknowledge, and turns
+ *      the daemon's handle into a *watcher*;
+ *   4. it runs `sbatch --parsable --job-name=glr-ID --output=SPOOL/ID.out --chdir=SPOOL [ARG...]
  *      SPOOL/ID.sbatch`; Slurm's job id goes to SPOOL/ID.slurm.
- * From then on the batch job owns the job's log: the daemon never appends to it again unless the
- * batch job is gone. glr-slurm-job (started by Slurm, on whichever node) loads the dump, runs the
- * script, streams the log, uploads artifacts, reports, and writes SPOOL/ID.done.
- * If sbatch fails, the job is failed at once with runner_system_failure and sbatch's message.
+ * From the hand-over on, the batch job is the one writer of the job's log: glr-slurm-job
+ * (started by Slurm, on whichever node) loads the dump with glr_job_load, runs the script,
+ * streams the log, uploads artifacts, reports, and writes SPOOL/ID.done. The daemon never sends
+ * log text again (the library refuses it: GLR_ERR_NOT_OWNER). Why a hand-over and not a dump:
+ * a dumped handle stays the owner and keeps retrying what GitLab did not acknowledge (a flush
+ * that failed on a few 503s) while the batch job sends the same bytes from the dump; GitLab would
+ * store them twice.
+ *
+ * The watcher is what the daemon keeps of each job. In the background it sends GitLab the
+ * keep-alive GitLab's runners send (`PUT state=running` every K seconds, default 30, or GitLab's
+ * update interval when that is longer) and records GitLab's answer in glr_job_state: a cancel
+ * shows there. And it can finish the job (without a log checksum: it has no log) when the
+ * batch job cannot.
+ * If sbatch fails, the watcher fails the job at once with runner_system_failure; sbatch's
+ * message goes to stderr.
  *
  * The monitor thread looks at every submitted job each S seconds (default 5):
  *   - `squeue -h -t all -j SLURM_ID -o %T`: is the batch job still pending/running, or ended (a
@@ -26,19 +41,20 @@
  *     mistaken for one that died): the job is finished; the daemon forgets it and removes its
  *     spool files except ID.out (the batch job's stdout and stderr).
  *   - ended without ID.done: the batch job died (scancel, time limit, node failure, a crash). The
- *     daemon appends an explanation to the log and fails the job with runner_system_failure
- *     (GLR_FAILURE_RUNNER_SYSTEM) on its own copy of the job. (GitLab keeps the batch job's log
- *     lines; the final update's checksum covers only the daemon's copy.)
- *   - still in Slurm: glr_job_auth on the daemon's copy (the keep-alive GitLab's runners send)
- *     tells whether GitLab canceled the job; if so the batch job is `scancel`ed, whether it still
- *     waits in the queue or runs. A running glr-slurm-job gets SIGTERM, asks GitLab itself and
- *     stops (a graceful cancel runs after_script and reports the job canceled first).
+ *     watcher fails the job with runner_system_failure (GLR_FAILURE_RUNNER_SYSTEM). GitLab keeps
+ *     what the batch job uploaded (on SIGTERM it logs why it stops); the daemon says what
+ *     happened on stdout.
+ *   - still in Slurm: if the watcher's state says GitLab canceled the job, the batch job is
+ *     `scancel`ed, whether it still waits in the queue or runs. A running glr-slurm-job gets
+ *     SIGTERM, asks GitLab itself and stops (a graceful cancel runs after_script and reports the
+ *     job canceled first).
  *
  * All state is in the spool directory, so the daemon can be stopped (SIGTERM/SIGINT: it finishes
  * the job request in progress and exits; the batch jobs keep running) and started again: it picks
- * up every SPOOL/ID.slurm it finds. Jobs go on without the daemon; only a dead batch job goes
- * unreported until it is back. SPOOL_DIR must be on a file system the Slurm nodes share (here:
- * one node), and the runner must run as a user who may submit and cancel the jobs.
+ * up every SPOOL/ID.slurm it finds and watches the job again (glr_job_watch_load: a watcher, never
+ * a second writer next to the batch job). Jobs go on without the daemon; only a dead batch job
+ * goes unreported until it is back. SPOOL_DIR must be on a file system the Slurm nodes share
+ * (here: one node), and the runner must run as a user who may submit and cancel the jobs.
  *
  * It prints one line per event on stdout ("Job 12: submitted as Slurm job 7", ...) and warnings
  * on stderr. Exit status: 0 stopped by a signal; 1 usage or library error.
@@ -79,6 +95,7 @@ static const char *sbatch_args[MAX_SBATCH_ARGS];
 static int sbatch_arg_count = 0;
 static int max_jobs = 8;
 static int poll_seconds = 5;
+static int keepalive_seconds = 30; /* the official runner's pace for a silent job */
 
 static volatile sig_atomic_t stopping = 0; /* SIGTERM or SIGINT */
 
@@ -87,10 +104,9 @@ static volatile sig_atomic_t stopping = 0; /* SIGTERM or SIGINT */
 struct tracked {
     int used;
     int64_t id;
-    glr_job *job;        /* the daemon's copy: glr_job_auth, and set_failed if the batch job dies */
+    glr_job *watcher;    /* keeps the job alive, learns cancels, fails it if the batch job dies */
     char slurm_id[32];
     int scancel_sent;    /* GitLab canceled it and we scancel'ed the batch job */
-    int failure_logged;  /* the system-failure line is in the log (the report may be retried) */
 };
 static struct tracked slots[MAX_SLOTS];
 static int active = 0;
@@ -281,15 +297,15 @@ static void remove_spool_files(int64_t id)
     }
 }
 
-static void track(glr_job *job, const char *slurm_id)
+static void track(glr_job *watcher, const char *slurm_id)
 {
     int i;
     pthread_mutex_lock(&lock);
     for (i = 0; i < MAX_SLOTS; i++) {
         if (!slots[i].used) {
             memset(&slots[i], 0, sizeof slots[i]);
-            slots[i].id = glr_job_id(job);
-            slots[i].job = job;
+            slots[i].id = glr_job_id(watcher);
+            slots[i].watcher = watcher;
             snprintf(slots[i].slurm_id, sizeof slots[i].slurm_id, "%s", slurm_id);
             slots[i].used = 1;
             active++;
@@ -298,8 +314,8 @@ static void track(glr_job *job, const char *slurm_id)
     }
     pthread_mutex_unlock(&lock);
     if (i == MAX_SLOTS) { /* cannot happen: max_jobs <= MAX_SLOTS, and a resumed spool is capped */
-        fprintf(stderr, "glr-slurm-daemon: job %lld: no free slot; not followed\n", (long long)glr_job_id(job));
-        glr_job_free(job);
+        fprintf(stderr, "glr-slurm-daemon: job %lld: no free slot; not followed\n", (long long)glr_job_id(watcher));
+        glr_job_free(watcher);
     }
 }
 
@@ -314,7 +330,8 @@ static int active_count(void)
 
 /* ---- submitting --------------------------------------------------------------------------- */
 
-/* Fails a job the daemon still owns with runner_system_failure, logging `why`. */
+/* Fails a job the daemon still owns (before the hand-over) with runner_system_failure, logging
+   `why`. */
 static void fail_system(glr_job *job, const char *why)
 {
     char line[3 * PATH_LEN];
@@ -326,53 +343,16 @@ static void fail_system(glr_job *job, const char *why)
         warn_status((long long)glr_job_id(job), "glr_job_set_failed", status);
 }
 
-/* Saves the job to the spool and submits it; on success the job is followed by the monitor. */
-static void submit(glr_job *job)
+/* Runs sbatch on the job's script; Slurm's job id goes to slurm_id. Returns 0, or -1 with
+   sbatch's first line of output in `why`. */
+static int sbatch(int64_t id, const char *script_path, char *slurm_id, size_t id_len, char *why, size_t why_len)
 {
-    int64_t id = glr_job_id(job);
-    char json[PATH_LEN], script_path[PATH_LEN], out_path[PATH_LEN], slurm_path[PATH_LEN];
-    char script[3 * PATH_LEN], name_arg[64], output_arg[PATH_LEN + 16], chdir_arg[PATH_LEN + 16];
-    char output[4096], text[2 * PATH_LEN], slurm_id[32] = "";
+    char name_arg[64], output_arg[PATH_LEN + 16], chdir_arg[PATH_LEN + 16], out_path[PATH_LEN], output[4096];
     char *argv[MAX_SBATCH_ARGS + 8];
     int argc = 0, i, rc;
-    glr_status status;
     const char *line;
 
-    spool_path(json, sizeof json, id, "json");
-    spool_path(script_path, sizeof script_path, id, "sbatch");
     spool_path(out_path, sizeof out_path, id, "out");
-    spool_path(slurm_path, sizeof slurm_path, id, "slurm");
-
-    snprintf(text, sizeof text, "Running with gitlab_runner_api %s (examples-c/slurm/glr-slurm-daemon)\n"
-                                "Submitting the job to Slurm\n", glr_version());
-    log_line(job, text);
-    /* Upload before handing over: afterwards the batch job owns the log. A failed upload is no
-       loss: the lines travel in the dump and the batch job sends them. */
-    status = glr_job_log_flush(job);
-    if (status == GLR_ERR_JOB_CANCELED) {
-        printf("Job %lld: canceled by GitLab before it was submitted\n", (long long)id);
-        glr_job_free(job);
-        return;
-    }
-    if (status != GLR_OK)
-        warn_status((long long)id, "glr_job_log_flush", status);
-
-    snprintf(script, sizeof script, "#!/bin/sh\n# GitLab job %lld, written by glr-slurm-daemon\nexec ", (long long)id);
-    append_quoted(script, sizeof script, job_program);
-    strcat(script, " ");
-    append_quoted(script, sizeof script, json);
-    strcat(script, "\n");
-    status = glr_job_dump(job, json);
-    if (status != GLR_OK || write_file(script_path, script, 0700) != 0) {
-        snprintf(text, sizeof text, "the runner cannot write the job to its spool directory %s", spool);
-        if (status != GLR_OK)
-            warn_status((long long)id, "glr_job_dump", status);
-        fail_system(job, text);
-        remove_spool_files(id);
-        glr_job_free(job);
-        return;
-    }
-
     snprintf(name_arg, sizeof name_arg, "--job-name=glr-%lld", (long long)id);
     snprintf(output_arg, sizeof output_arg, "--output=%s", out_path);
     snprintf(chdir_arg, sizeof chdir_arg, "--chdir=%s", spool);
@@ -383,14 +363,15 @@ static void submit(glr_job *job)
     argv[argc++] = chdir_arg;
     for (i = 0; i < sbatch_arg_count; i++)
         argv[argc++] = (char *)sbatch_args[i];
-    argv[argc++] = script_path;
+    argv[argc++] = (char *)script_path;
     argv[argc] = NULL;
     rc = run_capture(argv, output, sizeof output);
 
     /* --parsable prints "ID" or "ID;cluster"; warnings may come before it. */
+    slurm_id[0] = '\0';
     for (line = output; *line;) {
         size_t n = strcspn(line, "\n"), digits = strspn(line, "0123456789");
-        if (digits > 0 && digits < sizeof slurm_id && (digits == n || line[digits] == ';')) {
+        if (digits > 0 && digits < id_len && (digits == n || line[digits] == ';')) {
             memcpy(slurm_id, line, digits);
             slurm_id[digits] = '\0';
         }
@@ -400,9 +381,83 @@ static void submit(glr_job *job)
     }
     if (rc != 0 || slurm_id[0] == '\0') {
         output[strcspn(output, "\n")] = '\0';
-        snprintf(text, sizeof text, "sbatch failed (exit status %d): %s", rc, output);
-        fprintf(stderr, "glr-slurm-daemon: job %lld: %s\n", (long long)id, text);
+        snprintf(why, why_len, "sbatch failed (exit status %d): %s", rc, output);
+        return -1;
+    }
+    return 0;
+}
+
+/* Hands the job over to a Slurm batch job; on success the daemon keeps watching it. */
+static void submit(glr_job *job)
+{
+    int64_t id = glr_job_id(job);
+    char json[PATH_LEN], script_path[PATH_LEN], slurm_path[PATH_LEN];
+    char script[3 * PATH_LEN], text[2 * PATH_LEN], slurm_id[32];
+    glr_status status;
+
+    spool_path(json, sizeof json, id, "json");
+    spool_path(script_path, sizeof script_path, id, "sbatch");
+    spool_path(slurm_path, sizeof slurm_path, id, "slurm");
+
+    snprintf(text, sizeof text, "Running with gitlab_runner_api %s (examples-c/slurm/glr-slurm-daemon)\n"
+                                "Submitting the job to Slurm\n", glr_version());
+    log_line(job, text);
+    /* Upload now, so GitLab shows these lines while the job waits in the Slurm queue. A failed
+       upload (GitLab unreachable, a run of 503s) is no loss: the hand-over below puts whatever
+       GitLab did not acknowledge into the dump, and the batch job sends it, once. */
+    status = glr_job_log_flush(job);
+    if (status == GLR_ERR_JOB_CANCELED) {
+        printf("Job %lld: canceled by GitLab before it was submitted\n", (long long)id);
+        glr_job_free(job);
+        return;
+    }
+    if (status != GLR_OK)
+        warn_status((long long)id, "glr_job_log_flush (the batch job sends the lines)", status);
+
+    snprintf(script, sizeof script, "#!/bin/sh\n# GitLab job %lld, written by glr-slurm-daemon\nexec ", (long long)id);
+    append_quoted(script, sizeof script, job_program);
+    strcat(script, " ");
+    append_quoted(script, sizeof script, json);
+    strcat(script, "\n");
+    if (write_file(script_path, script, 0700) != 0) {
+        snprintf(text, sizeof text, "the runner cannot write the job to its spool directory %s", spool);
         fail_system(job, text);
+        remove_spool_files(id);
+        glr_job_free(job);
+        return;
+    }
+
+    /* The hand-over: from here on the batch job that loads SPOOL/ID.json is the job's one
+       writer and `job` is a watcher. It waits for an upload still in flight to get its answer
+       (so the dump knows whether GitLab stored those bytes) and starts no other. When it fails
+       (spool not writable, GitLab canceled the job), `job` is still the owner. */
+    status = glr_job_hand_over_dump(job, json);
+    if (status == GLR_ERR_JOB_CANCELED) {
+        printf("Job %lld: canceled by GitLab before it was submitted\n", (long long)id);
+        remove_spool_files(id);
+        glr_job_free(job);
+        return;
+    }
+    if (status != GLR_OK) {
+        warn_status((long long)id, "glr_job_hand_over_dump", status);
+        snprintf(text, sizeof text, "the runner cannot save the job to its spool directory %s (%s)", spool,
+                 glr_status_str(status));
+        fail_system(job, text);
+        remove_spool_files(id);
+        glr_job_free(job);
+        return;
+    }
+    /* How often the watcher's background keep-alive asks GitLab: also how soon a cancel
+       reaches glr_job_state. */
+    glr_job_set_keepalive_interval(job, keepalive_seconds); /* in range: checked in main */
+
+    if (sbatch(id, script_path, slurm_id, sizeof slurm_id, text, sizeof text) != 0) {
+        /* No batch job will load the dump. The watcher cannot log (only the owner writes the
+           log): it reports the failure, and the reason goes to stderr. */
+        fprintf(stderr, "glr-slurm-daemon: job %lld: %s\n", (long long)id, text);
+        status = glr_job_set_failed(job, GLR_FAILURE_RUNNER_SYSTEM, NULL);
+        if (status != GLR_OK)
+            warn_status((long long)id, "glr_job_set_failed", status);
         remove_spool_files(id);
         glr_job_free(job);
         return;
@@ -428,7 +483,7 @@ static void resume(void)
     while ((e = readdir(d)) != NULL && active_count() < MAX_SLOTS) {
         char *end, slurm_path[PATH_LEN], json[PATH_LEN], slurm_id[32];
         long long id = strtoll(e->d_name, &end, 10);
-        glr_job *job = NULL;
+        glr_job *watcher = NULL;
         glr_status status;
         if (end == e->d_name || strcmp(end, ".slurm") != 0)
             continue;
@@ -436,13 +491,16 @@ static void resume(void)
         spool_path(json, sizeof json, id, "json");
         if (read_line(slurm_path, slurm_id, sizeof slurm_id) != 0 || slurm_id[0] == '\0')
             continue;
-        status = glr_job_load(json, &job);
+        /* A watcher, not glr_job_load: the batch job may be running and writing the log, and a
+           job has one writer. */
+        status = glr_job_watch_load(json, &watcher);
         if (status != GLR_OK) {
-            warn_status(id, "glr_job_load", status);
+            warn_status(id, "glr_job_watch_load", status);
             continue;
         }
+        glr_job_set_keepalive_interval(watcher, keepalive_seconds); /* in range: checked in main */
         printf("Job %lld: following Slurm job %s again\n", id, slurm_id);
-        track(job, slurm_id);
+        track(watcher, slurm_id);
     }
     closedir(d);
     fflush(stdout);
@@ -488,20 +546,20 @@ static enum slurm_state slurm_state(const char *slurm_id, char *state, size_t le
 
 static void forget(struct tracked *t)
 {
-    glr_job *job = t->job;
+    glr_job *watcher = t->watcher;
     int64_t id = t->id;
     pthread_mutex_lock(&lock);
     t->used = 0;
-    t->job = NULL;
+    t->watcher = NULL;
     active--;
     pthread_mutex_unlock(&lock);
-    glr_job_free(job);
+    glr_job_free(watcher);
     remove_spool_files(id);
 }
 
 static void check(struct tracked *t)
 {
-    char state[64], done_path[PATH_LEN], outcome[64], text[2 * PATH_LEN];
+    char state[64], done_path[PATH_LEN], outcome[64];
     enum slurm_state s = slurm_state(t->slurm_id, state, sizeof state);
     glr_status status;
     int32_t job_state;
@@ -524,18 +582,14 @@ static void check(struct tracked *t)
             forget(t);
             return;
         }
-        if (!t->failure_logged) {
-            snprintf(text, sizeof text,
-                     "\033[31;1mERROR: Slurm job %s ended (%s) without finishing the job (scancel, time limit, "
-                     "node failure or a crash of glr-slurm-job; see %s/%lld.out)\033[0;m\n",
-                     t->slurm_id, state, spool, (long long)t->id);
-            log_line(t->job, text);
-            t->failure_logged = 1;
-        }
-        status = glr_job_set_failed(t->job, GLR_FAILURE_RUNNER_SYSTEM, NULL);
+        /* The batch job, the job's one writer, is gone without reporting: the watcher reports
+           for it. It cannot add a line to the log (it has none to add to); what the batch job
+           uploaded stays, and glr-slurm-job logs why it stops when Slurm sends SIGTERM. */
+        status = glr_job_set_failed(t->watcher, GLR_FAILURE_RUNNER_SYSTEM, NULL);
         if (status == GLR_OK)
-            printf("Job %lld: Slurm job %s ended (%s) without finishing it: failed with runner_system_failure\n",
-                   (long long)t->id, t->slurm_id, state);
+            printf("Job %lld: Slurm job %s ended (%s) without finishing it (scancel, time limit, node failure or "
+                   "a crash of glr-slurm-job; see %s/%lld.out): failed with runner_system_failure\n",
+                   (long long)t->id, t->slurm_id, state, spool, (long long)t->id);
         else if (status == GLR_ERR_JOB_CANCELED || status == GLR_ERR_ALREADY_FINISHED)
             printf("Job %lld: Slurm job %s ended (%s); GitLab no longer runs the job\n", (long long)t->id,
                    t->slurm_id, state);
@@ -548,16 +602,14 @@ static void check(struct tracked *t)
         return;
     }
 
-    /* Still in Slurm: does GitLab still want it? (Also the keep-alive GitLab's runners send.) */
+    /* Still in Slurm: does GitLab still want it? The watcher's background keep-alive asks
+       GitLab every --keepalive-seconds and keeps the answer in the job's state, so reading it
+       here costs no request. (glr_job_set_cancel_callback would tell the same on the library's
+       event thread; the monitor looks every round anyway.) */
     if (t->scancel_sent)
         return;
-    status = glr_job_auth(t->job);
-    job_state = glr_job_state(t->job);
-    if (status == GLR_ERR_NETWORK || status == GLR_ERR_HTTP) {
-        warn_status((long long)t->id, "glr_job_auth", status);
-        return;
-    }
-    if (status == GLR_ERR_JOB_CANCELED || job_state == GLR_JOB_CANCELED || job_state == GLR_JOB_CANCELING) {
+    job_state = glr_job_state(t->watcher);
+    if (job_state == GLR_JOB_CANCELED || job_state == GLR_JOB_CANCELING) {
         char output[1024];
         char *argv[] = {scancel_path, t->slurm_id, NULL};
         if (access(done_path, F_OK) == 0)
@@ -596,7 +648,7 @@ static void *monitor(void *arg)
 static int usage(void)
 {
     fprintf(stderr, "usage: glr-slurm-daemon RUNNER.json SPOOL_DIR [--max-jobs N] [--poll-seconds S]\n"
-                    "                        [--job-program PATH] [--sbatch-arg ARG]...\n");
+                    "                        [--keepalive-seconds K] [--job-program PATH] [--sbatch-arg ARG]...\n");
     return 1;
 }
 
@@ -614,6 +666,8 @@ int main(int argc, char **argv)
             max_jobs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--poll-seconds") == 0 && i + 1 < argc)
             poll_seconds = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--keepalive-seconds") == 0 && i + 1 < argc)
+            keepalive_seconds = atoi(argv[++i]);
         else if (strcmp(argv[i], "--job-program") == 0 && i + 1 < argc)
             snprintf(job_program, sizeof job_program, "%s", argv[++i]);
         else if (strcmp(argv[i], "--sbatch-arg") == 0 && i + 1 < argc && sbatch_arg_count < MAX_SBATCH_ARGS)
@@ -625,7 +679,8 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (runner_path == NULL || spool == NULL || max_jobs < 1 || max_jobs > MAX_SLOTS || poll_seconds < 1)
+    if (runner_path == NULL || spool == NULL || max_jobs < 1 || max_jobs > MAX_SLOTS || poll_seconds < 1 ||
+        keepalive_seconds < 1 || keepalive_seconds > 2700 /* GitLab drops a job after an hour of silence */)
         return usage();
     if (glr_abi_version() != GLR_ABI_VERSION) {
         fprintf(stderr, "glr-slurm-daemon: library ABI %u, but built for ABI %d\n", glr_abi_version(),
@@ -712,7 +767,7 @@ int main(int argc, char **argv)
     pthread_join(monitor_thread, NULL);
     for (i = 0; i < MAX_SLOTS; i++)
         if (slots[i].used)
-            glr_job_free(slots[i].job); /* the dumps stay: the next run follows these jobs */
+            glr_job_free(slots[i].watcher); /* the dumps stay: the next run follows these jobs */
     glr_runner_free(runner);
     printf("Stopped; %d job(s) left in Slurm, followed again by the next start\n", active);
     return 0;

@@ -1,35 +1,38 @@
 /*
  * glr-slurm-job.c - the program a Slurm batch job runs: finishes one GitLab job that
- * glr-slurm-daemon took from GitLab and saved (glr_job_dump) in its spool directory.
+ * glr-slurm-daemon took from GitLab and handed over (glr_job_hand_over_dump) in its spool
+ * directory.
  *
  *   glr-slurm-job SPOOL/ID.json
  *
- * It loads the job (glr_job_load, offline), asks GitLab whether the job is still wanted (it may
- * have waited in the Slurm queue for hours), then runs it as examples-c/executor.c does: each
- * `script` line as `/bin/sh -c LINE` in a fresh directory under $TMPDIR with the job's variables,
- * its output streamed into the job log as it arrives (the log continues after the daemon's lines),
- * the first failing line stops the script, `after_script` always runs, the dependencies' artifacts
- * are downloaded first and the job's own `artifacts:` are collected and uploaded with the report
- * (glr_artifacts_collect + glr_job_set_success / glr_job_set_failed with script_failure and the
- * exit code).
+ * It loads the job (glr_job_load, offline) and so becomes the one writer of its log: the dump
+ * holds whatever of the daemon's lines GitLab did not acknowledge, and the first upload sends
+ * them, once (the daemon's handle is a watcher and sends no log text). It asks GitLab whether
+ * the job is still wanted (it may have waited in the Slurm queue for hours), then runs it as
+ * examples-c/executor.c does: each `script` line as `/bin/sh -c LINE` in a fresh directory under
+ * $TMPDIR with the job's variables, its output streamed into the job log as it arrives (the log
+ * continues after the daemon's lines), the first failing line stops the script, `after_script`
+ * always runs, the dependencies' artifacts are downloaded first and the job's own `artifacts:`
+ * are collected and uploaded with the report (glr_artifacts_collect + glr_job_set_success /
+ * glr_job_set_failed with script_failure and the exit code).
  *
  * When it has reported (or learned that GitLab stopped the job) it rewrites SPOOL/ID.json with the
  * finished job and writes SPOOL/ID.done (one word: success, failed or canceled). The daemon reads
  * that marker: a batch job that ends without it did not finish its GitLab job, and the daemon
  * fails it with runner_system_failure.
  *
- * Cancellation. The daemon is the one that asks GitLab about the job (glr_job_auth every few
- * seconds) and `scancel`s the batch job when GitLab cancels it; this program does not poll GitLab
- * on its own, it only uploads its log (and the library's keep-alive), whose answers also carry a
+ * Cancellation. The daemon is the one that asks GitLab about the job (its watcher's keep-alive)
+ * and `scancel`s the batch job when GitLab cancels it; this program does not poll GitLab on its
+ * own, it only uploads its log (and the library's keep-alive), whose answers also carry a
  * cancel. Slurm's scancel (or a time limit) sends SIGTERM, then SIGKILL after KillWait. On
  * SIGTERM this program kills the running command and asks GitLab (glr_job_auth) why:
  *   - GitLab canceled the job (hard): nothing more can be reported; marker `canceled`, exit 0;
  *   - GitLab is canceling it gracefully: after_script runs, the job is reported canceled (as the
  *     official runner does) and the marker written; this has to fit in Slurm's KillWait;
  *   - GitLab still wants it: Slurm stopped the job (scancel by someone, time limit, preemption).
- *     It logs that, uploads the log and exits 143 without a marker: the daemon reports the job
- *     (runner_system_failure), so one place decides what a vanished batch job means, whether it
- *     got SIGTERM or SIGKILL or its node died.
+ *     It logs that, uploads the log and exits 143 without a marker: the daemon's watcher reports
+ *     the job (runner_system_failure), so one place decides what a vanished batch job means,
+ *     whether it got SIGTERM or SIGKILL or its node died.
  *
  * Left out on purpose, as in executor.c: cloning the repository, images and services, caches,
  * timeouts, expanding $VARIABLES inside variable values, one shell session for all lines. A batch
