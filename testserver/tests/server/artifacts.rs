@@ -67,7 +67,7 @@ fn upload_stores_type_format_expiry_and_file() {
     assert_eq!(arts[0].expire_in.as_deref(), Some("7d"));
     assert_eq!(arts[0].filename, "artifacts.zip");
     assert_eq!(arts[0].data, data);
-    assert_eq!(arts[1].expire_in, None);
+    assert_eq!(arts[1].expire_in.as_deref(), Some("30 days"), "GitLab's default_artifacts_expire_in");
 }
 
 #[test]
