@@ -200,7 +200,7 @@ impl Job {
             tags: self.tags.clone(),
             payload: self.payload.clone(),
             seconds_since_update: self.updated_at.elapsed().as_secs_f64(),
-            token_expires_in_seconds: self.token_expires_at.map(|at| signed_seconds_until(at)),
+            token_expires_in_seconds: self.token_expires_at.map(signed_seconds_until),
             retries: self.retries,
             retry_of: self.retry_of,
             retried_as: self.retried_as,

@@ -51,8 +51,7 @@ fn an_expired_job_token_is_refused_and_fails_the_job_on_update_and_trace() {
     assert_eq!(s.job(traced).unwrap().trace, b"ok");
 
     // Artifact uploads refuse the token but do not drop the job (no fail_on_expired_token).
-    let body =
-        format!("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.zip\"\r\n\r\nPK\r\n--b--\r\n");
+    let body = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.zip\"\r\n\r\nPK\r\n--b--\r\n";
     let r = client()
         .post(format!("{}/api/v4/jobs/{uploading}/artifacts", s.url()))
         .header("JOB-TOKEN", &up_token)
