@@ -183,7 +183,7 @@ fn a_successful_job_uploads_its_on_success_and_always_artifacts_of_each_type() {
     let sast = artifact(&rec.artifacts, "sast");
     assert_eq!((sast.artifact_format.as_str(), sast.filename.as_str()), ("raw", "gl-sast-report.json"));
     assert_eq!(sast.data, br#"{"version":"15.0.0","vulnerabilities":[]}"#);
-    assert_eq!(sast.expire_in, None);
+    assert_eq!(sast.expire_in.as_deref(), Some("30 days"), "none sent: the server stores GitLab's default");
 
     // The wire: one part `file`, type/format/expiry in the query, the job token as header.
     let posts = artifact_posts(&t.server);

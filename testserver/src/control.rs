@@ -77,6 +77,10 @@ pub(crate) fn runner_options(v: &Value) -> Result<RunnerOptions, String> {
         o.access_level = a.to_string();
     }
     o.maximum_timeout = v.get("maximum_timeout").and_then(Value::as_i64);
+    // The same Ci::Runner validation as registration.
+    if o.maximum_timeout.is_some_and(|t| t < 600) {
+        return Err("maximum_timeout needs to be at least 10 minutes".into());
+    }
     Ok(o)
 }
 
@@ -86,7 +90,8 @@ async fn create_runner(State(s): Ctl, body: Bytes) -> Response {
         Err(r) => return r,
     };
     let (id, token) = s.create_runner(&opts);
-    json_response(201, &json!({ "id": id, "token": token }))
+    let expires = s.lock().runners.get(&id).and_then(|r| r.token_expires_at).map(crate::util::iso8601_millis);
+    json_response(201, &json!({ "id": id, "token": token, "token_expires_at": expires }))
 }
 
 async fn runners(State(s): Ctl) -> Response {
@@ -295,7 +300,18 @@ pub(crate) fn settings_json(c: &crate::Config) -> Value {
         "two_phase_commit": c.two_phase_commit,
         "artifacts_direct_download": c.artifacts_direct_download,
         "log_requests": c.log_requests,
+        "default_artifacts_expire_in": c.default_artifacts_expire_in,
+        "stale_job_timeout_ms": millis(c.stale_job_timeout),
+        "touch_threshold_ms": millis(c.touch_threshold),
+        "ack_window_ms": millis(c.ack_window),
+        "job_token_leeway_ms": millis(c.job_token_leeway),
+        "job_token_min_lifetime_ms": millis(c.job_token_min_lifetime),
+        "runner_token_lifetime_ms": c.runner_token_lifetime.map(millis),
     })
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
 }
 
 /// Applies the keys present in `v` (unknown keys are an error, `listen` is read-only).
@@ -304,6 +320,7 @@ pub(crate) fn apply_settings(c: &mut crate::Config, v: &Value) -> Result<(), Str
     for (k, val) in map {
         let bad = || format!("invalid value for {k}");
         let uint = || val.as_u64().ok_or_else(bad);
+        let ms = || uint().map(Duration::from_millis);
         let boolean = || val.as_bool().ok_or_else(bad);
         match k.as_str() {
             "long_poll_timeout_ms" => c.long_poll_timeout = Duration::from_millis(uint()?),
@@ -316,6 +333,16 @@ pub(crate) fn apply_settings(c: &mut crate::Config, v: &Value) -> Result<(), Str
             "two_phase_commit" => c.two_phase_commit = boolean()?,
             "artifacts_direct_download" => c.artifacts_direct_download = boolean()?,
             "log_requests" => c.log_requests = boolean()?,
+            "default_artifacts_expire_in" => {
+                c.default_artifacts_expire_in = val.as_str().ok_or_else(bad)?.to_string();
+            }
+            "stale_job_timeout_ms" => c.stale_job_timeout = ms()?,
+            "touch_threshold_ms" => c.touch_threshold = ms()?,
+            "ack_window_ms" => c.ack_window = ms()?,
+            "job_token_leeway_ms" => c.job_token_leeway = ms()?,
+            "job_token_min_lifetime_ms" => c.job_token_min_lifetime = ms()?,
+            // null switches expiry off again.
+            "runner_token_lifetime_ms" => c.runner_token_lifetime = if val.is_null() { None } else { Some(ms()?) },
             "listen" => return Err("listen cannot be changed while running".into()),
             other => return Err(format!("unknown setting {other:?}")),
         }

@@ -24,12 +24,14 @@
 // boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+mod clocks;
 mod config;
 mod control;
 mod faults;
 mod gateway;
 mod model;
 mod payload_template;
+mod range;
 mod reqlog;
 mod routes;
 mod server;
@@ -37,7 +39,7 @@ mod state;
 mod util;
 mod zip;
 
-pub use config::Config;
+pub use config::{Config, MEGABYTE};
 pub use model::{
     ArtifactRecord, Endpoint, Fault, FaultKind, JobRecord, ManagerRecord, RequestRecord, RunnerOptions, RunnerRecord,
 };
@@ -86,6 +88,7 @@ impl TestServer {
         let shared = Arc::new(Shared::new(config, url));
         let router = server::router(shared.clone());
         let (shutdown, rx) = watch::channel(false);
+        runtime.spawn(clocks::run(shared.clone(), rx.clone()));
         runtime.spawn(server::serve(listener, router, rx));
         Ok(TestServer { shared, runtime: Some(runtime), shutdown })
     }

@@ -129,6 +129,18 @@ pub struct JobRecord {
     pub tags: Vec<String>,
     /// The payload as handed to the runner (the template before pickup).
     pub payload: serde_json::Value,
+    /// Seconds since the job's last update as the stale-job clock sees it (GitLab's
+    /// `updated_at`: set when the job starts running, moved by `PUT state=running` and appended
+    /// trace only when older than `touch_threshold`).
+    pub seconds_since_update: f64,
+    /// Seconds until the job token expires (negative once expired); `None` before pickup.
+    pub token_expires_in_seconds: Option<f64>,
+    /// How many retries lie behind this job (GitLab's `retries_count`).
+    pub retries: u32,
+    /// The job this one is a retry of.
+    pub retry_of: Option<i64>,
+    /// The job created as this one's retry (two-phase commit: not acknowledged in time).
+    pub retried_as: Option<i64>,
 }
 
 /// A runner manager: one machine/process using a runner token, keyed by `system_id`.
@@ -163,6 +175,11 @@ pub struct RunnerRecord {
     pub maximum_timeout: Option<i64>,
     /// `info.name` given at registration.
     pub name: Option<String>,
+    /// When the current token expires, as GitLab renders it (`2024-05-01T12:34:56.789Z`);
+    /// `None` when tokens do not expire (`runner_token_lifetime` unset when it was issued).
+    pub token_expires_at: Option<String>,
+    /// How many times the token was reset with `POST /runners/reset_authentication_token`.
+    pub token_resets: u32,
     pub managers: Vec<ManagerRecord>,
 }
 

@@ -7,11 +7,11 @@ use crate::model::{
     ArtifactRecord, Endpoint, Fault, JobRecord, ManagerRecord, RequestRecord, RunnerOptions, RunnerRecord,
 };
 use crate::payload_template::{self, TemplateContext};
-use crate::util::{iso8601, Rng};
+use crate::util::{iso8601, iso8601_millis, Rng};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +63,22 @@ pub(crate) struct Runner {
     pub maximum_timeout: Option<i64>,
     pub name: Option<String>,
     pub managers: Vec<Manager>,
+    /// When the token stops authenticating (`None`: never), from `runner_token_lifetime`.
+    pub token_expires_at: Option<SystemTime>,
+    /// How many times the token was reset through the API.
+    pub token_resets: u32,
+}
+
+impl Runner {
+    /// GitLab filters expired tokens at lookup, so an expired token is simply unknown.
+    pub(crate) fn token_valid(&self, token: &str, now: SystemTime) -> bool {
+        self.token == token && self.token_expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// When a runner token issued now expires.
+pub(crate) fn runner_token_expiry(lifetime: Option<Duration>) -> Option<SystemTime> {
+    lifetime.map(|l| SystemTime::now() + l)
 }
 
 pub(crate) struct Job {
@@ -90,6 +106,77 @@ pub(crate) struct Job {
     pub persist_202s: u32,
     /// When the first 202 was given (GitLab's `BuildPendingState.created_at`), for the backoff.
     pub pending_state_at: Option<Instant>,
+    /// What the job was queued with, so that a retry can be built the same way.
+    pub overrides: Value,
+    pub pipeline_id: i64,
+    /// GitLab's `updated_at` as far as the stale-job clock cares: set when the job starts
+    /// running and moved by `touch` (see `clocks`).
+    pub updated_at: Instant,
+    /// Set at pickup: pickup + max(min lifetime, job timeout) + leeway (see `clocks`).
+    pub token_expires_at: Option<Instant>,
+    /// Two-phase commit: when the wait for `PUT state=running` began or was last renewed by
+    /// `PUT state=pending` (GitLab's Redis key with a TTL of `ack_window`).
+    pub ack_wait_since: Option<Instant>,
+    /// How many retries lie behind this job (GitLab's `retries_count`).
+    pub retries: u32,
+    pub retry_of: Option<i64>,
+    pub retried_as: Option<i64>,
+}
+
+impl Job {
+    pub(crate) fn new(id: i64, token: String, payload: Value, tags: Vec<String>) -> Job {
+        let now = Instant::now();
+        Job {
+            id,
+            token,
+            state: JobState::Pending,
+            payload,
+            tags,
+            trace: Vec::new(),
+            failure_reason: None,
+            reported_failure_reason: None,
+            exit_code: None,
+            reported_checksum: None,
+            reported_bytesize: None,
+            checksum_matches: None,
+            artifacts: Vec::new(),
+            runner_id: None,
+            system_id: None,
+            waiting_ack: false,
+            trace_patches: 0,
+            updates: 0,
+            queued_at: now,
+            persist_202s: 0,
+            pending_state_at: None,
+            overrides: Value::Null,
+            pipeline_id: 0,
+            updated_at: now,
+            token_expires_at: None,
+            ack_wait_since: None,
+            retries: 0,
+            retry_of: None,
+            retried_as: None,
+        }
+    }
+
+    /// GitLab's `drop(reason)`, a state-machine event: a pending or running job fails with the
+    /// reason, a canceling one ends canceled, finished jobs stay as they are.
+    pub(crate) fn drop_with(&mut self, reason: &str) {
+        match self.state {
+            JobState::Pending | JobState::Running => {
+                self.state = JobState::Failed;
+                self.failure_reason = Some(reason.to_string());
+                self.waiting_ack = false;
+                self.ack_wait_since = None;
+            }
+            JobState::Canceling => self.state = JobState::Canceled,
+            JobState::Success | JobState::Failed | JobState::Canceled => {}
+        }
+    }
+
+    pub(crate) fn token_expired(&self, now: Instant) -> bool {
+        self.token_expires_at.is_some_and(|at| now >= at)
+    }
 }
 
 impl Job {
@@ -112,6 +199,11 @@ impl Job {
             updates: self.updates,
             tags: self.tags.clone(),
             payload: self.payload.clone(),
+            seconds_since_update: self.updated_at.elapsed().as_secs_f64(),
+            token_expires_in_seconds: self.token_expires_at.map(signed_seconds_until),
+            retries: self.retries,
+            retry_of: self.retry_of,
+            retried_as: self.retried_as,
         }
     }
 
@@ -141,12 +233,24 @@ pub(crate) struct Inner {
     pub fixture_job: Option<i64>,
 }
 
+/// Seconds from now until `at`, negative once it has passed.
+fn signed_seconds_until(at: Instant) -> f64 {
+    let now = Instant::now();
+    if at >= now {
+        (at - now).as_secs_f64()
+    } else {
+        -(now - at).as_secs_f64()
+    }
+}
+
 impl Inner {
+    /// The runner this token authenticates; expired tokens authenticate nobody.
     pub(crate) fn runner_by_token(&mut self, token: &str) -> Option<&mut Runner> {
         if token.is_empty() {
             return None;
         }
-        self.runners.values_mut().find(|r| r.token == token)
+        let now = SystemTime::now();
+        self.runners.values_mut().find(|r| r.token_valid(token, now))
     }
 
     pub(crate) fn job_id_by_token(&self, token: &str) -> Option<i64> {
@@ -179,6 +283,7 @@ impl Inner {
         opts: &RunnerOptions,
         name: Option<String>,
         maintenance_note: Option<String>,
+        token_lifetime: Option<Duration>,
     ) -> (i64, String) {
         let id = self.next_runner_id;
         self.next_runner_id += 1;
@@ -206,6 +311,8 @@ impl Inner {
                 maximum_timeout: opts.maximum_timeout,
                 name,
                 managers: Vec::new(),
+                token_expires_at: runner_token_expiry(token_lifetime),
+                token_resets: 0,
             },
         );
         (id, token)
@@ -322,15 +429,30 @@ impl Shared {
     }
 
     pub(crate) fn create_runner(&self, opts: &RunnerOptions) -> (i64, String) {
-        self.lock().add_runner("authentication_token", opts, None, None)
+        let lifetime = self.config().runner_token_lifetime;
+        self.lock().add_runner("authentication_token", opts, None, None, lifetime)
     }
 
     pub(crate) fn queue_job(&self, overrides: &Value, tags: Vec<String>) -> (i64, String) {
         let mut inner = self.lock();
-        let id = inner.next_job_id;
-        inner.next_job_id += 1;
         let pipeline_id = inner.next_pipeline_id;
         inner.next_pipeline_id += 1;
+        let queued = self.insert_job(&mut inner, overrides, tags, pipeline_id);
+        self.tick_queue(&mut inner);
+        queued
+    }
+
+    /// Build a job from the template and put it at the end of the queue (without waking long
+    /// polls: the caller ticks the queue). Returns (id, token).
+    pub(crate) fn insert_job(
+        &self,
+        inner: &mut Inner,
+        overrides: &Value,
+        tags: Vec<String>,
+        pipeline_id: i64,
+    ) -> (i64, String) {
+        let id = inner.next_job_id;
+        inner.next_job_id += 1;
         // Job tokens look like GitLab's database job tokens.
         let token = format!("glcbt-{}", inner.rng.alnum(24));
         let created_at = iso8601(SystemTime::now());
@@ -349,35 +471,12 @@ impl Shared {
             dependency: dependency.as_ref().map(|(i, n, f, s)| (*i, n.as_str(), f.as_str(), *s)),
         };
         let mut payload = payload_template::build_payload(&ctx, overrides);
-        fill_dependency_files(&inner, &mut payload);
-        inner.jobs.insert(
-            id,
-            Job {
-                id,
-                token: token.clone(),
-                state: JobState::Pending,
-                payload,
-                tags,
-                trace: Vec::new(),
-                failure_reason: None,
-                reported_failure_reason: None,
-                exit_code: None,
-                reported_checksum: None,
-                reported_bytesize: None,
-                checksum_matches: None,
-                artifacts: Vec::new(),
-                runner_id: None,
-                system_id: None,
-                waiting_ack: false,
-                trace_patches: 0,
-                updates: 0,
-                queued_at: Instant::now(),
-                persist_202s: 0,
-                pending_state_at: None,
-            },
-        );
+        fill_dependency_files(inner, &mut payload);
+        let mut job = Job::new(id, token.clone(), payload, tags);
+        job.overrides = overrides.clone();
+        job.pipeline_id = pipeline_id;
+        inner.jobs.insert(id, job);
         inner.pending.push_back(id);
-        self.tick_queue(&mut inner);
         (id, token)
     }
 
@@ -439,6 +538,8 @@ impl Shared {
                 access_level: r.access_level.clone(),
                 maximum_timeout: r.maximum_timeout,
                 name: r.name.clone(),
+                token_expires_at: r.token_expires_at.map(iso8601_millis),
+                token_resets: r.token_resets,
                 managers: r
                     .managers
                     .iter()
@@ -478,37 +579,17 @@ fn add_fixture_job(inner: &mut Inner) {
         ("build/output.txt", b"built by the fixture job\n"),
         ("build/version.txt", b"1.0.0\n"),
     ]);
-    inner.jobs.insert(
-        id,
-        Job {
-            id,
-            token,
-            state: JobState::Success,
-            payload: json!({ "id": id, "job_info": { "id": id, "name": "build", "stage": "build" } }),
-            tags: Vec::new(),
-            trace: b"fixture job: built artifacts\n".to_vec(),
-            failure_reason: None,
-            reported_failure_reason: None,
-            exit_code: None,
-            reported_checksum: None,
-            reported_bytesize: None,
-            checksum_matches: None,
-            artifacts: vec![ArtifactRecord {
-                artifact_type: "archive".into(),
-                artifact_format: "zip".into(),
-                expire_in: Some("7 days".into()),
-                filename: "artifacts.zip".into(),
-                data: zip,
-            }],
-            runner_id: None,
-            system_id: None,
-            waiting_ack: false,
-            trace_patches: 0,
-            updates: 0,
-            queued_at: Instant::now(),
-            persist_202s: 0,
-            pending_state_at: None,
-        },
-    );
+    let payload = json!({ "id": id, "job_info": { "id": id, "name": "build", "stage": "build" } });
+    let mut job = Job::new(id, token, payload, Vec::new());
+    job.state = JobState::Success;
+    job.trace = b"fixture job: built artifacts\n".to_vec();
+    job.artifacts = vec![ArtifactRecord {
+        artifact_type: "archive".into(),
+        artifact_format: "zip".into(),
+        expire_in: Some("7 days".into()),
+        filename: "artifacts.zip".into(),
+        data: zip,
+    }];
+    inner.jobs.insert(id, job);
     inner.fixture_job = Some(id);
 }

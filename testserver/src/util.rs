@@ -51,6 +51,14 @@ pub(crate) fn iso8601(t: SystemTime) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
+/// ISO 8601 UTC with milliseconds, e.g. `2024-05-01T12:34:56.789Z`: how GitLab's API renders
+/// times such as `token_expires_at` (ActiveSupport's JSON time precision is 3).
+pub(crate) fn iso8601_millis(t: SystemTime) -> String {
+    let millis = t.duration_since(UNIX_EPOCH).map(|d| d.subsec_millis()).unwrap_or(0);
+    let seconds = iso8601(t);
+    format!("{}.{millis:03}Z", seconds.trim_end_matches('Z'))
+}
+
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's civil_from_days algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -117,6 +125,8 @@ mod tests {
         let t = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
         assert_eq!(iso8601(t), "2023-11-14T22:13:20Z");
         assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_042);
+        assert_eq!(iso8601_millis(t), "2023-11-14T22:13:20.042Z");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! format and expiry in the query) and `GET /api/v4/jobs/:id/artifacts` for dependencies, plus
 //! the `/__storage/...` links that stand in for object storage in direct-download mode.
 
-use super::common::{authenticate_job, check, forbidden, grape_error, job_token, message, status, Params};
+use super::common::{authenticate_job, check, forbidden, grape_error, job_token, message, status, JobAuth, Params};
 use crate::model::ArtifactRecord;
+use crate::range::{self, RangeAnswer};
 use crate::state::Shared;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -78,11 +79,8 @@ pub(crate) async fn upload(
     }
     let id = id.unwrap_or_default();
     let token = job_token(Some(&query), &headers);
-    if let Err(r) = authenticate_job(&s.lock(), id, &token, false) {
+    if let Err(r) = authenticate_job(&mut s.lock(), id, &token, JobAuth::ARTIFACTS) {
         return r;
-    }
-    if body.len() > cfg.max_artifact_size {
-        return message(413, "413 Request Entity Too Large");
     }
 
     // Step 2, Workhorse stores the file and Rails validates the upload params.
@@ -95,7 +93,8 @@ pub(crate) async fn upload(
     if file.is_none() {
         errors.push("file is missing".into());
     }
-    let expire_in = p.string("expire_in", &mut errors);
+    // CreateService: `params['expire_in'] || default_artifacts_expire_in`.
+    let expire_in = p.string("expire_in", &mut errors).or_else(|| Some(cfg.default_artifacts_expire_in.clone()));
     let artifact_type = p.string("artifact_type", &mut errors).unwrap_or_else(|| "archive".into());
     if !FILE_TYPES.contains(&artifact_type.as_str()) {
         errors.push("artifact_type does not have a valid value".into());
@@ -108,13 +107,14 @@ pub(crate) async fn upload(
         return r;
     }
     let Some((filename, data)) = file else { return grape_error("file is missing") };
+    // Workhorse limits the file it stores (its MaximumSize), not the multipart body around it.
     if data.len() > cfg.max_artifact_size {
         return message(413, "413 Request Entity Too Large");
     }
 
     let mut inner = s.lock();
     // The job may have been finished or canceled while the body streamed in.
-    if let Err(r) = authenticate_job(&inner, id, &token, false) {
+    if let Err(r) = authenticate_job(&mut inner, id, &token, JobAuth::ARTIFACTS) {
         return r;
     }
     let Some(job) = inner.jobs.get_mut(&id) else { return forbidden(None) };
@@ -162,8 +162,9 @@ async fn parse_multipart(headers: &HeaderMap, body: Bytes) -> (Option<(String, V
 }
 
 /// `GET /api/v4/jobs/:id/artifacts`: authenticated like GitLab's `authenticate_job_via_dependent_job!`:
-/// the token must be the token of an executing job (else 401), the job must exist (else 403) and
-/// have an archive (else 404).
+/// the token must be the unexpired token of an executing job (else 401: GitLab's generic job-token
+/// authentication knows no "expired" answer), the job must exist (else 403) and have an archive
+/// (else 404). `Range` is honoured.
 pub(crate) async fn download(
     State(s): State<Arc<Shared>>,
     Path(raw_id): Path<String>,
@@ -186,8 +187,11 @@ pub(crate) async fn download(
     let token = job_token(query.as_ref(), &headers);
     let cfg = s.config();
     let mut inner = s.lock();
-    let authenticated =
-        inner.job_id_by_token(&token).and_then(|jid| inner.jobs.get(&jid)).is_some_and(|j| j.state.executing());
+    let now = std::time::Instant::now();
+    let authenticated = inner
+        .job_id_by_token(&token)
+        .and_then(|jid| inner.jobs.get(&jid))
+        .is_some_and(|j| j.state.executing() && !j.token_expired(now));
     if !authenticated {
         return message(401, "401 Unauthorized");
     }
@@ -205,22 +209,43 @@ pub(crate) async fn download(
         }
         return r;
     }
-    file_response(&job.artifacts[index])
+    file_response(&job.artifacts[index], &headers)
 }
 
 /// `GET /__storage/artifacts/:key`: the "object storage" a direct download is redirected to.
 /// Like a presigned URL it needs no token.
-pub(crate) async fn storage(State(s): State<Arc<Shared>>, Path(key): Path<String>) -> Response {
+pub(crate) async fn storage(State(s): State<Arc<Shared>>, Path(key): Path<String>, headers: HeaderMap) -> Response {
     let inner = s.lock();
     let found = inner.storage_links.get(&key).and_then(|(jid, idx)| inner.jobs.get(jid)?.artifacts.get(*idx));
     match found {
-        Some(a) => file_response(a),
+        Some(a) => file_response(a, &headers),
         None => message(404, "404 Not Found"),
     }
 }
 
-fn file_response(a: &ArtifactRecord) -> Response {
-    let mut r = Response::new(Body::from(a.data.clone()));
+/// The file, or the part of it a `Range` header asks for (206), or 416 for a range past its end.
+fn file_response(a: &ArtifactRecord, request: &HeaderMap) -> Response {
+    let size = a.data.len();
+    let asked = request.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let mut r = match range::answer(asked, size) {
+        RangeAnswer::Whole => Response::new(Body::from(a.data.clone())),
+        RangeAnswer::Partial { first, last } => {
+            let mut r = Response::new(Body::from(a.data[first..=last].to_vec()));
+            *r.status_mut() = status(206);
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            r
+        }
+        RangeAnswer::Unsatisfiable => {
+            let mut r = message(416, "416 Range Not Satisfiable");
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+    };
+    r.headers_mut().insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     let disposition = format!("attachment; filename=\"{}\"", a.filename.replace('"', ""));
     if let Ok(v) = HeaderValue::from_str(&disposition) {

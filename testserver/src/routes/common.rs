@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
+use std::time::Instant;
 
 /// Request parameters the way Grape sees them: query string merged with a JSON or
 /// form-urlencoded body (body wins).
@@ -184,19 +185,42 @@ pub(crate) fn job_token(params: Option<&Params>, headers: &HeaderMap) -> String 
     from_param.or_else(|| headers.get("job-token").and_then(|v| v.to_str().ok()).map(str::to_owned)).unwrap_or_default()
 }
 
-/// GitLab's `authenticate_job!`: the job of the URL must exist (else plain 403), the token must
-/// belong to an executing job (else 403 "Job is not processing on runner" with that job's
-/// `Job-Status`), and it must be the URL's job (else plain 403). `allow_waiting_ack` lets a
-/// two-phase-commit job that is still pending through (only `PUT /jobs/:id` does that).
-pub(crate) fn authenticate_job(inner: &Inner, id: i64, token: &str, allow_waiting_ack: bool) -> Result<(), Response> {
+/// How an endpoint authenticates its job token (GitLab's `authenticate_job!` arguments).
+#[derive(Clone, Copy)]
+pub(crate) struct JobAuth {
+    /// A two-phase-commit job still waiting for acknowledgement passes (only `PUT /jobs/:id`).
+    pub allow_waiting_ack: bool,
+    /// An expired token also drops its job with `job_token_expired` (`fail_on_expired_token`).
+    pub fail_on_expired_token: bool,
+}
+
+impl JobAuth {
+    pub(crate) const UPDATE: JobAuth = JobAuth { allow_waiting_ack: true, fail_on_expired_token: true };
+    pub(crate) const TRACE: JobAuth = JobAuth { allow_waiting_ack: false, fail_on_expired_token: true };
+    pub(crate) const ARTIFACTS: JobAuth = JobAuth { allow_waiting_ack: false, fail_on_expired_token: false };
+}
+
+/// GitLab's `authenticate_job!`, in its order: the job of the URL must exist (else plain 403);
+/// the token must be a job's token (else plain 403); an expired token gets 403 "Job token has
+/// expired" with its job's `Job-Status` (and drops that job when `fail_on_expired_token`); the
+/// token's job must be executing (else 403 "Job is not processing on runner" with its
+/// `Job-Status`); it must be the URL's job (else plain 403).
+pub(crate) fn authenticate_job(inner: &mut Inner, id: i64, token: &str, auth: JobAuth) -> Result<(), Response> {
     if !inner.jobs.contains_key(&id) {
         return Err(forbidden(None));
     }
     let Some(found_id) = inner.job_id_by_token(token) else {
         return Err(forbidden(None));
     };
-    let found = &inner.jobs[&found_id];
-    let waiting = allow_waiting_ack && found.waiting_ack && found.state == JobState::Pending;
+    let Some(found) = inner.jobs.get_mut(&found_id) else { return Err(forbidden(None)) };
+    if found.token_expired(Instant::now()) {
+        if auth.fail_on_expired_token {
+            found.drop_with("job_token_expired");
+        }
+        let r = forbidden(Some("Job token has expired"));
+        return Err(with_header(r, "job-status", found.state.as_str()));
+    }
+    let waiting = auth.allow_waiting_ack && found.waiting_ack && found.state == JobState::Pending;
     if !found.state.executing() && !waiting {
         let r = forbidden(Some("Job is not processing on runner"));
         return Err(with_header(r, "job-status", found.state.as_str()));

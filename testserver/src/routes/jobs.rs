@@ -3,8 +3,9 @@
 
 use super::common::{
     authenticate_job, check, forbidden, grape_error, integer_value, json_response, no_content, path_id, text,
-    with_header, Params,
+    with_header, JobAuth, Params,
 };
+use crate::clocks::{job_token_expiry, touch};
 use crate::payload_template::{finalize_for_runner, FAILURE_REASONS};
 use crate::state::{Inner, JobState, Shared};
 use crate::util::crc32_label;
@@ -112,7 +113,8 @@ fn decide(
         return Decision::Respond(r);
     };
     let sid = system_id.unwrap_or("<legacy>").to_string();
-    let two_phase = s.config().two_phase_commit && inner.manager_feature(runner_id, &sid, "two_phase_job_commit");
+    let cfg = s.config();
+    let two_phase = cfg.two_phase_commit && inner.manager_feature(runner_id, &sid, "two_phase_job_commit");
     let (description, tags, max_timeout) = {
         let r = &inner.runners[&runner_id];
         (r.description.clone(), r.tags.clone(), r.maximum_timeout)
@@ -123,14 +125,20 @@ fn decide(
     };
     job.runner_id = Some(runner_id);
     job.system_id = Some(sid);
+    let now = Instant::now();
     if two_phase {
         // Assigned but still pending until the runner confirms with PUT state=running.
         job.waiting_ack = true;
+        job.ack_wait_since = Some(now);
     } else {
         job.state = JobState::Running;
+        job.updated_at = now;
     }
     let queued = job.queued_at.elapsed().as_secs_f64();
     finalize_for_runner(&mut job.payload, runner_id, description.as_deref(), &tags, max_timeout, queued);
+    // The job token (a JWT in GitLab) is issued now, for the timeout the runner was given.
+    let timeout = job.payload["runner_info"]["timeout"].as_i64();
+    job.token_expires_at = Some(job_token_expiry(&cfg, timeout, now));
     // A job found answers 201 without X-GitLab-Last-Update.
     Decision::Respond(json_response(201, &job.payload))
 }
@@ -199,7 +207,7 @@ pub(crate) async fn update(
     let cfg = s.config();
 
     let mut inner = s.lock();
-    if let Err(r) = authenticate_job(&inner, id, &token, true) {
+    if let Err(r) = authenticate_job(&mut inner, id, &token, JobAuth::UPDATE) {
         return r;
     }
     let Some(job) = inner.jobs.get_mut(&id) else { return forbidden(None) };
@@ -215,12 +223,20 @@ pub(crate) async fn update(
     }
 
     // Two-phase commit (UpdateBuildStateService#handle_runner_ack_workflow).
+    let now = Instant::now();
     if job.waiting_ack {
         match state.as_str() {
-            "pending" => return respond(200, job.state, None),
+            // Keep-alive while preparing: the wait starts again (the Redis TTL is renewed).
+            "pending" => {
+                job.ack_wait_since = Some(now);
+                return respond(200, job.state, None);
+            }
+            // `run!`, which also updates the job.
             "running" => {
                 job.waiting_ack = false;
+                job.ack_wait_since = None;
                 job.state = JobState::Running;
+                job.updated_at = now;
             }
             _ => return respond(400, job.state, None),
         }
@@ -239,7 +255,10 @@ pub(crate) async fn update(
 
     // UpdateBuildStateService#update_build_state!
     let code = match state.as_str() {
-        "running" => 200,
+        "running" => {
+            touch(job, cfg.touch_threshold, now);
+            200
+        }
         "success" => {
             job.state = match job.state {
                 JobState::Canceling => JobState::Canceled,

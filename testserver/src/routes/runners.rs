@@ -4,7 +4,8 @@
 
 use super::common::{check, forbidden, json_response, message, no_content, text, Params};
 use crate::model::RunnerOptions;
-use crate::state::Shared;
+use crate::state::{runner_token_expiry, Shared};
+use crate::util::iso8601_millis;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
@@ -53,7 +54,8 @@ pub(crate) async fn register(State(s): State<Arc<Shared>>, uri: Uri, headers: He
         return r;
     }
     let token = token.unwrap_or_default();
-    let enabled = s.config().registration_tokens_enabled;
+    let cfg = s.config();
+    let enabled = cfg.registration_tokens_enabled;
 
     let mut inner = s.lock();
     // RegisterRunnerService checks the token first (403), then whether registration tokens are
@@ -94,8 +96,9 @@ pub(crate) async fn register(State(s): State<Arc<Shared>>, uri: Uri, headers: He
         return message(400, Value::Object(invalid));
     }
     let name = info.as_ref().and_then(|i| i.get("name")).and_then(Value::as_str).map(str::to_owned);
-    let (id, token) = inner.add_runner("registration_token", &opts, name, note);
-    json_response(201, &json!({ "id": id, "token": token, "token_expires_at": null }))
+    let (id, token) = inner.add_runner("registration_token", &opts, name, note, cfg.runner_token_lifetime);
+    let expires = inner.runners.get(&id).and_then(|r| r.token_expires_at);
+    json_response(201, &json!({ "id": id, "token": token, "token_expires_at": expires.map(iso8601_millis) }))
 }
 
 /// `tag_list`: `Array[String]`, a comma-separated string is split (GitLab's CommaSeparatedToArray).
@@ -152,8 +155,9 @@ pub(crate) async fn verify(State(s): State<Arc<Shared>>, uri: Uri, headers: Head
     if s.config().legacy_verify {
         return text(200, "200");
     }
-    let token = s.lock().runners.get(&id).map(|r| r.token.clone()).unwrap_or_default();
-    json_response(200, &json!({ "id": id, "token": token, "token_expires_at": null }))
+    let inner = s.lock();
+    let (token, expires) = inner.runners.get(&id).map(|r| (r.token.clone(), r.token_expires_at)).unwrap_or_default();
+    json_response(200, &json!({ "id": id, "token": token, "token_expires_at": expires.map(iso8601_millis) }))
 }
 
 /// `DELETE /api/v4/runners`: the whole runner goes (204).
@@ -206,7 +210,8 @@ pub(crate) async fn unregister_manager(
     }
 }
 
-/// `POST /api/v4/runners/reset_authentication_token`: 201 `{token}`; the old token stops working.
+/// `POST /api/v4/runners/reset_authentication_token`: 201 `{token}` (+ `token_expires_at` when
+/// tokens expire); the old token stops working at once, the new one lives a full lifetime.
 pub(crate) async fn reset_token(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let p = match params(&uri, &headers, &body) {
         Ok(p) => p,
@@ -216,6 +221,7 @@ pub(crate) async fn reset_token(State(s): State<Arc<Shared>>, uri: Uri, headers:
         Ok(id) => id,
         Err(r) => return r,
     };
+    let lifetime = s.config().runner_token_lifetime;
     let mut inner = s.lock();
     let new_token = {
         let glrt = inner.runners.get(&id).is_some_and(|r| r.token.starts_with("glrt-"));
@@ -226,10 +232,13 @@ pub(crate) async fn reset_token(State(s): State<Arc<Shared>>, uri: Uri, headers:
             format!("t1_{suffix}")
         }
     };
-    match inner.runners.get_mut(&id) {
-        Some(r) => r.token = new_token.clone(),
-        None => return forbidden(None),
+    let Some(runner) = inner.runners.get_mut(&id) else { return forbidden(None) };
+    runner.token = new_token.clone();
+    runner.token_expires_at = runner_token_expiry(lifetime);
+    runner.token_resets += 1;
+    // Entities::Ci::ResetTokenResult exposes `token_expires_at` only for expirable tokens.
+    match runner.token_expires_at {
+        Some(at) => json_response(201, &json!({ "token": new_token, "token_expires_at": iso8601_millis(at) })),
+        None => json_response(201, &json!({ "token": new_token })),
     }
-    // `token_expires_at` is only exposed for expirable tokens; ours never expire.
-    json_response(201, &json!({ "token": new_token }))
 }

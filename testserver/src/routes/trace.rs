@@ -1,7 +1,8 @@
 //! `PATCH /api/v4/jobs/:id/trace` (protocol §4): append-only, offset-checked trace upload.
 
-use super::common::{authenticate_job, forbidden, job_token, message, path_id, status, with_header};
-use crate::state::{JobState, Shared};
+use super::common::{authenticate_job, forbidden, job_token, message, path_id, status, with_header, JobAuth};
+use crate::clocks::touch;
+use crate::state::Shared;
 use crate::util::ruby_to_i_before_dash;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -26,7 +27,7 @@ pub(crate) async fn patch(
     let cfg = s.config();
 
     let mut inner = s.lock();
-    if let Err(r) = authenticate_job(&inner, id, &token, false) {
+    if let Err(r) = authenticate_job(&mut inner, id, &token, JobAuth::TRACE) {
         return r;
     }
     let hidden_secrets: Vec<String> = vec![inner.default_registration_token.clone()];
@@ -40,20 +41,23 @@ pub(crate) async fn patch(
     // GitLab reads only the start of Content-Range and computes the end from the body size.
     let start = ruby_to_i_before_dash(&range);
     let body_end = start.saturating_add(body.len() as i64);
-    if body_end > cfg.max_trace_size as i64 {
-        job.state = JobState::Failed;
-        job.failure_reason = Some("trace_size_exceeded".into());
+    // GitLab: `size / 1.megabyte >= ci_jobs_trace_size_limit` (0 = no limit), which for a limit of
+    // L MB is `size >= L MiB` (see Config::max_trace_size).
+    if cfg.max_trace_size > 0 && body_end >= cfg.max_trace_size as i64 {
+        job.drop_with("trace_size_exceeded");
         return message(403, "403 Forbidden");
     }
     // Gitlab::Ci::Trace#append writes only when start == current size and returns the size
     // after the call; the answer is 202 when that equals start + body size, else 416. So a stale
     // start whose start + length happens to equal the stored size gets 202 and stores nothing.
+    // Only a write touches the job (Trace#write), so a 416 refreshes nothing.
     if start == job.trace.len() as i64 {
         let mut chunk = body.to_vec();
         let mut secrets = hidden_secrets;
         secrets.push(job.token.clone());
         hide_secrets(&mut chunk, &secrets);
         job.trace.extend_from_slice(&chunk);
+        touch(job, cfg.touch_threshold, std::time::Instant::now());
     }
     let size = job.trace.len() as i64;
     if size != body_end {

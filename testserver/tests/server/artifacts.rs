@@ -67,7 +67,7 @@ fn upload_stores_type_format_expiry_and_file() {
     assert_eq!(arts[0].expire_in.as_deref(), Some("7d"));
     assert_eq!(arts[0].filename, "artifacts.zip");
     assert_eq!(arts[0].data, data);
-    assert_eq!(arts[1].expire_in, None);
+    assert_eq!(arts[1].expire_in.as_deref(), Some("30 days"), "GitLab's default_artifacts_expire_in");
 }
 
 #[test]
@@ -165,4 +165,53 @@ fn direct_download_redirects_to_storage() {
     assert_eq!(&r.bytes().unwrap()[..2], b"PK");
     // Without the parameter the file comes directly.
     assert_eq!(download(&s, 1, Some(&token), "").status(), 200);
+}
+
+#[test]
+fn the_size_limit_applies_to_the_file_not_the_multipart_body() {
+    assert_eq!(Config::default().max_artifact_size, 100 * glr_testserver::MEGABYTE);
+    let s = TestServer::start_with(Config { max_artifact_size: 1024, ..Config::default() });
+    let (id, token) = running_job(&s);
+    let exactly = multipart("a.zip", &[1u8; 1024], &[("expire_in", "1 day")]);
+    assert!(exactly.len() > 1024, "the body is larger than the file");
+    assert_eq!(upload(&s, id, &token, "", exactly).status(), 201);
+    let r = upload(&s, id, &token, "artifact_type=junit&artifact_format=gzip", multipart("j.gz", &[1u8; 1025], &[]));
+    assert_eq!(r.status(), 413);
+}
+
+#[test]
+fn downloads_honour_range_requests() {
+    let s = TestServer::start_with(Config { artifacts_direct_download: true, ..Config::default() });
+    let (_, token) = running_job(&s);
+    let whole = download(&s, 1, Some(&token), "");
+    assert_eq!(header(&whole, "accept-ranges").as_deref(), Some("bytes"));
+    let whole = whole.bytes().unwrap().to_vec();
+    let n = whole.len();
+    let ranged =
+        |url: String, range: &str| client().get(url).header("JOB-TOKEN", &token).header("Range", range).send().unwrap();
+    let api = format!("{}/api/v4/jobs/1/artifacts", s.url());
+
+    let r = ranged(api.clone(), "bytes=0-3");
+    assert_eq!(r.status(), 206);
+    assert_eq!(header(&r, "content-range"), Some(format!("bytes 0-3/{n}")));
+    assert_eq!(r.bytes().unwrap().as_ref(), &whole[..4]);
+    let r = ranged(api.clone(), "bytes=-5");
+    assert_eq!(header(&r, "content-range"), Some(format!("bytes {}-{}/{n}", n - 5, n - 1)));
+    assert_eq!(r.bytes().unwrap().as_ref(), &whole[n - 5..]);
+    let r = ranged(api.clone(), &format!("bytes={}-", n - 2));
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().unwrap().as_ref(), &whole[n - 2..]);
+    let r = ranged(api.clone(), &format!("bytes={n}-"));
+    assert_eq!(r.status(), 416);
+    assert_eq!(header(&r, "content-range"), Some(format!("bytes */{n}")));
+    let r = ranged(api.clone(), "bytes=0-1,4-5");
+    assert_eq!(r.status(), 200, "several ranges: the whole file, as object storage answers");
+    assert_eq!(r.bytes().unwrap().len(), n);
+
+    // The object-storage side of a direct download too.
+    let r = download(&s, 1, Some(&token), "?direct_download=true");
+    let location = header(&r, "location").unwrap();
+    let r = ranged(location, "bytes=2-2");
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().unwrap().as_ref(), &whole[2..3]);
 }

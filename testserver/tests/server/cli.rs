@@ -57,3 +57,46 @@ fn cli_rejects_bad_arguments() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
 }
+
+#[test]
+fn cli_sets_the_clocks_and_documents_them() {
+    let help = Command::new(env!("CARGO_BIN_EXE_glr-testserver")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--stale-job-timeout",
+        "--touch-threshold",
+        "--ack-window",
+        "--job-token-leeway",
+        "--job-token-min-lifetime",
+        "--runner-token-lifetime",
+        "--max-trace-size",
+        "--max-artifact-size",
+        "--default-artifacts-expire-in",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_glr-testserver"))
+        .args(["--quiet", "--stale-job-timeout", "2", "--touch-threshold", "0.5", "--ack-window", "1.5"])
+        .args(["--job-token-leeway", "3", "--job-token-min-lifetime", "0", "--runner-token-lifetime", "60"])
+        .args(["--max-trace-size", "268435456", "--default-artifacts-expire-in", "2 days"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines.next().unwrap().unwrap().strip_prefix("url=").unwrap().to_string();
+    let settings: serde_json::Value =
+        serde_json::from_str(&client().get(format!("{url}/__control/settings")).send().unwrap().text().unwrap())
+            .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(settings["stale_job_timeout_ms"], 2000);
+    assert_eq!(settings["touch_threshold_ms"], 500);
+    assert_eq!(settings["ack_window_ms"], 1500);
+    assert_eq!(settings["job_token_leeway_ms"], 3000);
+    assert_eq!(settings["job_token_min_lifetime_ms"], 0);
+    assert_eq!(settings["runner_token_lifetime_ms"], 60_000);
+    assert_eq!(settings["max_trace_size"], 268_435_456_u64);
+    assert_eq!(settings["default_artifacts_expire_in"], "2 days");
+    let bad = Command::new(env!("CARGO_BIN_EXE_glr-testserver")).args(["--ack-window", "-1"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

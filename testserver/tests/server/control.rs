@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 fn get(s: &glr_testserver::TestServer, path: &str) -> Value {
     let r = client().get(format!("{}{path}", s.url())).send().unwrap();
@@ -151,4 +152,53 @@ fn request_log_has_no_tokens() {
     let r = client().delete(format!("{}/__control/requests", s.url())).send().unwrap();
     assert_eq!(r.status(), 200);
     assert!(s.requests().is_empty());
+}
+
+#[test]
+fn clocks_and_limits_are_settings() {
+    let s = server();
+    let settings = get(&s, "/__control/settings");
+    for (key, gitlab) in [
+        ("stale_job_timeout_ms", json!(3_600_000)),
+        ("touch_threshold_ms", json!(900_000)),
+        ("ack_window_ms", json!(120_000)),
+        ("job_token_leeway_ms", json!(300_000)),
+        ("job_token_min_lifetime_ms", json!(60_000)),
+        ("runner_token_lifetime_ms", Value::Null),
+        ("max_trace_size", json!(104_857_600)),
+        ("max_artifact_size", json!(104_857_600)),
+        ("default_artifacts_expire_in", json!("30 days")),
+    ] {
+        assert_eq!(settings[key], gitlab, "{key}");
+    }
+    let change = json!({
+        "stale_job_timeout_ms": 2000, "touch_threshold_ms": 1000, "ack_window_ms": 500,
+        "job_token_leeway_ms": 100, "job_token_min_lifetime_ms": 0, "runner_token_lifetime_ms": 1500,
+        "default_artifacts_expire_in": "1 week", "max_trace_size": 16
+    });
+    let r = with_json(client().patch(format!("{}/__control/settings", s.url())), &change).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let c = s.config();
+    assert_eq!(c.stale_job_timeout, Duration::from_secs(2));
+    assert_eq!(c.touch_threshold, Duration::from_secs(1));
+    assert_eq!(c.ack_window, Duration::from_millis(500));
+    assert_eq!(c.job_token_leeway, Duration::from_millis(100));
+    assert_eq!(c.job_token_min_lifetime, Duration::ZERO);
+    assert_eq!(c.runner_token_lifetime, Some(Duration::from_millis(1500)));
+    assert_eq!(c.default_artifacts_expire_in, "1 week");
+    assert_eq!(c.max_trace_size, 16);
+    let off = json!({ "runner_token_lifetime_ms": null });
+    assert_eq!(with_json(client().put(format!("{}/__control/settings", s.url())), &off).send().unwrap().status(), 200);
+    assert_eq!(s.config().runner_token_lifetime, None);
+    let bad = json!({ "ack_window_ms": "soon" });
+    assert_eq!(with_json(client().put(format!("{}/__control/settings", s.url())), &bad).send().unwrap().status(), 400);
+}
+
+#[test]
+fn control_runners_are_validated_like_gitlabs() {
+    let s = server();
+    let r = post(&s, "/__control/runners", json!({ "maximum_timeout": 599 }));
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("at least 10 minutes"));
+    assert_eq!(post(&s, "/__control/runners", json!({ "maximum_timeout": 600 })).status(), 201);
 }

@@ -3,10 +3,12 @@
 
 mod artifacts;
 mod cli;
+mod clocks;
 mod common;
 mod control;
 mod faults;
 mod jobs;
 mod load;
 mod runners;
+mod tokens;
 mod trace;

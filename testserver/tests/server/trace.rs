@@ -1,7 +1,7 @@
 //! `PATCH /jobs/:id/trace`.
 
 use crate::common::*;
-use glr_testserver::{Config, TestServer};
+use glr_testserver::{Config, TestServer, MEGABYTE};
 use serde_json::json;
 
 #[test]
@@ -91,6 +91,25 @@ fn size_limit_drops_the_job() {
     let r = patch_trace(&s, id, &token, Some("10-10"), b"x");
     assert_eq!(r.status(), 403);
     assert_eq!(header(&r, "job-status").as_deref(), Some("failed"));
+}
+
+#[test]
+fn size_limit_compares_like_gitlab_and_defaults_to_100_mb() {
+    assert_eq!(Config::default().max_trace_size, 100 * MEGABYTE, "ci_jobs_trace_size_limit: 100");
+    // GitLab refuses `size / 1.megabyte >= 1`: one byte short of a megabyte is the most it keeps.
+    let s = TestServer::start_with(Config { max_trace_size: MEGABYTE, ..Config::default() });
+    let (id, token) = running_job(&s);
+    let almost = vec![b'a'; MEGABYTE - 1];
+    assert_eq!(patch_trace(&s, id, &token, Some("0-1"), &almost).status(), 202);
+    let r = patch_trace(&s, id, &token, Some(&format!("{}-{}", MEGABYTE - 1, MEGABYTE)), b"b");
+    assert_eq!(r.status(), 403, "reaching the limit is exceeding it");
+    let j = s.job(id).unwrap();
+    assert_eq!((j.state.as_str(), j.failure_reason.as_deref()), ("failed", Some("trace_size_exceeded")));
+    assert_eq!(j.trace.len(), MEGABYTE - 1);
+    // 0 is no limit, as in GitLab.
+    let s = TestServer::start_with(Config { max_trace_size: 0, ..Config::default() });
+    let (id, token) = running_job(&s);
+    assert_eq!(patch_trace(&s, id, &token, Some("0-1"), b"no limit").status(), 202);
 }
 
 #[test]
