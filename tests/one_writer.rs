@@ -210,7 +210,6 @@ fn hand_over_while_a_patch_gets_no_answer_stores_every_byte_once() {
 }
 
 #[test]
-#[ignore = "library bug (notes/bugs-onewriter.md #1): http::send retries an attempt that started before the hand-over"]
 fn hand_over_while_a_patch_gets_no_answer_retries_nothing() {
     if in_own_process("hand_over_while_a_patch_gets_no_answer_retries_nothing", Duration::from_secs(60)) {
         hand_over_while_a_patch_times_out(true);
@@ -250,7 +249,6 @@ fn hand_over_after_a_patch_stored_but_never_answered_stores_it_once() {
 /// A hand-over that arrives while the upload waits to retry (GitLab said 429, Retry-After 3 s)
 /// starts no new attempt: it returns at once, and the loader sends the text.
 #[test]
-#[ignore = "library bug (notes/bugs-onewriter.md #1): the hand-over waits out the Retry-After and a new attempt is sent"]
 fn hand_over_during_a_retry_pause_starts_no_new_attempt() {
     let t = taken(json!({}));
     t.server.inject_fault(fault(1, FaultKind::Status { code: 429, retry_after: Some(3) }));
@@ -458,7 +456,6 @@ fn watchers_send_keepalives_without_output() {
 }
 
 #[test]
-#[ignore = "library bug (notes/bugs-onewriter.md #2): keep-alives come every max(keepalive, update interval)"]
 fn watchers_keep_alive_at_the_interval_asked_for() {
     watchers_keep_alive(true);
 }
