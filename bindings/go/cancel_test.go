@@ -7,6 +7,7 @@ package glr
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -158,7 +159,11 @@ func TestCloseEndsTheCancelChannel(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := job.ID()
+	eventFDs := countEventFDs(t)
 	canceled := job.Canceled()
+	if countEventFDs(t) <= eventFDs {
+		t.Fatal("Canceled() opened no event descriptor")
+	}
 	job.Close()
 	if s, ok := next(t, canceled, 2*time.Second); ok {
 		t.Fatalf("Canceled() delivered %v on Close", s)
@@ -173,4 +178,24 @@ func TestCloseEndsTheCancelChannel(t *testing.T) {
 		t.Fatal("Canceled() after Close is another channel")
 	}
 	cancelOnServer(t, id, false) // the server still has the job running
+	// The job's descriptor and the binding's duplicate are both closed.
+	if n := countEventFDs(t); n > eventFDs {
+		t.Fatalf("%d eventfds open after Close, %d before Canceled()", n, eventFDs)
+	}
+}
+
+// countEventFDs counts the process's open eventfds.
+func countEventFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && target == "anon_inode:[eventfd]" {
+			n++
+		}
+	}
+	return n
 }
