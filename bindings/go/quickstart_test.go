@@ -14,9 +14,18 @@ import (
 )
 
 func TestQuickStart(t *testing.T) {
-	r, tag := registerRunner(t, &RegisterOptions{Description: "go quick start", Locked: Bool(true), MaximumTimeout: time.Hour})
-	if r.ID() <= 0 || r.Description() != "go quick start" {
-		t.Fatalf("runner id %d, description %q", r.ID(), r.Description())
+	r, tag := registerRunner(t, &RegisterOptions{
+		Description: "go quick start", Locked: Bool(true), Active: Bool(true), MaximumTimeout: time.Hour,
+		Executor: "go-test", AccessLevel: "not_protected",
+	})
+	if r.ID() <= 0 || r.Description() != "go quick start" || r.Executor() != "go-test" || r.AccessLevel() != "not_protected" {
+		t.Fatalf("runner id %d, description %q, executor %q, access level %q", r.ID(), r.Description(), r.Executor(), r.AccessLevel())
+	}
+	if active, known := r.Active(); !active || !known {
+		t.Fatalf("Active() = %v, %v", active, known)
+	}
+	if _, known := r.RunUntagged(); known {
+		t.Fatal("RunUntagged() known though not set")
 	}
 	if locked, known := r.Locked(); !locked || !known {
 		t.Fatalf("Locked() = %v, %v", locked, known)

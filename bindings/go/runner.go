@@ -266,6 +266,42 @@ func (r *Runner) Description() string {
 	return r.getString(func(p *C.glr_runner) *C.char { return C.glr_runner_description(p) })
 }
 
+// Name is info.name as set at registration ("" when unknown; so are Version, Revision,
+// Platform, Architecture and Executor).
+func (r *Runner) Name() string {
+	return r.getString(func(p *C.glr_runner) *C.char { return C.glr_runner_name(p) })
+}
+
+// Version is info.version as set at registration.
+func (r *Runner) Version() string {
+	return r.getString(func(p *C.glr_runner) *C.char { return C.glr_runner_version(p) })
+}
+
+// Revision is info.revision as set at registration.
+func (r *Runner) Revision() string {
+	return r.getString(func(p *C.glr_runner) *C.char { return C.glr_runner_revision(p) })
+}
+
+// Platform is info.platform as set at registration.
+func (r *Runner) Platform() string {
+	return r.getString(func(p *C.glr_runner) *C.char { return C.glr_runner_platform(p) })
+}
+
+// Architecture is info.architecture as set at registration.
+func (r *Runner) Architecture() string {
+	return r.getString(func(p *C.glr_runner) *C.char { return C.glr_runner_architecture(p) })
+}
+
+// Executor is info.executor as set at registration.
+func (r *Runner) Executor() string {
+	return r.getString(func(p *C.glr_runner) *C.char { return C.glr_runner_executor(p) })
+}
+
+// Active tells whether the runner was registered active (not paused).
+func (r *Runner) Active() (active, known bool) {
+	return r.getTriState(func(p *C.glr_runner) C.int32_t { return C.glr_runner_active(p) })
+}
+
 // AccessLevel is the access level given at registration ("" when unknown).
 func (r *Runner) AccessLevel() string {
 	return r.getString(func(p *C.glr_runner) *C.char { return C.glr_runner_access_level(p) })

@@ -89,6 +89,15 @@ func TestFromTokenAndAuthErrors(t *testing.T) {
 	if _, err := Register(serverURL, "not-a-registration-token", nil); !errors.Is(err, ErrAuth) {
 		t.Fatalf("Register(bad token): %v", err)
 	}
+	// Options the library refuses (its message) and strings the binding refuses (a NUL byte).
+	_, err = Register(serverURL, registrationToken, &RegisterOptions{AccessLevel: "bogus"})
+	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "bogus") {
+		t.Fatalf("Register(AccessLevel bogus): %v", err)
+	}
+	_, err = Register(serverURL, registrationToken, &RegisterOptions{Tags: []string{"a\x00b"}})
+	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "Tags") {
+		t.Fatalf("Register(tag with NUL): %v", err)
+	}
 	if _, err := Register("http://127.0.0.1:1", registrationToken, nil); !errors.Is(err, ErrNetwork) {
 		t.Fatalf("Register(nothing listening): %v", err)
 	}
