@@ -29,7 +29,8 @@ const (
 var diagnostics struct {
 	once    sync.Once
 	err     error
-	writeFD int // the library writes here
+	writeFD int        // the library writes here
+	setting sync.Mutex // one SetLogWriter at a time: the level and the writer go together
 	mu      sync.Mutex
 	w       io.Writer // where the reading goroutine copies lines; nil: dropped
 }
@@ -44,6 +45,8 @@ var diagnostics struct {
 func SetLogWriter(w io.Writer, level LogLevel) error {
 	d := &diagnostics
 	d.once.Do(startDiagnostics)
+	d.setting.Lock()
+	defer d.setting.Unlock()
 	if d.err != nil {
 		return d.err
 	}
