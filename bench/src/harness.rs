@@ -39,6 +39,10 @@ struct Plan {
     i14_window: usize,
     i14_cancels: usize,
     i14_keepalive: Option<i64>,
+    /// Issue 16 instruction counts: appends (two runs, the difference is counted), job requests.
+    i16_appends: (usize, usize),
+    i16_requests: (usize, usize),
+    i16_fault_appends: (usize, usize),
     e2e_appends: usize,
     e2e_runs: (usize, usize),
     lat_delays: Vec<u64>,
@@ -80,6 +84,9 @@ impl Plan {
             i14_window: 75,
             i14_cancels: 10,
             i14_keepalive: None,
+            i16_appends: (5_000, 25_000),
+            i16_requests: (100, 300),
+            i16_fault_appends: (20_000, 200_000),
             e2e_appends: 1000,
             e2e_runs: (5, 3),
             lat_delays: vec![0, 50],
@@ -121,6 +128,9 @@ impl Plan {
             i14_window: 6,
             i14_cancels: 2,
             i14_keepalive: Some(2),
+            i16_appends: (500, 1500),
+            i16_requests: (10, 30),
+            i16_fault_appends: (1000, 5000),
             e2e_appends: 50,
             e2e_runs: (1, 1),
             lat_delays: vec![0, 10],
@@ -197,6 +207,7 @@ pub fn run(opts: &Options) -> Result<()> {
         ("issue 4: 100 MiB upload throughput", Harness::i4_throughput),
         ("issue 4: 1,000 live jobs", Harness::i4_jobs),
         ("issue 14: 1,000 parked jobs watched", Harness::i14_parked),
+        ("issue 16: instruction counts and page faults", Harness::i16_counts),
         ("register + request + appends + success", Harness::e2e),
         ("append latency", Harness::latency),
         ("dumps/loads", Harness::dumps_loads),
@@ -505,6 +516,89 @@ impl Harness {
     }
 
     /// Issue 4: 1,000 live jobs: threads added and memory per job.
+    /// Instructions of `mode` under callgrind for the two sizes of `sizes` (key `key` in the
+    /// child's arguments), per unit of the difference.
+    fn per_unit(&self, mode: &str, base: Value, key: &str, sizes: (usize, usize), toggle: Option<&str>) -> Result<f64> {
+        let scratch = std::env::temp_dir();
+        let run = |n: usize| -> Result<u64> {
+            let mut args = base.clone();
+            args[key] = json!(n);
+            let argv = vec!["child".to_string(), mode.to_string(), args.to_string()];
+            crate::instr::count(&self.exe, &argv, toggle, &scratch)
+        };
+        let (small, large) = (run(sizes.0)?, run(sizes.1)?);
+        Ok((large.saturating_sub(small)) as f64 / (sizes.1 - sizes.0) as f64)
+    }
+
+    fn i16_counts(&mut self) -> Result<()> {
+        let faults = {
+            let (warm, n) = self.plan.i16_fault_appends;
+            self.ours("append-faults", json!({"warm": warm, "n": n}))?
+        };
+        let per_1000_faults = f(&faults, "per_1000");
+        self.targets.push(vec![
+            "page faults per 1,000 appends in steady state (100-byte lines, after the first ones)".into(),
+            format!("{per_1000_faults:.2}"),
+            "≤ 1".into(),
+            yes(per_1000_faults <= 1.0),
+        ]);
+        if !crate::instr::available() {
+            self.sections.push(
+                "## Issue 16: instruction counts
+
+Not measured: valgrind is not installed here.
+"
+                .to_string(),
+            );
+            return Ok(());
+        }
+        let append =
+            self.per_unit("append-instr", json!({"warm": 0}), "n", self.plan.i16_appends, Some("glr_job_log_append"))?;
+        let srv = self.server()?;
+        let base = |side: &str| json!({"url": srv.url, "reg": srv.registration_token, "side": side});
+        let ours = self.per_unit("rtt-instr", base("ours"), "n", self.plan.i16_requests, None)?;
+        let raw = self.per_unit("rtt-instr", base("raw"), "n", self.plan.i16_requests, None)?;
+        let ratio = ours / raw;
+        self.targets.push(vec![
+            "instructions per 100-byte append (callgrind, inside glr_job_log_append)".into(),
+            format!("{append:.0}"),
+            "≤ 600".into(),
+            yes(append <= 600.0),
+        ]);
+        self.targets.push(vec![
+            "client instructions per request_job (whole process), ours / raw HTTP client".into(),
+            format!("{ratio:.2} ({ours:.0} / {raw:.0})"),
+            "≤ 1.4".into(),
+            yes(ratio <= 1.4),
+        ]);
+        self.sections.push(format!(
+            "## Issue 16: instruction counts and page faults
+
+             Instructions counted by `valgrind --tool=callgrind` (repeatable whatever else the machine does).              Appends: a child process appends 100-byte lines to one job (in-process test server); the instructions              executed inside `glr_job_log_append` (`--toggle-collect`) for {} and for {} appends, the difference              divided by the difference of the counts. Job requests: the whole child process (every thread: the              calling one and the library's runtime) for {} and {} job requests answered 204 by a separate server              process, through our library, and through a plain `reqwest` blocking client sending a job request body              ({}), the difference per request. Page faults: minor faults of the appending thread over {} appends              after {} (getrusage per thread).
+
+{}
+",
+            self.plan.i16_appends.0,
+            self.plan.i16_appends.1,
+            self.plan.i16_requests.0,
+            self.plan.i16_requests.1,
+            "the raw client does not build a body, parse an answer or keep a job",
+            self.plan.i16_fault_appends.1,
+            self.plan.i16_fault_appends.0,
+            table(
+                &["instructions / append", "request_job: ours", "raw client", "ours / raw", "page faults / 1,000 appends"],
+                &[vec![
+                    format!("{append:.0}"),
+                    format!("{ours:.0}"),
+                    format!("{raw:.0}"),
+                    format!("{ratio:.2}"),
+                    format!("{per_1000_faults:.2}"),
+                ]]
+            ),
+        ));
+        Ok(())
+    }
+
     fn i14_parked(&mut self) -> Result<()> {
         let (n, window, cancels) = (self.plan.i14_jobs, self.plan.i14_window, self.plan.i14_cancels);
         let keepalive = self.plan.i14_keepalive;

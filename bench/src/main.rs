@@ -12,6 +12,7 @@ mod alloc;
 mod capi;
 mod content;
 mod harness;
+mod instr;
 mod ours;
 mod proc;
 mod python;

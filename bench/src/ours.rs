@@ -35,6 +35,9 @@ pub fn run(mode: &str, a: &Value) -> Result<Value> {
         "i4-jobs" => i4_jobs(a),
         "heap" => heap(a),
         "i14-parked" => i14_parked(a),
+        "append-instr" => append_instr(a),
+        "append-faults" => append_faults(a),
+        "rtt-instr" => rtt_instr(a),
         other => Err(format!("unknown child mode {other}")),
     }
 }
@@ -428,6 +431,84 @@ fn i4_jobs(a: &Value) -> Result<Value> {
         "n": n, "threads_start": threads_start, "threads_after_register": threads_runner, "threads_with_jobs": threads_jobs,
         "rss_before_kib": rss_before, "rss_after_kib": rss_after, "per_job_kib": per_job_kib, "hwm_kib": proc::hwm_kib(),
     }))
+}
+
+/// Issue 16 (run under callgrind by the harness): `warm` then `n` appends of 100-byte lines to one
+/// job; the harness counts the instructions inside `glr_job_log_append`.
+fn append_instr(a: &Value) -> Result<Value> {
+    let (warm, n) = (arg_u(a, "warm")?, arg_u(a, "n")?);
+    let server = in_process_server(1);
+    server.queue_job(json!({}));
+    let runner = Runner::register(&server.url(), &server.registration_token())?;
+    let job = runner.take_job()?;
+    let lines: Vec<Vec<u8>> = (0..64).map(|i| content::line(i, 100)).collect();
+    for i in 0..warm + n {
+        let st = job.append_raw(&lines[i % lines.len()]);
+        if st != 0 {
+            return Err(format!("append: status {st}"));
+        }
+    }
+    job.set_success()?;
+    Ok(json!({"appends": warm + n}))
+}
+
+/// Issue 16: minor page faults of `n` appends of 100-byte lines after `warm` (steady state: the
+/// log already holds `warm` lines), on this thread (getrusage RUSAGE_THREAD).
+fn append_faults(a: &Value) -> Result<Value> {
+    let (warm, n) = (arg_u(a, "warm")?, arg_u(a, "n")?);
+    let server = in_process_server(1);
+    server.queue_job(json!({}));
+    let runner = Runner::register(&server.url(), &server.registration_token())?;
+    let job = runner.take_job()?;
+    let lines: Vec<Vec<u8>> = (0..64).map(|i| content::line(i, 100)).collect();
+    for i in 0..warm {
+        job.append(&lines[i % lines.len()])?;
+    }
+    let before = proc::thread_minor_faults();
+    for i in 0..n {
+        job.append(&lines[i % lines.len()])?;
+    }
+    let faults = proc::thread_minor_faults() - before;
+    job.set_success()?;
+    Ok(json!({"appends": n, "faults": faults, "per_1000": faults as f64 * 1000.0 / n as f64}))
+}
+
+/// Issue 16 (run under callgrind by the harness, whole process): `n` job requests answered 204,
+/// through our library or a raw HTTP client sending the same body; the harness takes the
+/// difference of two `n` to get the cost of one request.
+fn rtt_instr(a: &Value) -> Result<Value> {
+    let (url, reg, n) = (arg_str(a, "url")?, arg_str(a, "reg")?, arg_u(a, "n")?);
+    let raw = a["side"].as_str() == Some("raw");
+    let runner = Runner::register(&url, &reg)?;
+    if !raw {
+        for _ in 0..n {
+            if runner.request_job()?.is_some() {
+                return Err("a job was queued; this scenario needs an empty queue".into());
+            }
+        }
+        return Ok(json!({"n": n}));
+    }
+    let token = serde_json::from_str::<Value>(&runner.dumps()?).map_err(|e| e.to_string())?["token"]
+        .as_str()
+        .ok_or("runner dump without token")?
+        .to_string();
+    let body = serde_json::to_vec(&json!({"info": {"name": "raw"}, "token": token, "system_id": "s_0123456789ab"}))
+        .map_err(|e| e.to_string())?;
+    let http = reqwest::blocking::Client::new();
+    let endpoint = format!("{url}/api/v4/jobs/request");
+    for _ in 0..n {
+        let r = http
+            .post(&endpoint)
+            .header("content-type", "application/json")
+            .header("runner-token", &token)
+            .body(body.clone())
+            .send()
+            .map_err(|e| e.to_string())?;
+        if r.status().as_u16() != 204 {
+            return Err(format!("raw request: {}", r.status()));
+        }
+    }
+    Ok(json!({"n": n}))
 }
 
 /// Issue 14: `n` jobs handed over and watched by this process for `window` seconds (the

@@ -76,3 +76,12 @@ pub fn loadavg() -> String {
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".into())
 }
+
+/// Minor page faults of the calling thread so far (getrusage(RUSAGE_THREAD)), from
+/// /proc/thread-self/stat field 10.
+pub fn thread_minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    // Fields after the command: state is field 3, minflt field 10.
+    rest.split_whitespace().nth(7).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
