@@ -139,7 +139,8 @@ fn jdk17_bin() -> Option<PathBuf> {
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("javac 17"))
     };
-    let mut candidates: Vec<PathBuf> = std::env::var_os("JAVA_HOME").map(|h| Path::new(&h).join("bin")).into_iter().collect();
+    let mut candidates: Vec<PathBuf> =
+        std::env::var_os("JAVA_HOME").map(|h| Path::new(&h).join("bin")).into_iter().collect();
     if let Ok(dirs) = std::fs::read_dir("/usr/lib/jvm") {
         let mut found: Vec<PathBuf> = dirs
             .filter_map(|d| d.ok())
@@ -301,10 +302,7 @@ fn assert_quick_start(lang: Lang, server: &TestServer, id: i64, report: &Report)
     let job = job_record(server, id, Duration::from_secs(10), "success");
     assert_eq!(job.checksum_matches, Some(true), "the final checksum matches the stored trace");
     let text = trace(&job);
-    assert_in_order(
-        &text,
-        &[lang.greeting(), "password: [MASKED]", "step 1 of 3: ", "step 3 of 3: ", "Job succeeded"],
-    );
+    assert_in_order(&text, &[lang.greeting(), "password: [MASKED]", "step 1 of 3: ", "step 3 of 3: ", "Job succeeded"]);
     assert!(!text.contains(&secret_of(&job)), "the secret reached the log:\n{text}");
     assert!(!text.contains("too late"), "an append after the end reached the log:\n{text}");
     assert_per_handle_error(report, -6, "finished");
@@ -404,7 +402,11 @@ fn assert_sigterm_ends_the_long_poll(lang: Lang) {
     let report = finish(run);
     let took = signalled.elapsed();
     report.expect("result", "interrupted");
-    assert!(took < Duration::from_secs(5), "the program took {took:?} to stop after SIGTERM\n{}", report.out.describe());
+    assert!(
+        took < Duration::from_secs(5),
+        "the program took {took:?} to stop after SIGTERM\n{}",
+        report.out.describe()
+    );
 }
 
 // ---- Ruby --------------------------------------------------------------------------------------
@@ -459,7 +461,8 @@ fn ruby_sigterm_ends_the_long_poll_at_once() {
 /// include each of `words`.
 #[track_caller]
 fn assert_diagnostics(report: &Report, words: &[&str]) {
-    let lines: Vec<&str> = report.out.stderr.lines().filter(|l| l.starts_with("[library] gitlab_runner_api: ")).collect();
+    let lines: Vec<&str> =
+        report.out.stderr.lines().filter(|l| l.starts_with("[library] gitlab_runner_api: ")).collect();
     for word in words {
         assert!(
             lines.iter().any(|l| l.contains(word)),

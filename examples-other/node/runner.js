@@ -123,8 +123,8 @@ function append(job, text) {
 /**
  * Watches for a change of the job's state on a pool thread (no callback: the library would
  * call it on its own thread). Bounded waits, so the pool thread is given back every second
- * (the pool has 4 threads unless UV_THREADPOOL_SIZE says otherwise) and no wait starts once
- * the job is being freed. `watch.state` is the latest state seen.
+ * (the pool has 4 threads unless UV_THREADPOOL_SIZE says otherwise) and the job can be freed
+ * soon after `watch.stopped` is set. `watch.state` is the latest state seen.
  */
 function watchState(job) {
   const watch = { state: glr.GLR_JOB_RUNNING, stopped: false };
@@ -132,7 +132,7 @@ function watchState(job) {
     while (!watch.stopped && watch.state === glr.GLR_JOB_RUNNING) {
       const out = [0];
       const status = await glr.callAsync(c.glr_job_wait_state, job, watch.state, 1000, out);
-      if (watch.stopped) return; // the job may be freed by now: touch it no more
+      if (watch.stopped) return;
       glr.check('glr_job_wait_state', status, () => glr.jobError(job));
       watch.state = out[0];
     }
@@ -230,7 +230,7 @@ async function main() {
       const state = await runScript(job, watch, args);
       const reported = await report(job, state);
       await watch.done; // the state changed (finished or canceled): the watcher has ended
-      console.log(`result=${reported ? "reported" : "canceled"} state=${glr.JOB_STATES[c.glr_job_state(job)]}`);
+      console.log(`result=${reported ? 'reported' : 'canceled'} state=${glr.JOB_STATES[c.glr_job_state(job)]}`);
       const log = [null];
       const length = [0];
       glr.check('glr_job_log', c.glr_job_log(job, log, length), () => glr.jobError(job));
@@ -238,9 +238,11 @@ async function main() {
       await showPerHandleError(job);
       if (args.leakCheck > 0) leakCheck(job, runner, args.leakCheck);
     } finally {
+      // A `.async` call is queued before a pool thread starts it: freeing the job while one is
+      // queued could start it on a freed handle. So the watcher ends first (within a second).
       watch.stopped = true;
-      c.glr_job_free(job); // a wait in progress returns early; none starts afterwards
       await watch.done.catch(() => {});
+      c.glr_job_free(job);
     }
   } finally {
     c.glr_runner_free(runner);
