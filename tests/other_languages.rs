@@ -89,7 +89,9 @@ impl Lang {
                 c
             }
         };
-        cmd.args(args).env("GITLAB_RUNNER_API_LIB", cdylib()).env_remove("GLR_LOG");
+        // LIBC_FATAL_STDERR_: glibc's abort messages ("munmap_chunk(): invalid pointer", what
+        // libc free() on an owned string gives) go to stderr, into the failure's output.
+        cmd.args(args).env("GITLAB_RUNNER_API_LIB", cdylib()).env("LIBC_FATAL_STDERR_", "1").env_remove("GLR_LOG");
         cmd
     }
 }
