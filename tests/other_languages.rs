@@ -166,7 +166,10 @@ fn java_example_compiled() -> (PathBuf, PathBuf) {
         let bin = jdk17_bin().ok_or(
             "a JDK 17 is required (javac 17): run scripts/check-tools.sh (Debian: apt-get install openjdk-17-jdk-headless)",
         )?;
-        let classes = scratch_dir(&format!("java-example-{}", std::process::id()));
+        // One directory, compiled afresh by each test process (class files of an older
+        // version of the sources must not linger).
+        let classes = scratch_dir("java-example");
+        std::fs::remove_dir_all(&classes).map_err(|e| format!("{}: {e}", classes.display()))?;
         let sources = manifest_dir().join("examples-other/java");
         let out = Command::new(bin.join("javac"))
             .args(["--add-modules", "jdk.incubator.foreign", "-Xlint:all", "-d"])
@@ -344,6 +347,7 @@ fn assert_owned_strings_freed(report: &Report) {
 fn assert_graceful_cancel(server: &TestServer, id: i64, report: &Report, steps: usize) {
     report.expect("result", "reported");
     let job = job_record(server, id, Duration::from_secs(10), "canceled");
+    assert_eq!(job.checksum_matches, Some(true), "the final checksum matches the stored trace");
     let text = trace(&job);
     assert_in_order(&text, &["step 1 of ", "after_script: cleaning up after the cancel", "ERROR: Job canceled"]);
     assert!(!text.contains(&format!("step {steps} of {steps}")), "the cancel was missed: every step ran\n{text}");
