@@ -18,8 +18,8 @@
 const koffi = require('koffi');
 
 // koffi runs `.async` calls on a stack of its own, 128 KiB by default. A library call that
-// opens a connection needs more (a debug build of the library overflows 128 KiB: SIGSEGV), so
-// give async calls the 1 MiB that synchronous ones get. Set before the first call.
+// opens a connection needs up to 192 KiB with a debug build of the library (SIGSEGV with
+// 128 KiB; a release build needs about 48 KiB), so async calls get 1 MiB. Set before the first call.
 koffi.config({ ...koffi.config(), async_stack_size: 1024 * 1024 });
 
 const ABI_VERSION = 1; // GLR_ABI_VERSION of the header this file was written against
