@@ -25,6 +25,10 @@ clang         clang           the header compiled by a second compiler (tests/he
 clang++       clang           the C++ wrapper compiled by a second compiler (tests/header.rs)
 openssl       openssl         the TLS test certificates (tests/reliability_secrets.rs)
 valgrind      valgrind        the C programs under memcheck (.ci/run, RELIABILITY.md)
+node          nodejs          the Node.js example, koffi 3 needs Node.js 16 or later (tests/other_languages.rs)
+npm           npm             installing koffi into examples-other/node (tests/other_languages.rs)
+ruby          ruby            the Ruby example, Fiddle is in its standard library (tests/other_languages.rs)
+javac         openjdk-17-jdk-headless  the Java example, on the jdk.incubator.foreign of Java 17 (tests/other_languages.rs)
 '
 
 missing_commands=()
