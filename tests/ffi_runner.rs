@@ -3,11 +3,12 @@
 mod common;
 
 use common::*;
+use gitlab_runner_api::ffi::job::{glr_job_free, glr_job_set_success};
 use gitlab_runner_api::ffi::options::*;
 use gitlab_runner_api::ffi::runner::*;
 use gitlab_runner_api::ffi::status::*;
 use glr_testserver::{Endpoint, Fault, FaultKind};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::ptr;
 
 fn options_with_everything() -> *mut glr_register_options {
@@ -409,4 +410,30 @@ fn each_process_can_be_its_own_runner_manager() {
     expect(unsafe { glr_runner_set_system_id(ptr::null_mut(), ptr::null()) }, GLR_ERR_NULL_ARGUMENT);
     assert_eq!(borrowed(unsafe { glr_runner_system_id(runner) }), Some(random), "a rejected id changes nothing");
     unsafe { glr_runner_free(runner) };
+}
+
+/// A thread with a small stack (128 KiB: musl's default, and what koffi gives its async calls)
+/// can make calls that open connections: the request's state machine lives on the heap.
+#[test]
+fn calls_work_on_a_thread_with_a_small_stack() {
+    let server = server();
+    server.queue_job(json!({}));
+    let (url, token) = (c(&server.url()), c(&server.registration_token()));
+    let worker = std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            let mut runner = ptr::null_mut();
+            let st = unsafe { glr_runner_register(url.as_ptr(), token.as_ptr(), ptr::null(), &mut runner) };
+            let mut job = ptr::null_mut();
+            let st2 = unsafe { glr_runner_request_job(runner, &mut job) };
+            let taken = !job.is_null();
+            unsafe {
+                glr_job_set_success(job, ptr::null());
+                glr_job_free(job);
+                glr_runner_free(runner);
+            }
+            (st, st2, taken)
+        })
+        .unwrap();
+    assert_eq!(worker.join().expect("the small-stack thread did not crash"), (GLR_OK, GLR_OK, true));
 }

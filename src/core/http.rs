@@ -20,7 +20,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Client;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// At most this many attempts per request, as the official runner.
@@ -81,40 +81,42 @@ impl Interrupter {
 
 /// What bounds one library call (its requests, retries and waits): a deadline, an interrupter
 /// and why it would fire, and a flag that stops retrying (the attempt in progress still gets
-/// its answer: a hand-over must know whether GitLab stored the text it sent).
-pub struct Call<'a> {
+/// its answer: a hand-over must know whether GitLab stored the text it sent). Owned (shared
+/// parts behind `Arc`), because the call's work runs as a task on the library's runtime.
+#[derive(Clone)]
+pub struct Call {
     deadline: Option<Instant>,
     limit: Duration,
-    interrupt: Option<(&'a Interrupter, u64, &'a str)>,
-    stop_retrying: Option<&'a AtomicBool>,
+    interrupt: Option<(Arc<Interrupter>, u64, &'static str)>,
+    stop_retrying: Option<Arc<AtomicBool>>,
 }
 
-impl<'a> Call<'a> {
+impl Call {
     /// A call that may take `limit` in all (Duration::MAX: no bound besides each request's timeout).
-    pub fn within(limit: Duration) -> Call<'a> {
+    pub fn within(limit: Duration) -> Call {
         Call { deadline: Instant::now().checked_add(limit), limit, interrupt: None, stop_retrying: None }
     }
 
     /// Also ended at once when `interrupter` fires; `why` says by whom in the message.
-    pub fn interruptible(mut self, interrupter: &'a Interrupter, why: &'a str) -> Call<'a> {
-        self.interrupt = Some((interrupter, interrupter.current(), why));
+    pub fn interruptible(mut self, interrupter: &Arc<Interrupter>, why: &'static str) -> Call {
+        self.interrupt = Some((interrupter.clone(), interrupter.current(), why));
         self
     }
 
     /// No new attempt once `flag` is set (the one in progress finishes).
-    pub fn stop_retrying_when(mut self, flag: &'a AtomicBool) -> Call<'a> {
-        self.stop_retrying = Some(flag);
+    pub fn stop_retrying_when(mut self, flag: &Arc<AtomicBool>) -> Call {
+        self.stop_retrying = Some(flag.clone());
         self
     }
 
     fn retrying_stopped(&self) -> bool {
-        self.stop_retrying.is_some_and(|f| f.load(Ordering::Acquire))
+        self.stop_retrying.as_ref().is_some_and(|f| f.load(Ordering::Acquire))
     }
 
     /// Waits `wait` before a retry; false (at once) when retrying is stopped meanwhile: a
     /// hand-over must not wait for a backoff of up to a minute.
     async fn pause_before_retry(&self, wait: Duration) -> bool {
-        let Some(flag) = self.stop_retrying else {
+        let Some(flag) = &self.stop_retrying else {
             tokio::time::sleep(wait).await;
             return true;
         };
@@ -130,8 +132,8 @@ impl<'a> Call<'a> {
 
     /// Err once the deadline passed or the interrupter fired.
     pub fn check(&self, what: &str) -> Result<()> {
-        if let Some((i, since, why)) = self.interrupt {
-            if i.current() != since {
+        if let Some((i, since, why)) = &self.interrupt {
+            if i.current() != *since {
                 return Err(self.interrupted_error(what, why));
             }
         }
@@ -151,7 +153,7 @@ impl<'a> Call<'a> {
 
     /// Sleeps `wait`, or less: Err when the deadline or the interrupter ends the call first.
     pub fn sleep(&self, what: &str, wait: Duration) -> Result<()> {
-        bounded(self, what, async {
+        bounded(self, what, async move {
             tokio::time::sleep(wait).await;
             Ok(())
         })
@@ -204,15 +206,25 @@ fn transport() -> Result<&'static Transport> {
     }
 }
 
-/// Runs `work` to its end on the calling thread, unless the call's deadline or interrupter ends
-/// it first (then `work` is dropped: a request in flight is abandoned, its connection closed).
-fn bounded<T: Send>(call: &Call<'_>, what: &str, work: impl Future<Output = Result<T>> + Send) -> Result<T> {
+/// Runs `work` as a task on the library's runtime to its end, unless the call's deadline or
+/// interrupter ends it first (then `work` is dropped: a request in flight is abandoned, its
+/// connection closed); the calling thread only waits for the result. So the request's deep state
+/// machine (connect, TLS, HTTP) never runs on the caller's stack, which may be small (a
+/// binding's worker thread, musl's 128 KiB default), and a caller inside another async runtime
+/// does not nest runtimes.
+fn bounded<T: Send + 'static>(
+    call: &Call,
+    what: &str,
+    work: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
     call.check(what)?;
     let transport = transport()?;
-    let guarded = async {
+    let (call, label) = (call.clone(), what.to_string());
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    transport.runtime.spawn(async move {
         let interrupted = async {
-            match call.interrupt {
-                Some((i, since, _)) => i.interrupted_since(since).await,
+            match &call.interrupt {
+                Some((i, since, _)) => i.interrupted_since(*since).await,
                 None => std::future::pending().await,
             }
         };
@@ -222,26 +234,23 @@ fn bounded<T: Send>(call: &Call<'_>, what: &str, work: impl Future<Output = Resu
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let outcome = tokio::select! {
             result = work => result,
-            _ = interrupted => Err(call.interrupted_error(what, call.interrupt.map_or("", |(_, _, why)| why))),
-            _ = deadline => Err(call.timeout_error(what)),
-        }
-    };
-    if tokio::runtime::Handle::try_current().is_ok() {
-        // Called from inside someone else's async runtime (a Rust program using the C API from a
-        // task): block_on would panic there, so wait on a thread of our own.
-        std::thread::scope(|s| s.spawn(|| transport.runtime.block_on(guarded)).join())
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    } else {
-        transport.runtime.block_on(guarded)
-    }
+            _ = interrupted => Err(call.interrupted_error(&label, call.interrupt.as_ref().map_or("", |(_, _, why)| why))),
+            _ = deadline => Err(call.timeout_error(&label)),
+        };
+        let _ = done.send(outcome);
+    });
+    result.recv().unwrap_or_else(|_| {
+        Err(Error::new(ErrorKind::Network, format!("{what}: the request's task ended without an answer")))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
 // API requests.
 
 /// What a request carries.
+#[derive(Clone)]
 pub enum Body {
     None,
     /// Serialised once; resent as it is on each attempt.
@@ -249,6 +258,7 @@ pub enum Body {
     Text(Bytes),
 }
 
+#[derive(Clone)]
 pub struct Request {
     pub method: Method,
     /// Full URL (base + `/api/v4/...`).
@@ -437,9 +447,12 @@ fn request_id() -> String {
 /// response whatever its status (after the retries a retriable status is returned to the
 /// caller); errors only when no response could be had, or when `call` ran out (`Timeout`) or
 /// was interrupted (`Interrupted`).
-pub fn send(req: &Request, call: &Call<'_>) -> Result<Response> {
-    let client = &transport()?.api;
-    bounded(call, &req.what, async {
+pub fn send(req: &Request, call: &Call) -> Result<Response> {
+    let client = transport()?.api.clone();
+    let (req, call_in_task) = (req.clone(), call.clone());
+    bounded(call, &req.what.clone(), async move {
+        let (req, call) = (&req, &call_in_task);
+        let client = &client;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -577,7 +590,7 @@ fn describe(e: &reqwest::Error) -> String {
 /// caller makes of it. Transport failures are `ErrorKind::Network` errors naming `what`, never
 /// the URL.
 pub fn transfer<T, F, Fut>(
-    call: &Call<'_>,
+    call: &Call,
     method: Method,
     url: &str,
     what: &str,
@@ -586,18 +599,21 @@ pub fn transfer<T, F, Fut>(
     read: F,
 ) -> Result<T>
 where
-    T: Send,
-    F: FnOnce(reqwest::Response) -> Fut + Send,
+    T: Send + 'static,
+    F: FnOnce(reqwest::Response) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T>> + Send,
 {
-    let client = &transport()?.transfers;
-    bounded(call, what, async {
+    let client = transport()?.transfers.clone();
+    let (url, label) = (url.to_string(), what.to_string());
+    let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    bounded(call, what, async move {
+        let what = label.as_str();
         let mut builder = client
-            .request(method, url)
+            .request(method, &url)
             .header("x-request-id", request_id())
             .timeout(request_timeout().max(TRANSFER_TIMEOUT));
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
+        for (name, value) in &headers {
+            builder = builder.header(name.as_str(), value.as_str());
         }
         if let Some(form) = form {
             builder = builder.multipart(form);
@@ -678,8 +694,8 @@ mod tests {
         assert_eq!(e.message, "waiting: the call's time limit of 0.2 s ran out");
         assert!(started.elapsed() < Duration::from_secs(5));
 
-        let interrupter = Interrupter::new();
-        let before = Interrupter::new();
+        let interrupter = Arc::new(Interrupter::new());
+        let before = Arc::new(Interrupter::new());
         before.interrupt(); // an interrupt before the call does not end it
         std::thread::scope(|s| {
             s.spawn(|| {

@@ -45,7 +45,7 @@ pub fn download(
     name: Option<&str>,
     token: &str,
     dir: &Path,
-    call: &Call<'_>,
+    call: &Call,
 ) -> Result<Downloaded> {
     let what = format!("GET {}/artifacts", job_path(dependency_id));
     let label = match name {
@@ -98,16 +98,20 @@ fn fetch(
     token: &str,
     label: &str,
     dir: &Path,
-    call: &Call<'_>,
+    call: &Call,
 ) -> std::result::Result<(tempfile::NamedTempFile, u64), Failure> {
     let mut redirects = 0;
     loop {
         let to_gitlab = same_origin(&url, api);
         let headers: Vec<(&str, &str)> = if to_gitlab { vec![(JOB_TOKEN, token)] } else { Vec::new() };
         let where_ = if to_gitlab { String::new() } else { format!(" (from {})", url.host_str().unwrap_or("storage")) };
-        let hop = http::transfer(call, http::Method::GET, url.as_str(), label, &headers, None, |resp| {
-            read_hop(resp, &url, to_gitlab, &where_, token, label, dir)
-        });
+        // The answer is read on the library's runtime: it gets owned copies.
+        let (at, whence, secret, name, folder) =
+            (url.clone(), where_.clone(), token.to_string(), label.to_string(), dir.to_path_buf());
+        let hop =
+            http::transfer(call, http::Method::GET, url.as_str(), label, &headers, None, move |resp| async move {
+                read_hop(resp, &at, to_gitlab, &whence, &secret, &name, &folder).await
+            });
         match hop {
             Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Interrupted) => return Err(Failure::Final(e)),
             Err(e) => return Err(Failure::Again(e)),
@@ -226,8 +230,8 @@ async fn stream(
                 )))
             }
         };
-        // A plain write on the calling thread: this future runs there (inside block_on).
-        out.write_all(&chunk).map_err(write_failed)?;
+        // A blocking write, on the runtime's worker: let its other tasks move elsewhere meanwhile.
+        tokio::task::block_in_place(|| out.write_all(&chunk)).map_err(write_failed)?;
         size += chunk.len() as u64;
     }
     out.flush().map_err(write_failed)?;

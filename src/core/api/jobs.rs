@@ -107,7 +107,7 @@ fn update_body<'a>(token: &'a str, update: &'a Update<'a>) -> UpdateBody<'a> {
 }
 
 /// `PUT /api/v4/jobs/:id`. Safe to repeat (GitLab applies the same state once).
-pub fn update(to: JobEndpoint<'_>, update: &Update<'_>, call: &Call<'_>) -> Result<UpdateReply> {
+pub fn update(to: JobEndpoint<'_>, update: &Update<'_>, call: &Call) -> Result<UpdateReply> {
     let body = update_body(to.token, update);
     let req = Request::new(Method::PUT, to.api_url, &job_path(to.job_id))
         .header(JOB_TOKEN, to.token)
@@ -147,7 +147,7 @@ pub struct TraceReply {
 
 /// `PATCH /api/v4/jobs/:id/trace` of `body` at GitLab offset `start`. An empty body is a probe
 /// that stores nothing and learns GitLab's size. Safe to repeat: a repeat is refused with 416.
-pub fn patch_trace(to: JobEndpoint<'_>, start: usize, body: bytes::Bytes, call: &Call<'_>) -> Result<TraceReply> {
+pub fn patch_trace(to: JobEndpoint<'_>, start: usize, body: bytes::Bytes, call: &Call) -> Result<TraceReply> {
     let req = Request::new(Method::PATCH, to.api_url, &format!("{}/trace", job_path(to.job_id)))
         .header(JOB_TOKEN, to.token)
         .header("content-range", content_range(start, body.len()))

@@ -29,7 +29,7 @@ pub fn register(
     registration_token: &str,
     r: &Registration,
     info: Value,
-    call: &Call<'_>,
+    call: &Call,
 ) -> Result<Credentials> {
     let mut body = Map::new();
     let mut put = |k: &str, v: Value| {
@@ -97,7 +97,7 @@ pub fn verify(
     token: &str,
     info: &RawValue,
     system_id: &str,
-    call: &Call<'_>,
+    call: &Call,
 ) -> Result<Option<Credentials>> {
     let body = RunnerBody { info, token, system_id, last_update: None };
     let req = Request::new(Method::POST, api_url, "/api/v4/runners/verify")
@@ -119,7 +119,7 @@ pub fn verify(
 
 /// Removes the runner (legacy token: `DELETE /runners`) or, for a `glrt-` runner created in
 /// GitLab, only this runner manager (`DELETE /runners/managers`), as the official runner.
-pub fn unregister(api_url: &str, token: &str, system_id: &str, call: &Call<'_>) -> Result<()> {
+pub fn unregister(api_url: &str, token: &str, system_id: &str, call: &Call) -> Result<()> {
     let created_in_gitlab = token.starts_with("glrt-");
     let (path, body) = if created_in_gitlab {
         ("/api/v4/runners/managers", json!({"token": token, "system_id": system_id}))
@@ -139,7 +139,7 @@ pub fn unregister(api_url: &str, token: &str, system_id: &str, call: &Call<'_>) 
 
 /// `POST /api/v4/runners/reset_authentication_token` with the current token in the body (not in
 /// `RUNNER-TOKEN`, as the official runner): a new token, the old one invalid at once.
-pub fn reset_token(api_url: &str, token: &str, call: &Call<'_>) -> Result<Credentials> {
+pub fn reset_token(api_url: &str, token: &str, call: &Call) -> Result<Credentials> {
     let req = Request::new(Method::POST, api_url, "/api/v4/runners/reset_authentication_token")
         .header(ACCEPT, JSON)
         .json(&json!({ "token": token }))
@@ -178,7 +178,7 @@ pub fn request_job(
     info: &RawValue,
     system_id: &str,
     last_update: Option<&str>,
-    call: &Call<'_>,
+    call: &Call,
 ) -> Result<JobRequestReply> {
     let body = RunnerBody { info, token, system_id, last_update };
     let req = Request::new(Method::POST, api_url, "/api/v4/jobs/request")

@@ -75,7 +75,7 @@ enum Attempt {
 /// with a message naming GitLab's maximum artifact size; other statuses, after the tries, are
 /// `ErrorKind::Http` with GitLab's own message (e.g. "another artifact of the same type already
 /// exists"); transport failures `ErrorKind::Network`; an unreadable file `ErrorKind::Io`.
-pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile, call: &Call<'_>) -> Result<()> {
+pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile, call: &Call) -> Result<()> {
     let what = format!("POST {}/artifacts", job_path(job_id));
     let kind = if file.artifact_type.is_empty() { "archive" } else { file.artifact_type.as_str() };
     let label = format!("{what} ({} as {kind})", file.name);
@@ -98,9 +98,11 @@ pub fn upload(api_url: &str, job_id: i64, job_token: &str, file: &ArtifactFile, 
             url.push_str(&query);
         }
         let headers = [(JOB_TOKEN, job_token)];
-        let answer = http::transfer(call, http::Method::POST, &url, &label, &headers, Some(form), |resp| {
-            judge(resp, size, job_token)
-        });
+        let secret = job_token.to_string();
+        let answer =
+            http::transfer(call, http::Method::POST, &url, &label, &headers, Some(form), move |resp| async move {
+                judge(resp, size, &secret).await
+            });
         let outcome = match answer {
             // The call's own bound ran out or another thread ended it: no retry.
             Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Interrupted) => return Err(e),

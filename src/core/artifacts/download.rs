@@ -16,7 +16,7 @@ use std::path::Path;
 /// Errors: `InvalidArgument` (no such dependency, `dest` is a directory), `Auth` (401/403 from
 /// GitLab: the dependency token was rejected), `NotFound` (404: the dependency has no
 /// artifacts, or they expired), `Network`/`Http` after 3 attempts, `Io` (writing `dest`).
-pub fn download(api_url: &str, info: &JobInfo, index: usize, dest: &Path, call: &Call<'_>) -> Result<u64> {
+pub fn download(api_url: &str, info: &JobInfo, index: usize, dest: &Path, call: &Call) -> Result<u64> {
     let deps = &info.dependencies;
     let dep = deps.get(index).ok_or_else(|| {
         Error::invalid(format!("dependency index {index} is out of range (the job has {} dependencies)", deps.len()))

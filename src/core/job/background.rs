@@ -28,7 +28,7 @@ const TURN_LIMIT: Duration = Duration::from_secs(10 * 60);
 impl JobShared {
     /// The bounds of the uploader's work for this job: ended at once when the job is freed,
     /// no new attempt once a hand-over waits.
-    fn background_call(&self) -> Call<'_> {
+    fn background_call(&self) -> Call {
         Call::within(TURN_LIMIT)
             .interruptible(&self.closing, "the job was freed")
             .stop_retrying_when(&self.handing_over)
@@ -64,7 +64,13 @@ impl Background for JobShared {
         // silent for the keep-alive interval, whatever that interval (watchers only ever send
         // keep-alives, and must learn cancels at the pace they asked for).
         let due = if owner && !m.trace.all_acknowledged() {
-            m.last_attempt.map_or(now, |t| t + m.update_interval)
+            if m.trace.acknowledged() == 0 {
+                // The job's first text goes up promptly (then at GitLab's interval), whatever
+                // the commit or a keep-alive did just before.
+                now
+            } else {
+                m.last_attempt.map_or(now, |t| t + m.update_interval)
+            }
         } else {
             m.last_contact + m.keepalive
         };

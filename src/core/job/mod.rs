@@ -493,6 +493,18 @@ mod tests {
             m.last_attempt = None;
         }
         assert_eq!(s.next_due(now), Some(now), "the first upload is due at once");
+        lock(&s.inner).last_attempt = Some(now);
+        assert_eq!(
+            s.next_due(now),
+            Some(now + Duration::from_secs(1)),
+            "also after a commit or keep-alive attempt (but not twice within a second)"
+        );
+        {
+            let mut m = lock(&s.inner);
+            let c = m.trace.next_chunk().unwrap();
+            m.trace.accepted(c, c.start + c.len());
+            m.trace.push(b"more");
+        }
         {
             let mut m = lock(&s.inner);
             m.last_attempt = Some(now);

@@ -120,9 +120,9 @@ pub(crate) struct JobShared {
     /// Set when the last handle is freed: no request starts any more.
     closed: AtomicBool,
     /// Ends this job's calls in progress at once (when it is freed).
-    pub(super) closing: Interrupter,
+    pub(super) closing: Arc<Interrupter>,
     /// Set while a hand-over waits for the upload in progress: no new attempt or upload starts.
-    pub(super) handing_over: AtomicBool,
+    pub(super) handing_over: Arc<AtomicBool>,
     /// Milliseconds a call may take in all.
     call_timeout_ms: AtomicU64,
     pub(super) callback: CallbackSlot,
@@ -179,8 +179,8 @@ impl JobShared {
             inner: Mutex::new(inner),
             net: Mutex::new(()),
             closed: AtomicBool::new(false),
-            closing: Interrupter::new(),
-            handing_over: AtomicBool::new(false),
+            closing: Arc::new(Interrupter::new()),
+            handing_over: Arc::new(AtomicBool::new(false)),
             call_timeout_ms: AtomicU64::new(DEFAULT_CALL_TIMEOUT.as_millis() as u64),
             callback: CallbackSlot::default(),
             state_watch: Mutex::new(()),
@@ -291,13 +291,13 @@ impl JobShared {
     }
 
     /// The bounds of one call made by a caller of this job.
-    pub(super) fn call(&self) -> Call<'_> {
+    pub(super) fn call(&self) -> Call {
         let limit = Duration::from_millis(self.call_timeout_ms.load(Ordering::Acquire));
         Call::within(limit).interruptible(&self.closing, "the job was freed").stop_retrying_when(&self.handing_over)
     }
 
     /// Takes `net` within the bounds of `call` (another caller or the uploader may hold it).
-    pub(super) fn lock_net<'a>(&'a self, call: &Call<'_>) -> Result<MutexGuard<'a, ()>> {
+    pub(super) fn lock_net<'a>(&'a self, call: &Call) -> Result<MutexGuard<'a, ()>> {
         let mut pause = Duration::from_micros(200);
         loop {
             match self.net.try_lock() {
@@ -397,7 +397,7 @@ impl JobShared {
         Ok(())
     }
 
-    fn put(&self, update: &Update<'_>, call: &Call<'_>) -> Result<UpdateReply> {
+    fn put(&self, update: &Update<'_>, call: &Call) -> Result<UpdateReply> {
         self.check_open()?;
         let reply = wire::update(self.endpoint(), update, call)?;
         // An answer that arrives after the job was freed changes nothing.
@@ -474,7 +474,7 @@ impl JobShared {
     }
 
     /// `PUT state=running`: accepts the job (two-phase commit), once. Caller holds `net`.
-    pub(super) fn commit_locked(&self, call: &Call<'_>) -> Result<()> {
+    pub(super) fn commit_locked(&self, call: &Call) -> Result<()> {
         if lock(&self.inner).committed {
             return Ok(());
         }
@@ -487,7 +487,7 @@ impl JobShared {
     /// Keep-alive `PUT state=running`: with the log's checksum and size from the owner, as the
     /// official runner's touch; without them from a watcher (it does not have the log).
     /// Caller holds `net`.
-    pub(super) fn touch(&self, call: &Call<'_>) -> Result<()> {
+    pub(super) fn touch(&self, call: &Call) -> Result<()> {
         self.commit_locked(call)?;
         let output = self.is_owner().then(|| self.summary());
         let reply = self.put(&Update { info: &self.runner_info, state: UpdateState::Running, output }, call)?;
@@ -495,7 +495,7 @@ impl JobShared {
     }
 
     /// PATCHes until GitLab holds every byte (or `max_patches` were sent). Caller holds `net`.
-    pub(super) fn upload(&self, max_patches: Option<usize>, call: &Call<'_>) -> Result<()> {
+    pub(super) fn upload(&self, max_patches: Option<usize>, call: &Call) -> Result<()> {
         self.commit_locked(call)?;
         let mut resyncs = 0;
         let mut sent = 0;
@@ -575,7 +575,7 @@ impl JobShared {
     /// The final update, repeated while GitLab answers 202. The owner uploads the whole log
     /// first and reports its checksum and size; a watcher reports the state only. Caller holds
     /// `net`.
-    pub(super) fn finish_locked(&self, outcome: &Outcome, call: &Call<'_>) -> Result<()> {
+    pub(super) fn finish_locked(&self, outcome: &Outcome, call: &Call) -> Result<()> {
         let with_log = self.is_owner();
         if with_log {
             lock(&self.inner).trace.finish_pending();

@@ -30,7 +30,7 @@ use token::Token;
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// The bounds of a call made before there is a runner (register, from_token).
-fn default_call() -> Call<'static> {
+fn default_call() -> Call {
     Call::within(DEFAULT_CALL_TIMEOUT)
 }
 
@@ -63,7 +63,7 @@ pub struct Runner {
     /// Milliseconds one call may take in all.
     call_timeout_ms: AtomicU64,
     /// Ends this runner's calls in progress (`interrupt`).
-    interrupter: Interrupter,
+    interrupter: Arc<Interrupter>,
 }
 
 impl Runner {
@@ -96,7 +96,7 @@ impl Runner {
             since: time::unix_now(),
             rotating: Mutex::new(()),
             call_timeout_ms: AtomicU64::new(DEFAULT_CALL_TIMEOUT.as_millis() as u64),
-            interrupter: Interrupter::new(),
+            interrupter: Arc::new(Interrupter::new()),
         }
     }
 
@@ -111,7 +111,7 @@ impl Runner {
         self.interrupter.interrupt();
     }
 
-    fn call(&self) -> Call<'_> {
+    fn call(&self) -> Call {
         let limit = Duration::from_millis(self.call_timeout_ms.load(Ordering::Acquire));
         Call::within(limit).interruptible(&self.interrupter, "glr_runner_interrupt() was called")
     }

@@ -73,7 +73,7 @@ pub(super) struct FileLock {
 }
 
 /// Takes the lock of `runner_file`, waiting for another process within the bounds of `call`.
-pub(super) fn lock_file(runner_file: &Path, call: &Call<'_>) -> Result<FileLock> {
+pub(super) fn lock_file(runner_file: &Path, call: &Call) -> Result<FileLock> {
     let path = lock_path(runner_file);
     let mut options = OpenOptions::new();
     options.create(true).truncate(false).write(true);
