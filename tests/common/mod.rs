@@ -5,14 +5,20 @@
 //! - [`build`]: this build's cdylib, header and compilers, and compiling C/C++ programs against
 //!   them (the examples, the C++ wrapper's test, programs written by a test);
 //! - [`process`]: child processes with a deadline and their output;
-//! - [`trace`]: what the test server stored as a job's log.
+//! - [`trace`]: what the test server stored as a job's log;
+//! - [`deadline`]: hard time limits for code that might deadlock;
+//! - [`callbacks`]: Rust closures as the library's cancel callback, a gate to hold one at;
+//! - [`silent`]: a server that never answers, and handles moved to another URL.
 //!
 //! Every test binary compiles all of it and uses a part, hence `allow(dead_code)`.
 #![allow(dead_code)]
 
 pub mod build;
+pub mod callbacks;
+pub mod deadline;
 mod ffi;
 pub mod process;
+pub mod silent;
 pub mod trace;
 
 // Not every test binary uses these either.
