@@ -8,14 +8,20 @@
 //! - [`trace`]: what the test server stored as a job's log;
 //! - [`requests`]: the test server's request log in time and order (the server's clock, a
 //!   job's requests, faults not yet taken).
+//! - [`deadline`]: hard time limits for code that might deadlock;
+//! - [`callbacks`]: Rust closures as the library's cancel callback, a gate to hold one at;
+//! - [`silent`]: a server that never answers, and handles moved to another URL.
 //!
 //! Every test binary compiles all of it and uses a part, hence `allow(dead_code)`.
 #![allow(dead_code)]
 
 pub mod build;
+pub mod callbacks;
+pub mod deadline;
 mod ffi;
 pub mod process;
 pub mod requests;
+pub mod silent;
 pub mod trace;
 
 // Not every test binary uses these either.

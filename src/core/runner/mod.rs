@@ -113,7 +113,7 @@ impl Runner {
 
     fn call(&self) -> Call {
         let limit = Duration::from_millis(self.call_timeout_ms.load(Ordering::Acquire));
-        Call::within(limit).interruptible(&self.interrupter, "glr_runner_interrupt() was called")
+        Call::within(limit).interruptible(&self.interrupter, "glr_runner_interrupt() was called, or the runner was freed")
     }
 
     /// A snapshot of everything persisted.
