@@ -312,26 +312,30 @@ void JobRun::run() {
         }
     }
 
-    // Report: set_success/set_failed upload the rest of the log first.
+    // Report: set_success/set_failed upload the rest of the log first. Whether the report went
+    // through decides what is printed: the cancel callback runs on the library's own thread and
+    // may mark the job stopped right after (GitLab answers a report of a canceling job with
+    // "canceled").
+    bool reported = false;
     if (!stopped_) {
         if (canceling_) {
             log("\033[31;1mERROR: Job canceled\033[0;m\n");
-            job_call([&] { job_.set_failed(glr::FailureReason::unknown); });
+            reported = job_call([&] { job_.set_failed(glr::FailureReason::unknown); });
         } else if (system_failure) {
             log("\033[31;1mERROR: Job failed (system failure)\033[0;m\n");
-            job_call([&] { job_.set_failed(glr::FailureReason::runner_system); });
+            reported = job_call([&] { job_.set_failed(glr::FailureReason::runner_system); });
         } else if (exit_code == 0) {
             log("\033[32;1mJob succeeded\033[0;m\n");
-            job_call([&] { job_.set_success(); });
+            reported = job_call([&] { job_.set_success(); });
         } else {
             log("\033[31;1mERROR: Job failed: exit code " + std::to_string(exit_code) + "\033[0;m\n");
-            job_call([&] {
+            reported = job_call([&] {
                 job_.set_exit_code(exit_code);
                 job_.set_failed(glr::FailureReason::script);
             });
         }
     }
-    if (stopped_) {
+    if (!reported) {
         std::cout << "Job " << id << ": canceled by GitLab" << std::endl;
     } else {
         std::cout << "Job " << id << ": reported, state " << glr::to_string(job_.state())
