@@ -45,14 +45,10 @@ fn clocks_server(clocks: impl FnOnce(&mut Config)) -> TestServer {
 
 /// A scratch directory of its own for `name` in this process, emptied.
 fn fresh_dir(name: &str) -> PathBuf {
-    let dir = build_dir(&format!("gitlab-clocks-{name}-{}", std::process::id()));
+    let dir = common::build::scratch_dir(&format!("gitlab-clocks-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn build_dir(name: &str) -> PathBuf {
-    common::build::scratch_dir(name)
 }
 
 fn path_arg(path: &Path) -> std::ffi::CString {
@@ -84,6 +80,9 @@ fn gitlab_time(text: &str) -> f64 {
     let seconds = days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2];
     seconds as f64 + format!("0.{fraction}").parse::<f64>().unwrap()
 }
+
+/// A call on a job, for tests that try several.
+type JobCall = fn(*mut glr_job) -> glr_status;
 
 /// The job's own messages: the last failed call's (glr_job_last_error_message).
 fn job_error(job: *const glr_job) -> String {
@@ -528,7 +527,7 @@ fn take_expired_job(server: &TestServer, runner: *mut glr_runner) -> (*mut glr_j
 fn an_expired_job_token_is_called_expired() {
     let server = expiring_tokens_server();
     let runner = register(&server);
-    let calls: [(&str, fn(*mut glr_job) -> glr_status); 4] = [
+    let calls: [(&str, JobCall); 4] = [
         ("glr_job_auth", |job| unsafe { glr_job_auth(job) }),
         ("glr_job_set_success", |job| unsafe { glr_job_set_success(job, ptr::null()) }),
         ("glr_job_log_append + glr_job_log_flush", |job| {
@@ -593,7 +592,7 @@ fn a_maximum_timeout_below_600_is_refused_before_any_request() {
 fn a_404_to_a_job_update_ends_the_job() {
     let server = server();
     let runner = register(&server);
-    let calls: [(&str, fn(*mut glr_job) -> glr_status); 2] = [
+    let calls: [(&str, JobCall); 2] = [
         ("glr_job_auth", |job| unsafe { glr_job_auth(job) }),
         ("glr_job_set_success", |job| unsafe { glr_job_set_success(job, ptr::null()) }),
     ];
