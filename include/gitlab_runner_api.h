@@ -466,17 +466,20 @@ void glr_set_log_callback(glr_log_callback callback,
 
 /**
  * Sends the library's diagnostics at `level` (a GLR_LOG_* value) and more severe to the file
- * descriptor `fd` as lines `gitlab_runner_api: <level>: <message>\n` (at most 4000 bytes, so
+ * descriptor `fd` as lines `gitlab_runner_api: <level>: <message>` ending in a newline (at most 4000 bytes, so
  * each goes into a pipe whole), or with `fd` -1 stops. For runtimes that cannot take callbacks
  * on a library thread: give it a pipe and read lines from your event loop. It never blocks the
  * library: a line the descriptor cannot take at once (a full pipe, a reader gone) is dropped,
- * and no SIGPIPE is raised. The descriptor stays yours (the library never closes it); it works
- * beside a log callback, and `GLR_LOG`'s stderr lines stop while it is set.
+ * and no SIGPIPE is raised. The descriptor stays yours (the library never closes it); once this
+ * function returns, no line goes to a previous descriptor any more (a write in progress on
+ * another thread has ended), so it may be closed. It works beside a log callback, and
+ * `GLR_LOG`'s stderr lines stop while it is set.
  *
  * Errors: GLR_ERR_INVALID_ARGUMENT (`fd` below -1, or an unknown `level`; `level` is ignored
  * when `fd` is -1).
  */
-glr_status glr_set_log_fd(int32_t fd, int32_t level);
+glr_status glr_set_log_fd(int32_t fd,
+                          int32_t level);
 
 /**
  * Creates an empty set of registration options.

@@ -36,15 +36,18 @@
  * @par Errors
  * A failed C call throws glr::Error carrying its ::glr_status (status()), the library's message
  * (message(), read from glr_last_error_message() on the calling thread right after the call) and
- * the C function's name (function()). #GLR_ERR_AUTH, #GLR_ERR_JOB_CANCELED and
- * #GLR_ERR_ALREADY_FINISHED throw the subclasses glr::AuthError, glr::JobCanceledError and
- * glr::AlreadyFinishedError. Getters never throw: when their default (std::nullopt, 0, an empty
+ * the C function's name (function()). #GLR_ERR_AUTH, #GLR_ERR_JOB_CANCELED,
+ * #GLR_ERR_ALREADY_FINISHED, #GLR_ERR_NOT_OWNER, #GLR_ERR_TIMEOUT and #GLR_ERR_INTERRUPTED throw
+ * the subclasses glr::AuthError, glr::JobCanceledError, glr::AlreadyFinishedError,
+ * glr::NotOwnerError, glr::TimeoutError and glr::InterruptedError. Getters never throw: when their default (std::nullopt, 0, an empty
  * view) could also be a valid value, glr::last_error_code() or glr::check_last_error() right
  * after the getter tells a failure (a moved-from object, an index out of range) apart.
  *
  * @par Diagnostics
  * glr::set_log_callback() takes any callable (a `std::function`) for the library's log lines;
- * it is called from any thread, including the library's background log uploader.
+ * it is called on the library's event thread "glr-events", one line at a time, never with a
+ * library lock held. Replacing it is a sync point: it returns once the lines logged before
+ * went to the previous callback.
  *
  * @par Coverage
  * Every function of gitlab_runner_api.h is called here, or listed at the end of this file as
@@ -52,7 +55,14 @@
  *
  * @par Threads
  * As the C API: one object may be used from several threads at once, except for assignment and
- * destruction, which must not race with any other use of the same object.
+ * destruction, which must not race with any other use of the same object (to end a
+ * request_job() on another thread, use Runner::interrupt()). Callbacks (log and cancel) run on
+ * the library's event thread "glr-events", one at a time.
+ *
+ * @par One writer per job
+ * Job::hand_over_dump() / hand_over_dumps() pass a job to another process and make the handle a
+ * watcher (Job::watch_load() / watch_loads() make one from a dump); glr::shutdown() uploads
+ * what every job still holds before the process exits.
  */
 
 #ifndef GLR_HPP
@@ -68,6 +78,7 @@
 
 #include "gitlab_runner_api.h"
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -130,6 +141,27 @@ class AlreadyFinishedError : public Error {
     using Error::Error;
 };
 
+/** #GLR_ERR_NOT_OWNER: this handle does not write the job's log (a watcher, a handed-over job, or
+ *  a fork()ed child's copy of its parent's job). */
+class NotOwnerError : public Error {
+  public:
+    using Error::Error;
+};
+
+/** #GLR_ERR_TIMEOUT: the call's own bound ran out (Runner::set_call_timeout(),
+ *  Job::set_call_timeout(), glr::shutdown()). */
+class TimeoutError : public Error {
+  public:
+    using Error::Error;
+};
+
+/** #GLR_ERR_INTERRUPTED: another thread ended the call (Runner::interrupt(), or the handle was
+ *  freed meanwhile through the C API). */
+class InterruptedError : public Error {
+  public:
+    using Error::Error;
+};
+
 /** Implementation details; not part of the API. */
 namespace detail {
 
@@ -151,6 +183,12 @@ inline std::string last_error_message() {
         throw JobCanceledError(status, function, std::move(message));
     case GLR_ERR_ALREADY_FINISHED:
         throw AlreadyFinishedError(status, function, std::move(message));
+    case GLR_ERR_NOT_OWNER:
+        throw NotOwnerError(status, function, std::move(message));
+    case GLR_ERR_TIMEOUT:
+        throw TimeoutError(status, function, std::move(message));
+    case GLR_ERR_INTERRUPTED:
+        throw InterruptedError(status, function, std::move(message));
     default:
         throw Error(status, function, std::move(message));
     }
@@ -410,39 +448,116 @@ using LogCallback = std::function<void(LogLevel level, std::string_view message)
 
 namespace detail {
 
-/** The callback of glr::set_log_callback(), shared with the calls of it in progress. */
-struct LogCallbackSlot {
-    /** Serialises set_log_callback() calls, so that the slot and the library end up agreeing.
-     *  Recursive: the callback may call set_log_callback() from inside one. */
-    std::recursive_mutex setting;
-    /** Guards `callback`; held only to copy or swap it, never while the library is called (which
-     *  may log, i.e. call log_trampoline(), on the same thread). */
-    std::mutex mutex;
-    std::shared_ptr<const LogCallback> callback; ///< Empty when none is set.
-};
-
-/** The process's one slot. Allocated once and never freed: the library's background threads may
- *  log while static objects are destroyed at exit, and the slot must still be there then. */
-inline LogCallbackSlot &log_callback_slot() {
-    static LogCallbackSlot *const slot = new LogCallbackSlot();
-    return *slot;
+/** How deep the calling thread is in callbacks the library called through this wrapper (log
+ *  and cancel trampolines): non-zero only on the library's event thread "glr-events". */
+inline int &callback_depth() noexcept {
+    static thread_local int depth = 0;
+    return depth;
 }
 
-/** The C callback: calls the current callback through a copy of its shared_ptr, so that a
- *  replacement while it runs destroys it only once this call (and any other) has returned. */
-inline void log_trampoline(void *, int32_t level, const char *message) noexcept {
+/** Marks the calling thread as running a library callback while it lives. */
+class InCallback {
+  public:
+    InCallback() noexcept { ++callback_depth(); }
+    ~InCallback() { --callback_depth(); }
+    InCallback(const InCallback &) = delete;
+    InCallback &operator=(const InCallback &) = delete;
+};
+
+/**
+ * One callback given to glr::set_log_callback(), passed to the library as its userdata. Its
+ * callback is destroyed once replaced and no call of it can be running, but the holder itself
+ * is never freed: a line the library was logging at the very moment of the replacement may
+ * still reach the trampoline afterwards, and then finds the holder empty and is dropped
+ * (a few dozen bytes kept per replacement).
+ */
+struct LogCallbackHolder {
+    /** Held while the callback runs and to empty the holder. Recursive: without an event
+     *  thread (a fork() too deep), the library runs callbacks inline, possibly nested. */
+    std::recursive_mutex mutex;
+    std::unique_ptr<const LogCallback> callback; ///< Empty once replaced.
+};
+
+/** What the wrapper knows of the library's log callback. */
+struct LogCallbackState {
+    /** One replacement from outside callbacks at a time. Held while the library waits for the
+     *  event thread, so never taken on it (replacements from callbacks do not take it). */
+    std::mutex replacing;
+    /** Guards the members below; never held while the library waits. */
+    std::mutex mutex;
+    LogCallbackHolder *installed = nullptr;              ///< What the library calls now (NULL: none).
+    std::vector<LogCallbackHolder *> retired;            ///< Replaced; callback not yet destroyed.
+    std::vector<std::unique_ptr<LogCallbackHolder>> all; ///< Every holder made (never freed).
+    uint64_t replaced_from_callbacks = 0;                ///< Replacements made on the event thread.
+};
+
+/** The process's one state. Allocated once and never freed: the library's threads may log
+ *  while static objects are destroyed at exit. */
+inline LogCallbackState &log_callback_state() {
+    static LogCallbackState *const state = new LogCallbackState();
+    return *state;
+}
+
+/** The C callback: calls the holder's callback, if it still has one. */
+inline void log_trampoline(void *userdata, int32_t level, const char *message) noexcept {
+    InCallback in_callback;
     try {
-        std::shared_ptr<const LogCallback> callback;
-        {
-            LogCallbackSlot &slot = log_callback_slot();
-            std::lock_guard<std::mutex> lock(slot.mutex);
-            callback = slot.callback;
-        }
-        if (callback)
-            (*callback)(static_cast<LogLevel>(level), view(message));
+        auto *holder = static_cast<LogCallbackHolder *>(userdata);
+        std::lock_guard<std::recursive_mutex> lock(holder->mutex);
+        if (holder->callback)
+            (*holder->callback)(static_cast<LogLevel>(level), view(message));
     } catch (...) {
         // Nothing may unwind into the library.
     }
+}
+
+/** glr_set_log_callback() with `holder` (NULL: none). Off the event thread, returns once every
+ *  line logged before was delivered and no call of the previous callback is running. */
+inline void install_log_callback(LogCallbackHolder *holder) noexcept {
+    glr_set_log_callback(holder ? log_trampoline : nullptr, holder);
+}
+
+/**
+ * Installs `next` (NULL: none) from outside callbacks and returns the callbacks that can be
+ * destroyed now. When a callback replaces the log callback while the library waits here (on
+ * the event thread, without waiting itself), which of the two the library kept is unknown:
+ * `next` is installed again over the callback's choice, and the wait repeated, so that the
+ * caller returns with its own callback installed.
+ */
+inline std::vector<std::unique_ptr<const LogCallback>> replace_log_callback(LogCallbackHolder *next) {
+    LogCallbackState &s = log_callback_state();
+    std::vector<LogCallbackHolder *> finished;
+    {
+        std::lock_guard<std::mutex> replacing(s.replacing);
+        uint64_t seen = 0;
+        {
+            std::lock_guard<std::mutex> lock(s.mutex);
+            seen = s.replaced_from_callbacks;
+        }
+        for (;;) {
+            install_log_callback(next); // waits for the event thread
+            std::lock_guard<std::mutex> lock(s.mutex);
+            if (s.installed != next) {
+                if (s.installed)
+                    s.retired.push_back(s.installed);
+                s.installed = next;
+            }
+            if (s.replaced_from_callbacks == seen) {
+                // Each was replaced before the wait that just ended began: none can run now.
+                finished.swap(s.retired);
+                break;
+            }
+            seen = s.replaced_from_callbacks;
+        }
+    }
+    // Emptied with no other lock held: a straggling line may hold a holder's lock, and its
+    // callback may replace the log callback (which takes `s.mutex`).
+    std::vector<std::unique_ptr<const LogCallback>> callbacks;
+    for (LogCallbackHolder *holder : finished) {
+        std::lock_guard<std::recursive_mutex> lock(holder->mutex);
+        callbacks.push_back(std::move(holder->callback));
+    }
+    return callbacks;
 }
 
 } // namespace detail
@@ -452,34 +567,49 @@ inline void log_trampoline(void *, int32_t level, const char *message) noexcept 
  * function turns them off (back to the `GLR_LOG` environment variable's behaviour)
  * (glr_set_log_callback()). It receives every level: filter in it.
  *
- * Threads: `callback` runs on the thread that logs, which may be one of yours or the library's
- * background log uploader, and possibly on several at once: it must be thread-safe. An exception
- * leaving it is caught and dropped. It should not call the library: most functions clear the
- * calling thread's last error, and it may run inside a failing call whose message the wrapper has
- * yet to read. set_log_callback() itself may be called from any thread, also from the callback.
+ * Threads: `callback` runs on the library's event thread "glr-events", one line at a time and
+ * in the order they were logged (the same thread runs the cancel callbacks, one callback at a
+ * time), never on the thread that logged and never with a library lock held: it may call any
+ * library function (they only touch that thread's last error). A slow callback delays other
+ * callbacks, never an upload. An exception leaving it is caught and dropped.
  *
- * Replacement: once set_log_callback() returns, no new call of the previous callback starts, but
- * a call already running on another thread finishes with it: set_log_callback() does not wait
- * for it. The previous callback (a copy of the function object) stays alive until the last such
- * call returns, and is then destroyed on that call's thread. So let it own what it uses
- * (capture by value or `std::shared_ptr`), or keep what it refers to alive until no call can be
- * running. Do not mix with glr_set_log_callback(): each replaces the other's callback.
+ * Replacement is a sync point: called outside callbacks, set_log_callback() returns once every
+ * line logged before it was delivered to the previous callback, no call of that callback is
+ * running, and it has been destroyed (on the calling thread). So `glr::set_log_callback({})`
+ * before reading what a callback collected sees every line logged until then. Do not make a
+ * callback wait for a thread that is calling set_log_callback(): that thread waits for it.
+ *
+ * From inside a callback this wrapper called (log or cancel), set_log_callback() returns at
+ * once; lines logged before may still go to the previous callback afterwards, and it is
+ * destroyed during the next replacement made outside callbacks. When such a replacement
+ * happens while a call outside callbacks waits, the outside call's callback is the one left
+ * installed. (From a callback given to the C API directly, the wrapper cannot tell it runs in a
+ * callback and could deadlock with another thread's replacement: don't.) Do not mix with
+ * glr_set_log_callback(): each replaces the other's callback.
  */
 inline void set_log_callback(LogCallback callback) {
-    std::shared_ptr<const LogCallback> next;
-    if (callback)
-        next = std::make_shared<const LogCallback>(std::move(callback));
-    const bool install = next != nullptr;
-    std::shared_ptr<const LogCallback> previous;
-    detail::LogCallbackSlot &slot = detail::log_callback_slot();
-    std::lock_guard<std::recursive_mutex> setting(slot.setting);
-    {
-        std::lock_guard<std::mutex> lock(slot.mutex);
-        previous = std::exchange(slot.callback, std::move(next));
+    detail::LogCallbackState &s = detail::log_callback_state();
+    detail::LogCallbackHolder *next = nullptr;
+    if (callback) {
+        auto holder = std::make_unique<detail::LogCallbackHolder>();
+        holder->callback = std::make_unique<const LogCallback>(std::move(callback));
+        next = holder.get();
+        std::lock_guard<std::mutex> lock(s.mutex);
+        s.all.push_back(std::move(holder));
     }
-    // Slot first: while the trampoline is installed and the slot empty, lines are just dropped.
-    glr_set_log_callback(install ? detail::log_trampoline : nullptr, nullptr);
-    // `previous` is released on return; a call still running holds its own reference.
+    if (detail::callback_depth() > 0) {
+        // On the event thread: the library does not wait (it would wait for this very call),
+        // and lines for the previous callback may still be queued: it is destroyed later.
+        std::lock_guard<std::mutex> lock(s.mutex);
+        detail::install_log_callback(next);
+        if (s.installed)
+            s.retired.push_back(s.installed);
+        s.installed = next;
+        ++s.replaced_from_callbacks;
+        return;
+    }
+    // The replaced callbacks are destroyed here, when this goes out of scope, with no lock held.
+    std::vector<std::unique_ptr<const LogCallback>> finished = detail::replace_log_callback(next);
 }
 
 // ---- registration options ---------------------------------------------------------------------------
@@ -644,9 +774,22 @@ class Variables : public detail::IndexedView<glr_job, Variable> {
 
 class Artifacts;
 
+namespace detail {
+/** Guards every Job's list of cancel callbacks (set_cancel_callback() may race with itself). */
+inline std::mutex &cancel_callbacks_mutex() {
+    static std::mutex *const mutex = new std::mutex();
+    return *mutex;
+}
+} // namespace detail
+
 /**
  * A job taken from GitLab (a glr_job handle): its properties, its log, and how it ends.
- * Obtained from Runner::request_job(), Job::load() or Job::loads().
+ * Obtained from Runner::request_job(), Job::load() or Job::loads() (the owner of the job's
+ * log), or Job::watch_load() / Job::watch_loads() (a watcher).
+ *
+ * One writer per job: hand_over_dump() / hand_over_dumps() pass the log to whoever loads the
+ * dump, and this handle becomes a watcher (is_watcher()): it keeps the job alive at GitLab,
+ * learns cancels and may finish the job, but its log functions throw glr::NotOwnerError.
  */
 class Job {
   public:
@@ -677,6 +820,24 @@ class Job {
         detail::CString c(path, "glr_job_load");
         glr_job *raw = nullptr;
         detail::check(glr_job_load(c.c_str(), &raw), "glr_job_load");
+        return Job(raw);
+    }
+    /**
+     * A watcher of a handed-over job, from hand_over_dumps() output, offline
+     * (glr_job_watch_loads()): it keeps the job alive at GitLab and learns cancels while the
+     * process that loads the same dump with loads() writes the log.
+     */
+    static Job watch_loads(std::string_view data) {
+        detail::CString c(data, "glr_job_watch_loads");
+        glr_job *raw = nullptr;
+        detail::check(glr_job_watch_loads(c.c_str(), &raw), "glr_job_watch_loads");
+        return Job(raw);
+    }
+    /** A watcher of a job written by hand_over_dump(), offline (glr_job_watch_load()). */
+    static Job watch_load(std::string_view path) {
+        detail::CString c(path, "glr_job_watch_load");
+        glr_job *raw = nullptr;
+        detail::check(glr_job_watch_load(c.c_str(), &raw), "glr_job_watch_load");
         return Job(raw);
     }
 
@@ -730,6 +891,12 @@ class Job {
     std::optional<std::string_view> pipeline_id() const noexcept {
         return detail::optional_view(glr_job_pipeline_id(get()));
     }
+    /**
+     * Whether this handle is a watcher: handed over, loaded with watch_load(s), or a fork()ed
+     * child's copy of its parent's job (glr_job_is_watcher()). Its log functions throw
+     * glr::NotOwnerError. False for a moved-from job.
+     */
+    bool is_watcher() const noexcept { return glr_job_is_watcher(get()) == 1; }
     /** The job's state (glr_job_state()); JobState::running for a moved-from job. */
     JobState state() const noexcept {
         int32_t s = glr_job_state(get());
@@ -786,8 +953,26 @@ class Job {
     void set_log_limit(std::size_t limit_bytes) {
         detail::check(glr_job_set_log_limit(get(), limit_bytes), "glr_job_set_log_limit");
     }
-    /** Keep-alive and cancel check; state() tells the outcome (glr_job_auth()). */
+    /** Keep-alive and cancel check, watchers too; state() tells the outcome (glr_job_auth()). */
     void auth() { detail::check(glr_job_auth(get()), "glr_job_auth"); }
+    /**
+     * How long the job may go without an exchange with GitLab before the background sends a
+     * keep-alive: 1 s to 2700 s, default 30 s (glr_job_set_keepalive_interval()).
+     */
+    void set_keepalive_interval(std::chrono::seconds interval) {
+        detail::check(glr_job_set_keepalive_interval(get(), static_cast<int64_t>(interval.count())),
+                      "glr_job_set_keepalive_interval");
+    }
+    /**
+     * Bounds each of this job's network calls from now on (flush_log(), auth(), set_success() /
+     * set_failed() with their uploads, download_artifacts()): past `timeout` they throw
+     * glr::TimeoutError. Zero restores the default, 5 minutes; negative throws
+     * (glr_job_set_call_timeout()).
+     */
+    void set_call_timeout(std::chrono::milliseconds timeout) {
+        detail::check(glr_job_set_call_timeout(get(), static_cast<int64_t>(timeout.count())),
+                      "glr_job_set_call_timeout");
+    }
     /** The script's exit code, sent with set_failed() (glr_job_set_exit_code()). */
     void set_exit_code(int32_t exit_code) {
         detail::check(glr_job_set_exit_code(get(), exit_code), "glr_job_set_exit_code");
@@ -797,22 +982,30 @@ class Job {
     /** Reports the job failed (glr_job_set_failed()). */
     inline void set_failed(FailureReason reason = FailureReason::unknown, const Artifacts *artifacts = nullptr);
     /**
-     * Calls `callback` with the new state when GitLab cancels the job (glr_job_set_cancel_callback()),
-     * on whichever thread learns of it (possibly the library's background thread): it must be
-     * thread-safe and return quickly. An exception leaving it is caught and dropped. An empty
-     * function removes the callback. Callbacks set earlier stay alive until the job is destroyed.
+     * Calls `callback` with the new state once for every change to JobState::canceling or
+     * JobState::canceled, whichever request revealed it (glr_job_set_cancel_callback()). It runs
+     * on the library's event thread "glr-events" (with the log callback, one callback at a
+     * time), never with a library lock held: it may call any function of this job, e.g.
+     * set_failed(), except destroying or assigning to it. An exception leaving it is caught and
+     * dropped. An empty function removes the callback. Returns once a running call of the
+     * previous callback has returned (unless called from that callback). Callbacks set earlier
+     * stay alive until the job is destroyed.
      */
     void set_cancel_callback(std::function<void(JobState)> callback) {
         if (!callback) {
             detail::check(glr_job_set_cancel_callback(get(), nullptr, nullptr), "glr_job_set_cancel_callback");
             return;
         }
-        callbacks_.push_back(std::make_unique<std::function<void(JobState)>>(std::move(callback)));
-        glr_status status = glr_job_set_cancel_callback(get(), cancel_trampoline, callbacks_.back().get());
+        auto owned = std::make_unique<std::function<void(JobState)>>(std::move(callback));
+        std::function<void(JobState)> *raw = owned.get();
+        {
+            std::lock_guard<std::mutex> lock(detail::cancel_callbacks_mutex());
+            callbacks_.push_back(std::move(owned));
+        }
+        glr_status status = glr_job_set_cancel_callback(get(), cancel_trampoline, raw);
         if (status != GLR_OK) {
             std::string message = detail::last_error_message();
-            callbacks_.pop_back();
-            throw Error(status, "glr_job_set_cancel_callback", message);
+            throw Error(status, "glr_job_set_cancel_callback", message); // `raw` stays with the job
         }
     }
 
@@ -826,6 +1019,23 @@ class Job {
     void dump(std::string_view path) const {
         detail::CString c(path, "glr_job_dump");
         detail::check(glr_job_dump(get(), c.c_str()), "glr_job_dump");
+    }
+    /**
+     * Hands the job over to whoever loads the string returned with loads(): waits for an upload
+     * in flight to get its answer, serialises the job, and makes this handle a watcher
+     * (glr_job_hand_over_dumps()). The loader sends every byte this handle did not get
+     * acknowledged, exactly once. On failure this handle is still the owner.
+     */
+    std::string hand_over_dumps() {
+        char *out = nullptr;
+        detail::check(glr_job_hand_over_dumps(get(), &out), "glr_job_hand_over_dumps");
+        return detail::take(out);
+    }
+    /** As hand_over_dumps(), writing the dump to `path` for load(), atomically, mode 0600
+     *  (glr_job_hand_over_dump()). When the file cannot be written, this handle is still the owner. */
+    void hand_over_dump(std::string_view path) {
+        detail::CString c(path, "glr_job_hand_over_dump");
+        detail::check(glr_job_hand_over_dump(get(), c.c_str()), "glr_job_hand_over_dump");
     }
 
     /** How many jobs this one depends on (glr_job_dependency_count()). */
@@ -882,6 +1092,7 @@ class Job {
         return detail::view(glr_job_after_script_line(job, index));
     }
     static void cancel_trampoline(void *userdata, glr_job *, int32_t state) noexcept {
+        detail::InCallback in_callback;
         try {
             (*static_cast<std::function<void(JobState)> *>(userdata))(static_cast<JobState>(state));
         } catch (...) {
@@ -1015,7 +1226,25 @@ class Runner {
         detail::CString c(feature, "glr_runner_set_feature");
         detail::check(glr_runner_set_feature(get(), c.c_str(), enabled ? 1 : 0), "glr_runner_set_feature");
     }
-    /** Asks GitLab for a job, long-polling; std::nullopt when there is none now (glr_runner_request_job()). */
+    /**
+     * Bounds each of this runner's network calls from now on (request_job() with its long
+     * poll, check_auth(), unregister()): past `timeout` they throw glr::TimeoutError. Zero
+     * restores the default, 5 minutes; negative throws (glr_runner_set_call_timeout()).
+     */
+    void set_call_timeout(std::chrono::milliseconds timeout) {
+        detail::check(glr_runner_set_call_timeout(get(), static_cast<int64_t>(timeout.count())),
+                      "glr_runner_set_call_timeout");
+    }
+    /**
+     * Ends this runner's calls in progress on other threads at once: a request_job() waiting in
+     * GitLab's long poll throws glr::InterruptedError (glr_runner_interrupt()). Calls started
+     * afterwards are not affected. Safe from any thread, e.g. to stop a polling thread.
+     */
+    void interrupt() { detail::check(glr_runner_interrupt(get()), "glr_runner_interrupt"); }
+    /**
+     * Asks GitLab for a job, long-polling; std::nullopt when there is none now
+     * (glr_runner_request_job()). Bounded by set_call_timeout(); interrupt() ends it.
+     */
     std::optional<Job> request_job() {
         glr_job *raw = nullptr;
         detail::check(glr_runner_request_job(get(), &raw), "glr_runner_request_job");
@@ -1125,6 +1354,20 @@ class Runner {
 
     std::unique_ptr<glr_runner, detail::HandleDeleter<glr_runner, glr_runner_free>> handle_;
 };
+
+// ---- the process -----------------------------------------------------------------------------------
+
+/**
+ * Uploads the pending log text of every live job of this process that owns its log, and
+ * returns once GitLab acknowledged all of it (glr_shutdown()). Call it before the process
+ * exits: text not acknowledged then is lost. Throws glr::TimeoutError when `timeout` runs out
+ * (zero means one minute), else the error of the first job that could not upload (glr::Error
+ * with #GLR_ERR_NETWORK or #GLR_ERR_HTTP, glr::JobCanceledError...); the message lists
+ * "job N: B bytes not acknowledged". Jobs are not finished by it; the library stays usable.
+ */
+inline void shutdown(std::chrono::milliseconds timeout = std::chrono::minutes(1)) {
+    detail::check(glr_shutdown(static_cast<int64_t>(timeout.count())), "glr_shutdown");
+}
 
 } // namespace glr
 

@@ -15,6 +15,7 @@ cc            gcc             the C examples and every test that compiles C (tes
 c++           g++             the C++ wrapper and examples (tests/c_examples.rs, header.rs)
 make          make            examples-c/Makefile (tests/c_examples.rs, install.rs)
 python3       python3         the Python bindings (tests/python_bindings.rs, python_ctypes.rs)
+go            golang-go       the Go binding tests (tests/go_bindings.rs)
 nm            binutils        the exported-symbol checks (tests/binary_hygiene.rs)
 readelf       binutils        the binary checks (tests/binary_hygiene.rs)
 git           git             the artifact tests of untracked files (tests/ffi_artifacts.rs)

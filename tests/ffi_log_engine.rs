@@ -238,9 +238,11 @@ fn cancellation_is_learned_in_the_background_with_a_callback() {
     server.cancel_job(id2, false);
     append(job2, b"x\n");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while unsafe { glr_job_state(job2) } != GLR_JOB_CANCELED && std::time::Instant::now() < deadline {
+    // The callback runs on the event thread after the state changed: wait for the callback.
+    while seen2.calls.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert_eq!(unsafe { glr_job_state(job2) }, GLR_JOB_CANCELED);
     assert_eq!(seen2.state.load(Ordering::SeqCst), GLR_JOB_CANCELED);
     assert_eq!(seen2.calls.load(Ordering::SeqCst), 1);
     expect(unsafe { glr_job_log_append(job2, c("y").as_ptr(), 1) }, GLR_ERR_JOB_CANCELED);

@@ -337,18 +337,45 @@ fn cpp_wrapper_says_it_needs_cpp17() {
     }
 }
 
-/// The job wrapper_test.cpp expects on the server it is given (the default payload, with its
-/// dependency on the server's fixture job), and the fault that makes the first log upload, from
-/// the library's background thread, fail once (so that the thread logs a retry). Returns the
-/// job's id.
-fn prepare_server_for_wrapper_test(server: &TestServer) -> i64 {
-    let id = server.queue_job(serde_json::json!({}));
+/// The jobs wrapper_test.cpp takes from the server, in the order it takes them.
+struct WrapperTestJobs {
+    /// Finished by the handle that took it, after a failed first upload.
+    plain: i64,
+    /// Handed over as a string, finished by the new owner.
+    handed_over: i64,
+    /// Handed over through a file, failed by the process that loaded it.
+    handed_over_file: i64,
+}
+
+/// How long the server holds a job request with nothing to give: longer than the second within
+/// which wrapper_test.cpp expects an interrupted request_job() to return.
+const WRAPPER_TEST_LONG_POLL: Duration = Duration::from_secs(3);
+
+/// The jobs wrapper_test.cpp expects on the server it is given (the default payload, with its
+/// dependency on the server's fixture job), and the fault that makes the first log upload fail
+/// once (so that the library logs a retry).
+fn prepare_server_for_wrapper_test(server: &TestServer) -> WrapperTestJobs {
+    let jobs = WrapperTestJobs {
+        plain: server.queue_job(serde_json::json!({})),
+        handed_over: server.queue_job(serde_json::json!({})),
+        handed_over_file: server.queue_job(serde_json::json!({})),
+    };
     server.inject_fault(Fault {
         endpoint: Endpoint::Trace,
         count: 1,
         kind: FaultKind::Status { code: 500, retry_after: None },
     });
-    id
+    jobs
+}
+
+/// `job`'s trace holds each of `lines` exactly once, and nothing after the last one.
+#[track_caller]
+fn assert_trace_lines_once(what: &str, job: &glr_testserver::JobRecord, lines: &[&str]) {
+    let trace = String::from_utf8_lossy(&job.trace);
+    for line in lines {
+        assert_eq!(trace.matches(line).count(), 1, "{what}: {line:?} must be stored exactly once:\n{trace}");
+    }
+    assert!(trace.ends_with(lines[lines.len() - 1]), "{what}: the log does not end with the last line:\n{trace}");
 }
 
 /// tests/cpp/wrapper_test.cpp, linked with this build's library and run, against a test server
@@ -378,9 +405,8 @@ fn cpp_wrapper_runs() {
         ];
         let program = try_compile(&compiler, "c++", "c++17", STRICT_CXX, &source, "wrapper_test", Some(&link))
             .unwrap_or_else(|e| panic!("{compiler}: tests/cpp/wrapper_test.cpp does not build:\n{e}"));
-        let server =
-            TestServer::start_with(Config { long_poll_timeout: Duration::from_millis(200), ..Default::default() });
-        let id = prepare_server_for_wrapper_test(&server);
+        let server = TestServer::start_with(Config { long_poll_timeout: WRAPPER_TEST_LONG_POLL, ..Default::default() });
+        let jobs = prepare_server_for_wrapper_test(&server);
         let out = Command::new(&program)
             .args([server.url(), server.registration_token()])
             .env_remove("GLR_LOG")
@@ -395,18 +421,38 @@ fn cpp_wrapper_runs() {
             String::from_utf8_lossy(&out.stderr)
         );
         // What the program did reached the server.
-        let job = server.job(id).expect("the queued job");
+        let job = server.job(jobs.plain).expect("the first queued job");
         assert_eq!(job.state, "success", "{compiler}: the job was not reported successful");
         assert_eq!(
             job.system_id.as_deref(),
             Some("s_cppwrapper12"),
             "{compiler}: set_system_id() did not reach GitLab"
         );
-        let trace = String::from_utf8_lossy(&job.trace);
-        assert!(
-            trace.contains("wrapper_test: first line\n") && trace.contains("wrapper_test: after the replacement\n"),
-            "{compiler}: the log is incomplete:\n{trace}"
+        assert_trace_lines_once(
+            &compiler,
+            &job,
+            &["wrapper_test: first line\n", "wrapper_test: after the replacement\n"],
         );
+        // Handed over: every line once, from both owners, and the final checksum covers them.
+        let job = server.job(jobs.handed_over).expect("the second queued job");
+        assert_eq!(job.state, "success", "{compiler}: the handed-over job was not finished by its new owner");
+        assert_trace_lines_once(
+            &format!("{compiler}, hand_over_dumps"),
+            &job,
+            &["wrapper_test handover: by the first owner\n", "wrapper_test handover: by the new owner\n"],
+        );
+        assert_eq!(job.checksum_matches, Some(true), "{compiler}: the new owner's checksum");
+        assert!(!String::from_utf8_lossy(&job.trace).contains("lost"), "{compiler}: a watcher's text reached GitLab");
+        let job = server.job(jobs.handed_over_file).expect("the third queued job");
+        assert_eq!(job.state, "failed", "{compiler}: the job handed over through a file was not failed");
+        assert_eq!((job.failure_reason.as_deref(), job.exit_code), (Some("script_failure"), Some(3)));
+        assert_trace_lines_once(
+            &format!("{compiler}, hand_over_dump"),
+            &job,
+            &["wrapper_test file handover: before\n", "wrapper_test file handover: after\n"],
+        );
+        assert_eq!(job.checksum_matches, Some(true), "{compiler}: the loader's checksum");
+        assert!(!String::from_utf8_lossy(&job.trace).contains("lost"), "{compiler}: a watcher's text reached GitLab");
     }
     let _ = std::fs::remove_dir_all(&libdir);
 }

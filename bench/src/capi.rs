@@ -166,6 +166,22 @@ impl Job {
         Ok(len)
     }
 
+    /// Hands the job over (the dump is dropped): the handle becomes a watcher.
+    pub fn hand_over(&self) -> Result<()> {
+        let mut out = ptr::null_mut();
+        check("glr_job_hand_over_dumps", unsafe { glr_job_hand_over_dumps(self.0, &mut out) })?;
+        unsafe { glr_string_free(out) };
+        Ok(())
+    }
+
+    pub fn state(&self) -> i32 {
+        unsafe { glr_job_state(self.0) }
+    }
+
+    pub fn set_keepalive_interval(&self, seconds: i64) -> Result<()> {
+        check("glr_job_set_keepalive_interval", unsafe { glr_job_set_keepalive_interval(self.0, seconds) })
+    }
+
     pub fn loads_c(data: &CStr) -> Result<Job> {
         let mut out = ptr::null_mut();
         check("glr_job_loads", unsafe { glr_job_loads(data.as_ptr(), &mut out) })?;

@@ -34,6 +34,11 @@ struct Plan {
     i4_tp_runs: usize,
     i4_jobs: usize,
     i4_jobs_runs: usize,
+    /// Issue 14: parked jobs, the observation window (s), cancels, the keep-alive (None: default).
+    i14_jobs: usize,
+    i14_window: usize,
+    i14_cancels: usize,
+    i14_keepalive: Option<i64>,
     e2e_appends: usize,
     e2e_runs: (usize, usize),
     lat_delays: Vec<u64>,
@@ -71,6 +76,10 @@ impl Plan {
             i4_tp_runs: 3,
             i4_jobs: 1000,
             i4_jobs_runs: 3,
+            i14_jobs: 1000,
+            i14_window: 75,
+            i14_cancels: 10,
+            i14_keepalive: None,
             e2e_appends: 1000,
             e2e_runs: (5, 3),
             lat_delays: vec![0, 50],
@@ -108,6 +117,10 @@ impl Plan {
             i4_tp_runs: 1,
             i4_jobs: 20,
             i4_jobs_runs: 1,
+            i14_jobs: 20,
+            i14_window: 6,
+            i14_cancels: 2,
+            i14_keepalive: Some(2),
             e2e_appends: 50,
             e2e_runs: (1, 1),
             lat_delays: vec![0, 10],
@@ -183,6 +196,7 @@ pub fn run(opts: &Options) -> Result<()> {
         ("issue 4: append latency and the wire", Harness::i4_append),
         ("issue 4: 100 MiB upload throughput", Harness::i4_throughput),
         ("issue 4: 1,000 live jobs", Harness::i4_jobs),
+        ("issue 14: 1,000 parked jobs watched", Harness::i14_parked),
         ("register + request + appends + success", Harness::e2e),
         ("append latency", Harness::latency),
         ("dumps/loads", Harness::dumps_loads),
@@ -491,6 +505,79 @@ impl Harness {
     }
 
     /// Issue 4: 1,000 live jobs: threads added and memory per job.
+    fn i14_parked(&mut self) -> Result<()> {
+        let (n, window, cancels) = (self.plan.i14_jobs, self.plan.i14_window, self.plan.i14_cancels);
+        let keepalive = self.plan.i14_keepalive;
+        let srv = self.server()?;
+        srv.queue_jobs(n)?;
+        let r = self.ours(
+            "i14-parked",
+            json!({"url": srv.url, "reg": srv.registration_token, "n": n, "window": window, "cancels": cancels, "keepalive": keepalive}),
+        )?;
+        let interval_s = keepalive.unwrap_or(30) as f64;
+        let per_hour = f(&r, "requests_per_job_per_hour");
+        let added = f(&r, "threads_parked") - f(&r, "threads_start");
+        let per_job = f(&r, "per_job_kib");
+        let noticed: Vec<f64> =
+            r["noticed_ms"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+        let noticed = Runs(noticed);
+        let missed = f(&r, "missed");
+        let budget = 3600.0 / interval_s * 130.0 / 120.0;
+        self.targets.push(vec![
+            format!("GitLab requests per parked job per hour, {n} watchers, keep-alive {interval_s:.0} s"),
+            format!("{per_hour:.1}"),
+            format!("≤ {budget:.0}"),
+            yes(per_hour <= budget),
+        ]);
+        self.targets.push(vec![
+            format!("threads the library adds, {n} parked jobs"),
+            format!("{added:.0}"),
+            "≤ 4".into(),
+            yes(added <= 4.0),
+        ]);
+        self.targets.push(vec![
+            format!("memory per parked job ({n} watchers, RSS after − before, / {n})"),
+            kib(per_job),
+            "≤ 16 KiB".into(),
+            yes(per_job <= 16.0),
+        ]);
+        self.targets.push(vec![
+            format!("how soon a cancel is noticed by a watcher ({} jobs canceled, glr_job_state polled)", cancels),
+            format!(
+                "max {} (median {}), {missed:.0} missed",
+                noticed.show(ms_of).split(' ').next().unwrap_or("-"),
+                noticed.median().map_or("-".into(), ms_of)
+            ),
+            format!("≤ the keep-alive interval ({interval_s:.0} s)"),
+            yes(missed == 0.0 && noticed.max().is_some_and(|m| m <= interval_s * 1000.0)),
+        ]);
+        if f(&r, "patches") > 0.0 {
+            self.problems.push(format!("issue 14 parked jobs: watchers sent {} trace PATCHes", f(&r, "patches")));
+        }
+        self.sections.push(format!(
+            "## Issue 14: {n} parked jobs watched by one process
+
+             A child process registers a runner, takes {n} jobs, appends one line to each, flushes it and hands it over              (`glr_job_hand_over_dumps`, the dump dropped): every handle is then a watcher, as a batch-system daemon              keeps one per queued job. For {window} s the process does nothing but watch; {cancels} jobs are canceled              at the server (hard) 2 s into the window and the process polls `glr_job_state`. Requests are the jobs'              updates and trace PATCHes in the server's records over the window (canceled jobs left out), scaled to an              hour; threads from /proc/self/task; memory from VmRSS before taking the jobs and with them parked.              Keep-alive interval: {interval_s:.0} s (GitLab drops a running job after an hour without an update).
+
+{}
+",
+            table(
+                &["requests / job / hour", "trace PATCHes", "threads added", "RSS before", "RSS parked", "per parked job", "cancel noticed (ms)", "missed"],
+                &[vec![
+                    format!("{per_hour:.1}"),
+                    format!("{:.0}", f(&r, "patches")),
+                    format!("{added:.0}"),
+                    kib(f(&r, "rss_before_kib")),
+                    kib(f(&r, "rss_after_kib")),
+                    kib(per_job),
+                    noticed.show(ms_of),
+                    format!("{missed:.0}"),
+                ]]
+            ),
+        ));
+        Ok(())
+    }
+
     fn i4_jobs(&mut self) -> Result<()> {
         let n = self.plan.i4_jobs;
         let mut results = Vec::new();
@@ -1340,6 +1427,10 @@ struct ScaleOut {
     checksums: String,
     system_ids: String,
     spread: String,
+}
+
+fn ms_of(v: f64) -> String {
+    format!("{v:.0}")
 }
 
 fn yes(b: bool) -> String {

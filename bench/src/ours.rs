@@ -34,6 +34,7 @@ pub fn run(mode: &str, a: &Value) -> Result<Value> {
         "i4-throughput" => i4_throughput(a),
         "i4-jobs" => i4_jobs(a),
         "heap" => heap(a),
+        "i14-parked" => i14_parked(a),
         other => Err(format!("unknown child mode {other}")),
     }
 }
@@ -426,6 +427,100 @@ fn i4_jobs(a: &Value) -> Result<Value> {
     Ok(json!({
         "n": n, "threads_start": threads_start, "threads_after_register": threads_runner, "threads_with_jobs": threads_jobs,
         "rss_before_kib": rss_before, "rss_after_kib": rss_after, "per_job_kib": per_job_kib, "hwm_kib": proc::hwm_kib(),
+    }))
+}
+
+/// Issue 14: `n` jobs handed over and watched by this process for `window` seconds (the
+/// batch-system pattern: the daemon keeps a watcher per queued job): GitLab requests per job,
+/// threads, memory per parked job, and how soon `cancels` jobs canceled at the server mid-window
+/// are noticed (by polling glr_job_state, as a program without callbacks would).
+fn i14_parked(a: &Value) -> Result<Value> {
+    let threads_start = proc::threads();
+    let (url, reg, n) = (arg_str(a, "url")?, arg_str(a, "reg")?, arg_u(a, "n")?);
+    let (window, cancels, keepalive) = (arg_u(a, "window")?, arg_u(a, "cancels")?, a["keepalive"].as_i64());
+    let runner = Runner::register(&url, &reg)?;
+    let line = content::line(0, 100);
+    let rss_before = proc::rss_kib();
+    let mut jobs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let job = runner.take_job()?;
+        job.append(&line)?;
+        job.flush()?;
+        job.hand_over()?;
+        if let Some(k) = keepalive {
+            job.set_keepalive_interval(k)?;
+        }
+        jobs.push(job);
+    }
+    let rss_after = proc::rss_kib();
+    let threads_parked = proc::threads_settled();
+    let control = |method: reqwest::Method, path: &str, body: Option<Value>| -> Result<Value> {
+        let client = reqwest::blocking::Client::new();
+        let mut req = client.request(method, format!("{url}/__control/{path}"));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().map_err(|e| e.to_string())?;
+        let bytes = resp.bytes().map_err(|e| e.to_string())?;
+        serde_json::from_slice::<Value>(&bytes).map_err(|e| format!("/__control/{path}: {e}"))
+    };
+    let counts = || -> Result<std::collections::HashMap<i64, (u64, u64)>> {
+        let all = control(reqwest::Method::GET, "jobs", None)?;
+        Ok(all
+            .as_array()
+            .ok_or("GET /__control/jobs: not an array")?
+            .iter()
+            .map(|j| {
+                (
+                    j["id"].as_i64().unwrap_or(0),
+                    (j["updates"].as_u64().unwrap_or(0), j["trace_patches"].as_u64().unwrap_or(0)),
+                )
+            })
+            .collect())
+    };
+    let t0 = Instant::now();
+    let before = counts()?;
+    // Cancel some jobs a little into the window, then see when each watcher notices.
+    std::thread::sleep(Duration::from_secs(2).min(Duration::from_secs(window as u64 / 4)));
+    let canceled: Vec<usize> = (0..cancels).map(|i| i * n / cancels.max(1)).collect();
+    let mut noticed_ms = Vec::new();
+    let cancel_at = Instant::now();
+    for &i in &canceled {
+        control(reqwest::Method::POST, &format!("jobs/{}/cancel", jobs[i].id()), Some(json!({"graceful": false})))?;
+    }
+    let mut pending: Vec<usize> = canceled.clone();
+    while !pending.is_empty() && t0.elapsed() < Duration::from_secs(window as u64) {
+        pending.retain(|&i| {
+            if jobs[i].state() == 4 {
+                noticed_ms.push(cancel_at.elapsed().as_secs_f64() * 1000.0);
+                false
+            } else {
+                true
+            }
+        });
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rest = Duration::from_secs(window as u64).saturating_sub(t0.elapsed());
+    std::thread::sleep(rest);
+    let secs = t0.elapsed().as_secs_f64();
+    let after = counts()?;
+    let watched: Vec<i64> =
+        jobs.iter().enumerate().filter(|(i, _)| !canceled.contains(i)).map(|(_, j)| j.id()).collect();
+    let mut puts = 0u64;
+    let mut patches = 0u64;
+    for id in &watched {
+        let (u0, p0) = before.get(id).copied().unwrap_or_default();
+        let (u1, p1) = after.get(id).copied().unwrap_or_default();
+        puts += u1.saturating_sub(u0);
+        patches += p1.saturating_sub(p0);
+    }
+    let per_job_per_hour = (puts + patches) as f64 / watched.len().max(1) as f64 / secs * 3600.0;
+    Ok(json!({
+        "n": n, "window_secs": secs, "threads_start": threads_start, "threads_parked": threads_parked,
+        "rss_before_kib": rss_before, "rss_after_kib": rss_after,
+        "per_job_kib": (rss_after as f64 - rss_before as f64) / n as f64,
+        "requests_per_job_per_hour": per_job_per_hour, "patches": patches,
+        "cancels": cancels, "noticed_ms": noticed_ms, "missed": pending.len(),
     }))
 }
 

@@ -88,9 +88,12 @@ fn env_level() -> u8 {
     *ENV.get_or_init(|| std::env::var("GLR_LOG").ok().and_then(|v| Level::from_name(&v)).map_or(OFF, |l| l as u8))
 }
 
-/// The descriptor `set_log_fd` installed (-1: none) and the most verbose level it takes.
+/// The descriptor `set_log_fd` installed (-1: none) and the most verbose level it takes: the
+/// atomics for the quick look, the lock held while a line is written (so that replacing the
+/// descriptor waits for a write in progress, and the caller may then close the old one).
 static LOG_FD: AtomicI32 = AtomicI32::new(-1);
 static LOG_FD_LEVEL: AtomicU8 = AtomicU8::new(OFF);
+static LOG_FD_WRITE: RwLock<()> = RwLock::new(());
 /// Longest line written to the descriptor: below PIPE_BUF (4096), so a line goes into a pipe
 /// whole, in one write, and lines of several threads never interleave.
 const MAX_FD_LINE: usize = 4000;
@@ -109,12 +112,19 @@ fn max_level_for(sink_installed: bool) -> u8 {
 /// at once (a full pipe, a reader gone) is dropped. The descriptor stays the caller's.
 pub fn set_log_fd(fd: Option<i32>, level: Level) {
     let slot = write(&SINK);
+    // Waits for writes in progress: after this returns the old descriptor is never written.
+    let _no_writer = write(&LOG_FD_WRITE);
     LOG_FD_LEVEL.store(level as u8, Ordering::Release);
     LOG_FD.store(fd.unwrap_or(-1), Ordering::Release);
     MAX_LEVEL.store(max_level_for(slot.is_some()), Ordering::Release);
 }
 
 fn write_to_fd(level: Level, message: &str) {
+    if LOG_FD.load(Ordering::Acquire) < 0 {
+        return;
+    }
+    let _writing = read(&LOG_FD_WRITE);
+    // Read again under the lock: set_log_fd may have replaced it meanwhile.
     let fd = LOG_FD.load(Ordering::Acquire);
     if fd < 0 || (level as u8) > LOG_FD_LEVEL.load(Ordering::Acquire) {
         return;
@@ -171,9 +181,10 @@ pub fn emit(level: Level, message: &str) {
         return;
     }
     write_to_fd(level, message);
-    // The sink of the moment the line was logged receives it, on the event thread.
-    let sink = read(&SINK).clone();
-    match sink {
+    // The sink of the moment the line was logged receives it, on the event thread. Queued while
+    // the sink is read-locked, so a `set_sink` that returns has seen it queued (and waited).
+    let installed = read(&SINK);
+    match installed.clone() {
         Some(sink) => {
             let message = message.to_string();
             events::post_log_line(move || sink(level, &message));

@@ -7,6 +7,7 @@
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The server-side settings a runner was registered with (what `POST /runners` accepts).
 /// `None` means "not given": GitLab's default applies and the getter reports "unknown".
@@ -139,9 +140,10 @@ pub struct LogData {
 /// Everything that defines a job and survives `dumps`/`loads`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JobData {
-    /// Written by `persist` with its own format header, as a runner dump of its own.
+    /// Written by `persist` with its own format header, as a runner dump of its own. Shared:
+    /// the jobs a runner takes hold one copy of it.
     #[serde(skip)]
-    pub runner: RunnerData,
+    pub runner: Arc<RunnerData>,
     /// The job payload as GitLab sent it, as JSON text. Kept as text, not as a parsed tree: a
     /// parsed payload costs about ten times its size, and a process may hold thousands of jobs.
     #[serde(serialize_with = "embedded_json")]

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -528,7 +529,7 @@ fn job_from_v2(map: Map<String, Value>) -> Result<JobData> {
     }
 
     Ok(JobData {
-        runner,
+        runner: Arc::new(runner),
         payload: payload.to_string(),
         state,
         committed,
@@ -554,7 +555,7 @@ fn job_from_v1(items: Vec<Value>) -> Result<JobData> {
     // job came from a job request, so GitLab already has it running.
     let len = text.len();
     Ok(JobData {
-        runner,
+        runner: Arc::new(runner),
         payload: payload.to_string(),
         state,
         committed: true,
@@ -684,7 +685,7 @@ mod tests {
 
     fn sample_job(state: JobState) -> JobData {
         JobData {
-            runner: full_runner(),
+            runner: Arc::new(full_runner()),
             // Keys deliberately not sorted: the payload must come back in GitLab's order.
             payload: json!({
                 "id": 1234567, "token": "SECRETJOB", "zeta": [1, 2.5, null, {"b": 1, "a": 2}],
@@ -744,7 +745,7 @@ mod tests {
                 mask_mode: 0,
                 ..Default::default()
             };
-            j.runner = minimal_runner();
+            j.runner = Arc::new(minimal_runner());
             let s = job_to_string(&j);
             assert!(!s.contains("pending"), "{s}");
             assert_eq!(job_from_str(&s).unwrap(), j);
@@ -767,15 +768,19 @@ mod tests {
     fn token_lifetime_labels_and_the_deadline_survive_and_older_dumps_have_none() {
         let mut j = sample_job(JobState::Running);
         j.taken_at = Some(1_700_000_000);
-        j.runner.token_obtained_at = Some("2029-12-02T03:04:05Z".into());
-        j.runner.labels = [("site".to_string(), "cern-batch".to_string())].into();
+        let runner = Arc::make_mut(&mut j.runner);
+        runner.token_obtained_at = Some("2029-12-02T03:04:05Z".into());
+        runner.labels = [("site".to_string(), "cern-batch".to_string())].into();
         let s = job_to_string(&j);
         assert!(s.contains(r#""token_obtained_at":"2029-12-02T03:04:05Z""#), "{s}");
         assert!(s.contains(r#""labels":{"site":"cern-batch"}"#), "{s}");
         assert!(s.contains(r#""taken_at":1700000000"#), "{s}");
         assert_eq!(job_from_str(&s).unwrap(), j);
         let older = job_from_str(V2_JOB).unwrap();
-        assert_eq!((older.taken_at, older.runner.token_obtained_at, older.runner.labels.len()), (None, None, 0));
+        assert_eq!(
+            (older.taken_at, older.runner.token_obtained_at.clone(), older.runner.labels.len()),
+            (None, None, 0)
+        );
         let with = |key: &str, value: Value| edit(V2_RUNNER, |v| v[key] = value);
         assert!(runner_from_str(&with("token_obtained_at", json!("yesterday"))).is_err());
         assert!(runner_from_str(&with("labels", json!({"a b": "x"}))).is_err());
@@ -908,7 +913,7 @@ mod tests {
             (V1_JOB_FAILED, JobState::Failed, format!("{PY_HEADER}step 1\n")),
         ] {
             let j = job_from_str(s).unwrap();
-            assert_eq!(RunnerData { system_id: owner.system_id.clone(), ..j.runner.clone() }, owner);
+            assert_eq!(RunnerData { system_id: owner.system_id.clone(), ..(*j.runner).clone() }, owner);
             let payload: Value = serde_json::from_str(&j.payload).unwrap();
             assert_eq!(payload["id"], 42);
             assert_eq!(payload["token"], "JOBTOK");

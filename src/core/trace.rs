@@ -44,7 +44,8 @@ pub struct Trace {
     /// False after loading a dump: GitLab's size must be learned (empty PATCH) before appending,
     /// because a stale start whose end happens to match GitLab's size is answered 202 unstored.
     verified: bool,
-    masker: Masker,
+    /// None once the log is no longer written here (a watcher): masking tables are not small.
+    masker: Option<Box<Masker>>,
     /// Masked bytes ending in an incomplete UTF-8 character.
     utf8_pending: Vec<u8>,
     scratch: Vec<u8>,
@@ -61,7 +62,7 @@ pub struct Trace {
 impl Trace {
     /// An empty log of a job just received: GitLab's trace is empty too.
     pub fn new(masker: Masker) -> Self {
-        Trace { verified: true, masker, limit: DEFAULT_LIMIT, ..Default::default() }
+        Trace { verified: true, masker: Some(Box::new(masker)), limit: DEFAULT_LIMIT, ..Default::default() }
     }
 
     /// A log restored from a dump; GitLab's size is re-learned before the first upload.
@@ -71,7 +72,7 @@ impl Trace {
             remote: data.remote.max(data.acknowledged),
             text: data.text.into_bytes(),
             verified: false,
-            masker,
+            masker: Some(Box::new(masker)),
             limit: data.limit.unwrap_or(DEFAULT_LIMIT).max(MIN_LOG_LIMIT),
             limited: data.limited,
             ..Default::default()
@@ -80,22 +81,31 @@ impl Trace {
         // Held bytes only exist outside a secret, so re-reading them first and then restoring the
         // masker's position inside a secret is exact.
         t.push(&data.pending);
-        t.masker.set_mode(Mode::from_u8(data.mask_mode));
+        if let Some(m) = t.masker.as_mut() {
+            m.set_mode(Mode::from_u8(data.mask_mode));
+        }
         t
     }
 
     pub fn to_data(&self) -> LogData {
         let mut pending = self.utf8_pending.clone();
-        pending.extend_from_slice(self.masker.held());
+        pending.extend_from_slice(self.masker.as_ref().map_or(&[][..], |m| m.held()));
         LogData {
             text: self.text_str().to_string(),
             acknowledged: self.acked,
             remote: self.remote,
             pending,
-            mask_mode: self.masker.mode().as_u8(),
+            mask_mode: self.masker.as_ref().map_or(0, |m| m.mode().as_u8()),
             limit: (self.limit != DEFAULT_LIMIT).then_some(self.limit),
             limited: self.limited,
         }
+    }
+
+    /// The log will not be written here any more (the handle became a watcher): the masker,
+    /// and what it held back, go.
+    pub fn drop_masking(&mut self) {
+        self.masker = None;
+        self.scratch = Vec::new();
     }
 
     /// Sets the size limit in bytes (at least 1 KiB); text past it is dropped after a notice.
@@ -127,7 +137,10 @@ impl Trace {
         }
         let mut masked = std::mem::take(&mut self.scratch);
         masked.clear();
-        self.masker.push(data, &mut masked);
+        match self.masker.as_mut() {
+            Some(m) => m.push(data, &mut masked),
+            None => masked.extend_from_slice(data),
+        }
         self.decode(&masked);
         self.scratch = masked;
         self.enforce_limit();
@@ -197,7 +210,9 @@ impl Trace {
             return;
         }
         let mut out = Vec::new();
-        self.masker.finish(&mut out);
+        if let Some(m) = self.masker.as_mut() {
+            m.finish(&mut out);
+        }
         self.decode(&out);
         if !self.utf8_pending.is_empty() {
             self.utf8_pending.clear();

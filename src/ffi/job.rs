@@ -217,7 +217,7 @@ fn state_code(state: JobState) -> i32 {
 
 /// # Safety
 /// `job` is NULL or a live handle.
-unsafe fn job_ref<'a>(job: *const glr_job) -> FfiResult<Using<'a, glr_job>> {
+pub(crate) unsafe fn job_ref<'a>(job: *const glr_job) -> FfiResult<Using<'a, glr_job>> {
     unsafe { handle_use(job, "job") }
 }
 
@@ -230,7 +230,7 @@ unsafe fn job_field<T>(job: *const glr_job, default: T, f: impl FnOnce(&glr_job)
 /// # Safety
 /// `job` is NULL or a live handle.
 unsafe fn job_str(job: *const glr_job, f: impl FnOnce(&JobInfo) -> Option<&str>) -> *const c_char {
-    unsafe { job_field(job, ptr::null(), |j| Ok(j.strings.get_opt(f(j.inner.info())))) }
+    unsafe { job_field(job, ptr::null(), |j| Ok(j.strings.get_opt(f(&j.inner.info())))) }
 }
 
 fn index_err(what: &str, index: usize, count: usize) -> super::guard::FfiError {

@@ -6,7 +6,7 @@
 use super::artifacts::glr_artifacts;
 use super::guard::{guard, guard_result, invalid_arg, FfiResult};
 use super::handle::{handle_ref, out_arg};
-use super::job::glr_job;
+use super::job::{glr_job, job_ref};
 use super::status::glr_status;
 use super::strings::{owned_c_string, str_arg};
 use crate::core::artifacts;
@@ -57,10 +57,10 @@ pub unsafe extern "C" fn glr_artifacts_collect(
 ) -> glr_status {
     guard(|| {
         let artifacts = unsafe { handle_ref(artifacts, "artifacts") }?;
-        let job = unsafe { handle_ref(job, "job") }?;
+        let job = unsafe { job_ref(job) }?;
         let workdir = unsafe { str_arg(workdir, "workdir") }?;
         let collected =
-            artifacts::collect(job.inner.payload(), job.inner.info(), Path::new(workdir), job_succeeded != 0)?;
+            artifacts::collect(job.inner.payload(), &job.inner.info(), Path::new(workdir), job_succeeded != 0)?;
         lock(&artifacts.inner).add_collected(collected);
         Ok(())
     })
@@ -68,10 +68,11 @@ pub unsafe extern "C" fn glr_artifacts_collect(
 
 /// # Safety
 /// `job` is NULL or a live handle.
-unsafe fn dependency<'a>(job: *const glr_job, index: usize) -> FfiResult<&'a Dependency> {
-    let job = unsafe { handle_ref(job, "job") }?;
-    let deps = &job.inner.info().dependencies;
-    deps.get(index).ok_or_else(|| invalid_arg("index", format!("{index} >= dependency count {}", deps.len())))
+unsafe fn dependency(job: *const glr_job, index: usize) -> FfiResult<Dependency> {
+    let job = unsafe { job_ref(job) }?;
+    let info = job.inner.info();
+    let deps = &info.dependencies;
+    deps.get(index).cloned().ok_or_else(|| invalid_arg("index", format!("{index} >= dependency count {}", deps.len())))
 }
 
 /// The file name of dependency `index`'s artifacts archive, as GitLab reported it (e.g.
@@ -124,7 +125,7 @@ pub unsafe extern "C" fn glr_job_download_artifacts(
     dest_path: *const c_char,
 ) -> glr_status {
     guard(|| {
-        let handle = unsafe { handle_ref(job, "job") }?;
+        let handle = unsafe { job_ref(job) }?;
         let dest = unsafe { str_arg(dest_path, "dest_path") }?;
         handle.inner.download_artifacts(index, Path::new(dest))?;
         Ok(())

@@ -1,13 +1,15 @@
 // The C++ wrapper (include/gitlab_runner_api.hpp): errors become glr::Error with the status,
 // function and message, and the last error can be read or thrown after a getter; handles move;
 // getters give string_view / optional; script lines, variables and tags iterate; strings handed
-// out are copied; the log callback gets the library's lines, also from its background thread,
-// and survives being replaced while it runs.
+// out are copied; the log callback gets the library's lines on its event thread, and replacing
+// it is a sync point (also while it runs, and from inside it); one writer per job: hand-over,
+// watchers, keep-alive interval, call timeouts, interrupting a request, shutdown.
 //
 //   wrapper_test                                  offline checks only
-//   wrapper_test GITLAB_URL REGISTRATION_TOKEN    also against a test server holding a queued job
-//                                                 (the default payload) whose first log upload
-//                                                 fails once
+//   wrapper_test GITLAB_URL REGISTRATION_TOKEN    also against a test server holding three queued
+//                                                 jobs (the default payload), the first one's
+//                                                 first log upload failing once, and long polls
+//                                                 held for seconds
 //
 // Built and run by tests/header.rs (with a server) and tests/c_examples.rs (offline, under the
 // memory and thread checkers); prints "wrapper ok (N checks, offline)" or "(N checks, with a
@@ -21,6 +23,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <pthread.h>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -100,10 +103,20 @@ bool wait_for(const std::atomic<bool> &flag, int seconds) {
     return true;
 }
 
+// The calling thread's name (the library names its event thread "glr-events").
+std::string thread_name() {
+    char name[32] = {0};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    return name;
+}
+
+const char *const EVENT_THREAD = "glr-events";
+
 struct LogLine {
     glr::LogLevel level;
     std::string message;
     std::thread::id thread;
+    std::string thread_name;
 };
 
 // What a log callback received, from whichever threads called it.
@@ -111,7 +124,7 @@ class LogRecorder {
   public:
     void add(glr::LogLevel level, std::string_view message) {
         std::lock_guard<std::mutex> lock(mutex_);
-        lines_.push_back(LogLine{level, std::string(message), std::this_thread::get_id()});
+        lines_.push_back(LogLine{level, std::string(message), std::this_thread::get_id(), thread_name()});
     }
     std::vector<LogLine> lines() const {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -135,40 +148,189 @@ class LogRecorder {
 
 bool contains(const std::string &text, std::string_view part) { return text.find(part) != std::string::npos; }
 
-// The log callback on this thread, offline: collecting an artifact entry that matches nothing
-// logs a warning. An exception leaving the callback stays in the wrapper; an empty function
-// removes the callback.
+// A warning the library logs offline: collecting an artifact entry that matches nothing.
+void log_a_warning(const glr::Job &job, const std::string &workdir) {
+    glr::Artifacts artifacts;
+    artifacts.collect(job, workdir, true);
+    CHECK(artifacts.size() == 0);
+}
+
+// How many of those warnings `recorder` received, each on the library's event thread.
+std::size_t warnings(const std::shared_ptr<LogRecorder> &recorder) {
+    return recorder->count([](const LogLine &line) {
+        return line.level == glr::LogLevel::warn && contains(line.message, "missing.txt: no matching files") &&
+               line.thread_name == EVENT_THREAD && line.thread != std::this_thread::get_id();
+    });
+}
+
+// The log callback, offline: lines arrive on the event thread, and replacing the callback (an
+// empty function removes it) is the sync point after which they have all arrived and the
+// replaced callback is gone. An exception leaving the callback stays in the wrapper.
 void check_log_callback_offline() {
     glr::Job job = glr::Job::loads(JOB_DEPENDENCIES_V1);
     std::string workdir = make_temp_dir();
-    auto collect = [&] {
-        glr::Artifacts artifacts;
-        artifacts.collect(job, workdir, true);
-        CHECK(artifacts.size() == 0);
-    };
-    auto warnings = [](const std::shared_ptr<LogRecorder> &recorder) {
-        return recorder->count([](const LogLine &line) {
-            return line.level == glr::LogLevel::warn && contains(line.message, "missing.txt: no matching files") &&
-                   line.thread == std::this_thread::get_id();
-        });
-    };
     auto recorder = std::make_shared<LogRecorder>();
     glr::set_log_callback(LogRecorder::into(recorder));
-    collect();
+    log_a_warning(job, workdir);
+    glr::set_log_callback({});
     CHECK(warnings(recorder) == 1);
+    CHECK(recorder.use_count() == 1); // the wrapper destroyed the removed callback
 
     glr::set_log_callback([](glr::LogLevel, std::string_view) { throw std::runtime_error("from the callback"); });
-    collect();
+    log_a_warning(job, workdir);
 
     glr::set_log_callback(LogRecorder::into(recorder));
-    collect();
-    CHECK(warnings(recorder) == 2);
+    log_a_warning(job, workdir);
     glr::set_log_callback({});
-    collect();
     CHECK(warnings(recorder) == 2);
-    CHECK(recorder.use_count() == 1); // the wrapper let go of the removed callback
+    log_a_warning(job, workdir);
+    glr::set_log_callback({});
+    CHECK(warnings(recorder) == 2);
+    CHECK(recorder.use_count() == 1);
     std::filesystem::remove_all(workdir);
     CHECK(glr::to_string(glr::LogLevel::warn) == "warn" && glr::to_string(glr::LogLevel::debug) == "debug");
+}
+
+// Coordinates a log callback's call on the event thread with the main thread's replacement.
+struct Handshake {
+    explicit Handshake(std::thread::id caller) : main(caller) {}
+    const std::thread::id main;
+    std::atomic<bool> entered{false};              // the callback runs (on the event thread)
+    std::atomic<bool> replacing{false};            // the main thread is about to replace it
+    std::atomic<bool> returned{false};             // the call returned
+    std::atomic<bool> destroyed{false};            // the replaced callback was destroyed
+    std::atomic<bool> destroyed_on_caller{false};  // ... on the main thread
+};
+
+// Part of the replaced callback's state: records its destruction.
+struct Probe {
+    explicit Probe(std::shared_ptr<Handshake> h) : handshake(std::move(h)) {}
+    ~Probe() {
+        handshake->destroyed_on_caller = std::this_thread::get_id() == handshake->main;
+        handshake->destroyed = true;
+    }
+    Probe(const Probe &) = delete;
+    Probe &operator=(const Probe &) = delete;
+    std::shared_ptr<Handshake> handshake;
+};
+
+// Replacing the callback while it runs waits for that call, then destroys it, on the caller's
+// thread. And a callback that replaces the callback itself while the main thread's replacement
+// waits for it does not deadlock; the main thread's callback is the one installed afterwards.
+void check_log_callback_replacement_offline() {
+    glr::Job job = glr::Job::loads(JOB_DEPENDENCIES_V1);
+    std::string workdir = make_temp_dir();
+    auto handshake = std::make_shared<Handshake>(std::this_thread::get_id());
+    {
+        auto probe = std::make_shared<Probe>(handshake);
+        glr::set_log_callback([probe](glr::LogLevel, std::string_view message) {
+            std::shared_ptr<Handshake> h = probe->handshake;
+            bool first = false;
+            if (!contains(std::string(message), "missing.txt") || !h->entered.compare_exchange_strong(first, true))
+                return;
+            wait_for(h->replacing, 30);
+            std::this_thread::sleep_for(std::chrono::milliseconds(100)); // the main thread waits meanwhile
+            h->returned = true;
+        });
+    }
+    log_a_warning(job, workdir);
+    CHECK(wait_for(handshake->entered, 30));
+    handshake->replacing = true;
+    auto inner = std::make_shared<LogRecorder>();
+    auto outer = std::make_shared<LogRecorder>();
+    auto racing = std::make_shared<Handshake>(std::this_thread::get_id());
+    glr::set_log_callback([racing, inner](glr::LogLevel level, std::string_view message) {
+        bool first = false;
+        if (!contains(std::string(message), "missing.txt") || !racing->entered.compare_exchange_strong(first, true))
+            return;
+        wait_for(racing->replacing, 30);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        glr::set_log_callback(LogRecorder::into(inner)); // from a callback: returns at once
+        inner->add(level, message);
+        racing->returned = true;
+    });
+    CHECK(handshake->returned);            // the replacement waited for the running call
+    CHECK(handshake->destroyed);           // and destroyed the callback before returning,
+    CHECK(handshake->destroyed_on_caller); // on this thread
+
+    log_a_warning(job, workdir);
+    CHECK(wait_for(racing->entered, 30));
+    racing->replacing = true;
+    glr::set_log_callback(LogRecorder::into(outer)); // waits for the callback that replaces it
+    CHECK(racing->returned);
+    log_a_warning(job, workdir);
+    glr::set_log_callback({});
+    CHECK(warnings(inner) == 1); // only the line the racing callback passed on itself
+    CHECK(warnings(outer) == 1); // this thread's choice is the one left installed
+    CHECK(inner.use_count() == 1 && outer.use_count() == 1 && racing.use_count() == 1);
+    std::filesystem::remove_all(workdir);
+}
+
+// One writer per job, offline: a hand-over makes a watcher whose log functions throw
+// NotOwnerError, the dump loads as an owner (loads/load) or a watcher (watch_loads/watch_load),
+// a failed hand-over leaves the owner; the keep-alive interval and call timeouts are checked;
+// shutdown reports the text an unreachable GitLab did not acknowledge.
+void check_one_writer_offline() {
+    glr::Job job = glr::Job::loads(JOB_V1);
+    CHECK(!job.is_watcher());
+    expect_error([&] { job.set_keepalive_interval(std::chrono::seconds(0)); }, GLR_ERR_INVALID_ARGUMENT,
+                 "glr_job_set_keepalive_interval");
+    expect_error([&] { job.set_keepalive_interval(std::chrono::seconds(2701)); }, GLR_ERR_INVALID_ARGUMENT,
+                 "glr_job_set_keepalive_interval");
+    job.set_keepalive_interval(std::chrono::minutes(2));
+    expect_error([&] { job.set_call_timeout(std::chrono::milliseconds(-1)); }, GLR_ERR_INVALID_ARGUMENT,
+                 "glr_job_set_call_timeout");
+    job.set_call_timeout(std::chrono::seconds(0));
+
+    std::string dir = make_temp_dir();
+    expect_error([&] { job.hand_over_dump(dir + "/missing/job.json"); }, GLR_ERR_IO, "glr_job_hand_over_dump");
+    CHECK(!job.is_watcher()); // still the owner
+    std::string dump = job.hand_over_dumps();
+    CHECK(job.is_watcher());
+    CHECK(job.log() == "log so far\n"); // the log as it was at hand-over
+    expect_error<glr::NotOwnerError>([&] { job.append_log("x"); }, GLR_ERR_NOT_OWNER, "glr_job_log_append");
+    expect_error<glr::NotOwnerError>([&] { job.flush_log(); }, GLR_ERR_NOT_OWNER, "glr_job_log_flush");
+    expect_error<glr::NotOwnerError>([&] { job.dumps(); }, GLR_ERR_NOT_OWNER, "glr_job_dumps");
+    expect_error<glr::NotOwnerError>([&] { job.hand_over_dumps(); }, GLR_ERR_NOT_OWNER, "glr_job_hand_over_dumps");
+    expect_error<glr::NotOwnerError>([&] { job.set_log_limit(4096); }, GLR_ERR_NOT_OWNER, "glr_job_set_log_limit");
+
+    glr::Job watcher = glr::Job::watch_loads(dump);
+    CHECK(watcher.is_watcher() && watcher.id() == 7);
+    expect_error<glr::NotOwnerError>([&] { watcher.append_log("x"); }, GLR_ERR_NOT_OWNER, "glr_job_log_append");
+    expect_error([] { glr::Job::watch_loads("not json"); }, GLR_ERR_PARSE, "glr_job_watch_loads");
+    expect_error([&] { glr::Job::watch_load(dir + "/missing.json"); }, GLR_ERR_IO, "glr_job_watch_load");
+
+    glr::Job owner = glr::Job::loads(dump);
+    CHECK(!owner.is_watcher() && owner.log() == "log so far\n");
+    std::string path = dir + "/job.json";
+    owner.hand_over_dump(path);
+    CHECK(owner.is_watcher());
+    CHECK(glr::Job::watch_load(path).is_watcher());
+    glr::Job next = glr::Job::load(path);
+    CHECK(!next.is_watcher());
+
+    // The owner's text cannot reach GitLab (nothing listens on port 9): shutdown says so.
+    next.append_log("never acknowledged\n");
+    expect_error([] { glr::shutdown(std::chrono::milliseconds(-1)); }, GLR_ERR_INVALID_ARGUMENT, "glr_shutdown");
+    try {
+        glr::shutdown(std::chrono::milliseconds(300));
+        std::cerr << "glr::shutdown did not throw\n";
+        std::exit(1);
+    } catch (const glr::Error &e) {
+        CHECK(e.status() == GLR_ERR_TIMEOUT || e.status() == GLR_ERR_NETWORK);
+        CHECK(e.status() != GLR_ERR_TIMEOUT || dynamic_cast<const glr::TimeoutError *>(&e) != nullptr);
+        CHECK(e.function() == "glr_shutdown");
+        CHECK(contains(e.message(), "job 7: ") && contains(e.message(), " bytes not acknowledged"));
+    }
+    std::filesystem::remove_all(dir);
+
+    glr::Runner runner = glr::Runner::loads(RUNNER_V1);
+    expect_error([&] { runner.set_call_timeout(std::chrono::milliseconds(-5)); }, GLR_ERR_INVALID_ARGUMENT,
+                 "glr_runner_set_call_timeout");
+    runner.set_call_timeout(std::chrono::milliseconds(0));
+    runner.interrupt(); // nothing in progress: a no-op
+    glr::Runner moved = std::move(runner);
+    expect_error([&] { runner.interrupt(); }, GLR_ERR_NULL_ARGUMENT, "glr_runner_interrupt");
 }
 
 // Dependencies' artifact files, offline; and telling an unknown size from a bad index.
@@ -206,45 +368,118 @@ void check_system_id_offline() {
     CHECK(before == "s_cppwrapper12");
 }
 
-// Coordinates the log callback's call on the uploader thread with the main thread's replacement.
-struct Handshake {
-    std::atomic<bool> entered{false};             // the callback runs on the uploader thread
-    std::atomic<bool> replaced{false};            // the main thread has replaced it
-    std::atomic<bool> alive_when_replaced{false}; // the call's own state was still there then
-    std::atomic<bool> returned{false};            // the call returned
-    std::atomic<bool> destroyed{false};           // the replaced callback was destroyed
-};
+// Takes the next queued job (each comes at once: they were queued before the program started).
+glr::Job take_job(glr::Runner &runner) {
+    std::optional<glr::Job> job;
+    for (int i = 0; i < 50 && !job; ++i)
+        job = runner.request_job();
+    CHECK(job);
+    return std::move(*job);
+}
 
-// Part of the replaced callback's state: records its destruction.
-struct Probe {
-    explicit Probe(std::shared_ptr<Handshake> h) : handshake(std::move(h)) {}
-    ~Probe() { handshake->destroyed = true; }
-    Probe(const Probe &) = delete;
-    Probe &operator=(const Probe &) = delete;
-    std::shared_ptr<Handshake> handshake;
-};
+// Against the test server: the second job is handed over as a string and finished by its new
+// owner (its former handle, a watcher, refuses log text but keeps the job alive); the third is
+// handed over through a file (after a hand-over that could not write it) and failed by the
+// process that loads it. tests/header.rs checks what the server stored.
+void check_hand_over_with_server(glr::Runner &runner) {
+    glr::Job first = take_job(runner);
+    first.append_log("wrapper_test handover: by the first owner\n");
+    std::string dump = first.hand_over_dumps();
+    CHECK(first.is_watcher());
+    expect_error<glr::NotOwnerError>([&] { first.append_log("lost\n"); }, GLR_ERR_NOT_OWNER, "glr_job_log_append");
+    expect_error<glr::NotOwnerError>([&] { first.flush_log(); }, GLR_ERR_NOT_OWNER, "glr_job_log_flush");
+    CHECK(contains(first.log(), "wrapper_test handover: by the first owner\n"));
+    first.set_keepalive_interval(std::chrono::seconds(1));
+    first.auth(); // a watcher keeps the job alive
+    CHECK(first.state() == glr::JobState::running);
+
+    glr::Job owner = glr::Job::loads(dump);
+    CHECK(!owner.is_watcher() && owner.id() == first.id());
+    owner.append_log("wrapper_test handover: by the new owner\n");
+    glr::shutdown(std::chrono::seconds(30)); // GitLab acknowledges the new owner's text
+    owner.set_success();
+    CHECK(owner.state() == glr::JobState::success);
+
+    glr::Job third = take_job(runner);
+    third.append_log("wrapper_test file handover: before\n");
+    std::string dir = make_temp_dir();
+    expect_error([&] { third.hand_over_dump(dir + "/missing/job.json"); }, GLR_ERR_IO, "glr_job_hand_over_dump");
+    CHECK(!third.is_watcher());
+    std::string path = dir + "/job.json";
+    third.hand_over_dump(path);
+    CHECK(third.is_watcher());
+    glr::Job watcher = glr::Job::watch_load(path);
+    CHECK(watcher.is_watcher() && watcher.id() == third.id());
+    glr::Job loaded = glr::Job::load(path);
+    CHECK(!loaded.is_watcher());
+    loaded.append_log("wrapper_test file handover: after\n");
+    expect_error<glr::NotOwnerError>([&] { watcher.append_log("lost\n"); }, GLR_ERR_NOT_OWNER, "glr_job_log_append");
+    loaded.set_exit_code(3);
+    loaded.set_failed(glr::FailureReason::script);
+    CHECK(loaded.state() == glr::JobState::failed);
+    std::filesystem::remove_all(dir);
+}
+
+// Against the test server, once no job is left: Runner::interrupt() from this thread ends a
+// request_job() held in GitLab's long poll on another thread within a second; the next call is
+// not affected, and runs into the runner's call timeout instead.
+void check_interrupt_and_timeout_with_server(glr::Runner &runner) {
+    using clock = std::chrono::steady_clock;
+    std::atomic<int> calls{0};
+    std::atomic<bool> done{false};
+    std::atomic<bool> interrupted{false};
+    std::atomic<bool> unexpected{false};
+    std::thread poller([&] {
+        const clock::time_point deadline = clock::now() + std::chrono::seconds(30);
+        while (clock::now() < deadline) {
+            ++calls;
+            try {
+                if (runner.request_job()) {
+                    unexpected = true; // no job is queued
+                    break;
+                }
+            } catch (const glr::InterruptedError &e) {
+                interrupted = e.status() == GLR_ERR_INTERRUPTED && e.function() == "glr_runner_request_job";
+                break;
+            } catch (...) {
+                unexpected = true;
+                break;
+            }
+        }
+        done = true;
+    });
+    // The first call learns the queue's state; the second waits in the long poll.
+    const clock::time_point waiting = clock::now() + std::chrono::seconds(10);
+    while (calls.load() < 2 && clock::now() < waiting)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const clock::time_point sent = clock::now();
+    runner.interrupt();
+    CHECK(wait_for(done, 30));
+    const clock::duration took = clock::now() - sent;
+    poller.join();
+    CHECK(calls.load() >= 2 && !unexpected && interrupted);
+    CHECK(took < std::chrono::seconds(1));
+
+    runner.set_call_timeout(std::chrono::milliseconds(300));
+    const clock::time_point started = clock::now();
+    expect_error<glr::TimeoutError>(
+        [&] {
+            for (int i = 0; i < 3; ++i)
+                runner.request_job(); // the long poll holds each for seconds
+        },
+        GLR_ERR_TIMEOUT, "glr_runner_request_job");
+    CHECK(clock::now() - started < std::chrono::seconds(2));
+    runner.set_call_timeout(std::chrono::milliseconds(0));
+}
 
 // Against the test server: the system_id reaches GitLab, dependency archives are described and
-// downloaded, the log callback runs on the library's uploader thread and, replaced while it
-// runs there, finishes with its own state intact and is destroyed afterwards.
+// downloaded, the log callback gets the library's lines on its event thread (the retry of the
+// first upload's failure included) and replacing it is the sync point after which they are all
+// there; then one writer per job, interrupting and timing out.
 void check_with_server(const std::string &url, const std::string &registration_token) {
-    const std::thread::id main_thread = std::this_thread::get_id();
     auto recorder = std::make_shared<LogRecorder>();
-    auto handshake = std::make_shared<Handshake>();
-    {
-        auto probe = std::make_shared<Probe>(handshake);
-        glr::set_log_callback([recorder, probe, main_thread](glr::LogLevel level, std::string_view message) {
-            std::shared_ptr<Handshake> h = probe->handshake; // the call's own reference
-            recorder->add(level, message);
-            bool first = false;
-            if (std::this_thread::get_id() == main_thread || !h->entered.compare_exchange_strong(first, true))
-                return;
-            // Hold this background call until the main thread has replaced the callback.
-            wait_for(h->replaced, 30);
-            h->alive_when_replaced = !h->destroyed;
-            h->returned = true;
-        });
-    }
+    glr::set_log_callback(LogRecorder::into(recorder));
 
     expect_error<glr::AuthError>([&] { glr::Runner::register_runner(url, "wrong-token"); }, GLR_ERR_AUTH,
                                  "glr_runner_register");
@@ -254,48 +489,48 @@ void check_with_server(const std::string &url, const std::string &registration_t
 
     glr::Runner runner = glr::Runner::register_runner(url, registration_token);
     runner.set_system_id("s_cppwrapper12"); // the server records it with the job it hands out
-    std::optional<glr::Job> job;
-    for (int i = 0; i < 50 && !job; ++i)
-        job = runner.request_job();
-    CHECK(job);
+    glr::Job job = take_job(runner);
 
     // The default payload depends on the server's fixture job "build" and its archive.
-    CHECK(job->dependency_count() == 1);
-    std::optional<std::string> filename = job->dependency_artifacts_filename(0);
+    CHECK(job.dependency_count() == 1);
+    std::optional<std::string> filename = job.dependency_artifacts_filename(0);
     CHECK(filename == std::optional<std::string>("artifacts.zip"));
-    std::optional<int64_t> size = job->dependency_artifacts_size(0);
+    std::optional<int64_t> size = job.dependency_artifacts_size(0);
     CHECK(size && *size > 0);
     std::string dir = make_temp_dir();
     std::string zip = dir + "/" + *filename;
-    job->download_artifacts(0, zip);
+    job.download_artifacts(0, zip);
     CHECK(std::filesystem::file_size(zip) == static_cast<std::uintmax_t>(*size));
     std::filesystem::remove_all(dir);
 
-    // The first upload of the log fails once: the uploader thread logs it, and its call is held
-    // while this thread replaces the callback.
-    job->append_log("wrapper_test: first line\n");
-    CHECK(wait_for(handshake->entered, 30));
+    // The first upload of the log fails once; the library retries and says so.
+    job.append_log("wrapper_test: first line\n");
+    job.flush_log();
     auto replacement = std::make_shared<LogRecorder>();
-    glr::set_log_callback(LogRecorder::into(replacement));
-    handshake->replaced = true;
-    CHECK(wait_for(handshake->returned, 30));
-    CHECK(handshake->alive_when_replaced);
-    CHECK(wait_for(handshake->destroyed, 30)); // with the call that held it last
+    glr::set_log_callback(LogRecorder::into(replacement)); // sync point
+    CHECK(recorder.use_count() == 1);                       // the replaced callback is gone
+    std::vector<LogLine> lines = recorder->lines();
+    CHECK(!lines.empty());
+    CHECK(recorder->count([](const LogLine &l) { return l.thread_name != EVENT_THREAD; }) == 0);
+    CHECK(recorder->count([](const LogLine &l) {
+        return l.level == glr::LogLevel::info && contains(l.message, "registered runner");
+    }) == 1);
+    CHECK(recorder->count([](const LogLine &l) {
+        return l.level == glr::LogLevel::debug && contains(l.message, "500") && contains(l.message, "retrying in");
+    }) >= 1);
 
-    job->append_log("wrapper_test: after the replacement\n");
-    job->set_success();
-    CHECK(job->state() == glr::JobState::success);
+    job.append_log("wrapper_test: after the replacement\n");
+    job.set_success();
+    CHECK(job.state() == glr::JobState::success);
+
+    check_hand_over_with_server(runner);
+    check_interrupt_and_timeout_with_server(runner);
     glr::set_log_callback({});
 
-    std::vector<LogLine> lines = recorder->lines();
     std::vector<LogLine> later = replacement->lines();
-    CHECK(recorder->count([&](const LogLine &l) {
-        return l.level == glr::LogLevel::info && contains(l.message, "registered runner") && l.thread == main_thread;
-    }) == 1);
-    CHECK(recorder->count([&](const LogLine &l) { return l.thread != main_thread; }) >= 1);
-    CHECK(replacement->count([](const LogLine &l) { return contains(l.message, "reported success"); }) == 1);
+    CHECK(replacement->count([](const LogLine &l) { return contains(l.message, "reported success"); }) >= 2);
     lines.insert(lines.end(), later.begin(), later.end());
-    std::string job_token(job->token()), runner_token(runner.token());
+    std::string job_token(job.token()), runner_token(runner.token());
     CHECK(!job_token.empty() && !runner_token.empty() && !registration_token.empty());
     for (const LogLine &line : lines)
         CHECK(!contains(line.message, job_token) && !contains(line.message, runner_token) &&
@@ -435,6 +670,8 @@ int main(int argc, char **argv) {
     check_dependencies_offline();
     check_system_id_offline();
     check_log_callback_offline();
+    check_log_callback_replacement_offline();
+    check_one_writer_offline();
     if (argc == 3)
         check_with_server(argv[1], argv[2]);
 

@@ -8,9 +8,10 @@ Usage:
 Against a GitLab (or the glr-testserver) that has a job queued for a runner tagged
 "python,ctypes" (or for any runner), it runs the whole cycle a runner written in another language
 would: register -> check_auth -> dumps/loads of the runner -> request_job -> job properties ->
-log appends (with non-ASCII text) -> glr_job_dumps -> glr_job_loads (a second handle) -> more log
-through the second handle -> glr_job_set_success, plus the error paths of the C contract (NULL
-arguments, invalid UTF-8, bad token, finishing twice). Every handle and every returned string is
+log appends (with non-ASCII text) -> glr_job_hand_over_dumps (the first handle becomes a watcher)
+-> glr_job_loads (the new owner) -> more log through the new owner -> glr_job_set_success ->
+glr_shutdown, plus the error paths of the C contract (NULL arguments, invalid UTF-8, bad token,
+finishing twice, a watcher's log functions, out-of-range timeouts). Every handle and every returned string is
 freed.
 
 Progress goes to stderr. On success the last line on stdout is one JSON object (ASCII only) that
@@ -65,10 +66,12 @@ GLR_ERR_AUTH = C_API.GLR_ERR_AUTH
 GLR_ERR_ALREADY_FINISHED = C_API.GLR_ERR_ALREADY_FINISHED
 GLR_ERR_PARSE = C_API.GLR_ERR_PARSE
 GLR_ERR_IO = C_API.GLR_ERR_IO
+GLR_ERR_NOT_OWNER = C_API.GLR_ERR_NOT_OWNER
 ALL_STATUSES = [
     C_API.GLR_OK, C_API.GLR_ERR_NULL_ARGUMENT, C_API.GLR_ERR_INVALID_ARGUMENT, C_API.GLR_ERR_INVALID_UTF8,
     C_API.GLR_ERR_AUTH, C_API.GLR_ERR_JOB_CANCELED, C_API.GLR_ERR_ALREADY_FINISHED, C_API.GLR_ERR_NETWORK,
-    C_API.GLR_ERR_HTTP, C_API.GLR_ERR_PARSE, C_API.GLR_ERR_IO, C_API.GLR_ERR_NOT_FOUND, C_API.GLR_ERR_PANIC,
+    C_API.GLR_ERR_HTTP, C_API.GLR_ERR_PARSE, C_API.GLR_ERR_IO, C_API.GLR_ERR_NOT_FOUND, C_API.GLR_ERR_NOT_OWNER,
+    C_API.GLR_ERR_TIMEOUT, C_API.GLR_ERR_INTERRUPTED, C_API.GLR_ERR_PANIC,
 ]
 FAILURE_REASONS = [0, 1, 2, 3, 4, 5, 6, 8, 31, 32, 33]
 GLR_FAILURE_SCRIPT = 1
@@ -437,7 +440,7 @@ class Tester:
         self.eq("glr_job_log of the first handle", self.job_log(job), expected_log)
         self.fails("glr_job_log", GLR_ERR_NULL_ARGUMENT, job, None, None)
 
-        # ---- glr_job_dumps -> glr_job_loads: a second handle ----
+        # ---- glr_job_dumps: a snapshot, in JSON ----
         self.fails("glr_job_dumps", GLR_ERR_NULL_ARGUMENT, job, None)
         dumped = self.owned_string("glr_job_dumps", job)
         try:
@@ -451,8 +454,34 @@ class Tester:
         self.fails("glr_job_loads", GLR_ERR_PARSE, b'{"not": "a job"}', byref(bad))
         self.eq("glr_job_loads out-param after failures (must be untouched)", self.addr(bad), 0x5E17)
 
+        # ---- glr_job_hand_over_dumps: the first handle becomes a watcher ----
+        self.fails("glr_job_hand_over_dumps", GLR_ERR_NULL_ARGUMENT, None, byref(OwnedStr()))
+        self.fails("glr_job_hand_over_dumps", GLR_ERR_NULL_ARGUMENT, job, None)
+        self.eq("glr_job_is_watcher(NULL)", L.glr_job_is_watcher(None), -1)
+        self.eq("glr_job_is_watcher of the job taken", L.glr_job_is_watcher(job), 0)
+        self.fails("glr_job_set_keepalive_interval", GLR_ERR_INVALID_ARGUMENT, job, 0)
+        self.fails("glr_job_set_keepalive_interval", GLR_ERR_INVALID_ARGUMENT, job, 2701)
+        self.ok("glr_job_set_keepalive_interval", job, 60)
+        self.fails("glr_job_set_call_timeout", GLR_ERR_INVALID_ARGUMENT, job, -1)
+        self.ok("glr_job_set_call_timeout", job, 0)
+        handed = self.owned_string("glr_job_hand_over_dumps", job)
+        self.eq("glr_job_is_watcher after glr_job_hand_over_dumps", L.glr_job_is_watcher(job), 1)
+        self.fails("glr_job_log_append", GLR_ERR_NOT_OWNER, job, b"refused\n", 8)
+        self.fails("glr_job_log_flush", GLR_ERR_NOT_OWNER, job)
+        self.fails("glr_job_dumps", GLR_ERR_NOT_OWNER, job, byref(OwnedStr()))
+        self.fails("glr_job_hand_over_dumps", GLR_ERR_NOT_OWNER, job, byref(OwnedStr()))
+        self.eq("glr_job_log of the watcher (as handed over)", self.job_log(job), expected_log)
+        watcher = JobP()
+        self.fails("glr_job_watch_loads", GLR_ERR_NULL_ARGUMENT, None, byref(watcher))
+        self.fails("glr_job_watch_loads", GLR_ERR_PARSE, b'{"not": "a job"}', byref(watcher))
+        self.ok("glr_job_watch_loads", handed, byref(watcher))
+        self.eq("glr_job_is_watcher of glr_job_watch_loads' job", L.glr_job_is_watcher(watcher), 1)
+        self.eq("glr_job_id of the watcher", L.glr_job_id(watcher), props["id"])
+        L.glr_job_free(watcher)
+
         loaded = JobP()
-        self.ok("glr_job_loads", dumped, byref(loaded))
+        self.ok("glr_job_loads", handed, byref(loaded))
+        self.eq("glr_job_is_watcher of the new owner", L.glr_job_is_watcher(loaded), 0)
         self.check(bool(loaded) and self.addr(loaded) != self.addr(job), "glr_job_loads did not give a new handle")
         self.eq("job properties after glr_job_dumps -> glr_job_loads", self.job_props(loaded), props)
         self.eq("glr_job_state of the loaded job", L.glr_job_state(loaded), GLR_JOB_RUNNING)
@@ -488,6 +517,9 @@ class Tester:
         self.eq("glr_job_log after glr_job_dump -> glr_job_load", self.job_log(from_file), expected_log)
         self.fails("glr_job_set_success", GLR_ERR_ALREADY_FINISHED, from_file, None)
 
+        self.fails("glr_shutdown", GLR_ERR_INVALID_ARGUMENT, -1)
+        self.ok("glr_shutdown", 30000)  # nothing is left to upload
+
         L.glr_job_free(from_file)
         L.glr_job_free(loaded)
         L.glr_job_free(job)
@@ -511,6 +543,11 @@ class Tester:
         L.glr_register_options_free(opts)
         props = self.check_runner(runner, args.url)
         log(f"registered runner {props['id']}")
+        self.ok("glr_runner_check_auth", runner)
+        self.fails("glr_runner_interrupt", GLR_ERR_NULL_ARGUMENT, None)
+        self.ok("glr_runner_interrupt", runner)  # nothing in progress: later calls are not affected
+        self.fails("glr_runner_set_call_timeout", GLR_ERR_INVALID_ARGUMENT, runner, -1)
+        self.ok("glr_runner_set_call_timeout", runner, 60000)
         self.ok("glr_runner_check_auth", runner)
         self.eq("glr_last_error_code after a success", L.glr_last_error_code(), GLR_OK)
         self.eq("glr_last_error_message after a success", L.glr_last_error_message(None, 0), 0)

@@ -11,13 +11,17 @@ gitlab_runner_api._lib. Importing fails with ImportError when none has the ABI t
 """
 
 from . import _lib, cli, failure_reasons, utils
+from ._process import shutdown
 from .artifacts import Artifacts, extract_artifacts
 from .exceptions import (
     AlreadyFinishedExcpetion,
     APIExcpetion,
     AuthException,
+    CallInterruptedError,
+    CallTimeoutError,
     GitlabRunnerApiError,
     JobCancelledException,
+    NotOwnerError,
 )
 from .job import EnvVar, Job, JobLog
 from .runner import Runner
@@ -42,5 +46,9 @@ __all__ = [
     "EnvVar",
     "JobLog",
     "GitlabRunnerApiError",
+    "NotOwnerError",
+    "CallTimeoutError",
+    "CallInterruptedError",
     "extract_artifacts",
+    "shutdown",
 ]

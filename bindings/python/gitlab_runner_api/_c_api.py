@@ -25,6 +25,9 @@ GLR_ERR_HTTP = -8
 GLR_ERR_PARSE = -9
 GLR_ERR_IO = -10
 GLR_ERR_NOT_FOUND = -11
+GLR_ERR_NOT_OWNER = -12
+GLR_ERR_TIMEOUT = -13
+GLR_ERR_INTERRUPTED = -14
 GLR_ERR_PANIC = -99
 
 GLR_JOB_STATES = {0: "running", 1: "success", 2: "failed", 3: "canceling", 4: "canceled"}
@@ -100,6 +103,8 @@ SIGNATURES = {
     "glr_runner_loads": (status_t, [c_char_p, POINTER(RunnerP)]),
     "glr_runner_dump": (status_t, [RunnerP, c_char_p]),
     "glr_runner_load": (status_t, [c_char_p, POINTER(RunnerP)]),
+    "glr_runner_set_call_timeout": (status_t, [RunnerP, c_int64]),
+    "glr_runner_interrupt": (status_t, [RunnerP]),
     "glr_runner_free": (None, [RunnerP]),
     "glr_runner_id": (c_int64, [RunnerP]),
     "glr_runner_api_url": (c_char_p, [RunnerP]),
@@ -155,12 +160,19 @@ SIGNATURES = {
     "glr_job_auth": (status_t, [JobP]),
     "glr_job_set_exit_code": (status_t, [JobP, c_int32]),
     "glr_job_set_log_limit": (status_t, [JobP, c_size_t]),
+    "glr_job_set_keepalive_interval": (status_t, [JobP, c_int64]),
+    "glr_job_set_call_timeout": (status_t, [JobP, c_int64]),
     "glr_job_set_success": (status_t, [JobP, ArtifactsP]),
     "glr_job_set_failed": (status_t, [JobP, c_int32, ArtifactsP]),
     "glr_job_dumps": (status_t, [JobP, POINTER(OwnedStr)]),
     "glr_job_loads": (status_t, [c_char_p, POINTER(JobP)]),
     "glr_job_dump": (status_t, [JobP, c_char_p]),
     "glr_job_load": (status_t, [c_char_p, POINTER(JobP)]),
+    "glr_job_hand_over_dumps": (status_t, [JobP, POINTER(OwnedStr)]),
+    "glr_job_hand_over_dump": (status_t, [JobP, c_char_p]),
+    "glr_job_watch_loads": (status_t, [c_char_p, POINTER(JobP)]),
+    "glr_job_watch_load": (status_t, [c_char_p, POINTER(JobP)]),
+    "glr_job_is_watcher": (c_int32, [JobP]),
     "glr_job_free": (None, [JobP]),
     "glr_job_dependency_count": (c_size_t, [JobP]),
     "glr_job_dependency_id": (c_int64, [JobP, c_size_t]),
@@ -175,4 +187,6 @@ SIGNATURES = {
     "glr_artifacts_count": (c_size_t, [ArtifactsP]),
     "glr_artifacts_collect": (status_t, [ArtifactsP, JobP, c_char_p, c_int32]),
     "glr_extract_artifacts": (status_t, [c_char_p, c_char_p]),
+    # the process
+    "glr_shutdown": (status_t, [c_int64]),
 }

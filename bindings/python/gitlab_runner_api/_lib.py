@@ -14,6 +14,8 @@ The library found must report glr_abi_version() == ABI_VERSION, else ImportError
 
 import ctypes
 import ctypes.util
+import datetime
+import math
 import os
 import sys
 from ctypes import byref, c_size_t, c_uint32, c_void_p  # noqa: F401 (others use _lib.c_size_t)
@@ -132,6 +134,36 @@ def take(ptr, length=None):
     return data.decode("utf-8", "replace")
 
 
+# ---- durations ------------------------------------------------------------------------------
+
+_INT64_MAX = 2**63 - 1
+
+
+def seconds_value(seconds, what):
+    """A duration given as a number of seconds (int or float) or a datetime.timedelta, as a
+    number of seconds; TypeError / ValueError for anything else, NaN or infinity."""
+    if isinstance(seconds, datetime.timedelta):
+        seconds = seconds.total_seconds()
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError("%s must be a number of seconds, not %s" % (what, type(seconds).__name__))
+    if isinstance(seconds, float) and (math.isnan(seconds) or math.isinf(seconds)):
+        raise ValueError("%s must be a finite number of seconds, not %r" % (what, seconds))
+    return seconds
+
+
+def milliseconds(seconds, what):
+    """A call timeout in seconds (None: the library's default) as the C API's milliseconds. A
+    positive duration is at least 1 ms (0 means the default there); a negative one stays
+    negative, for the library to refuse."""
+    if seconds is None:
+        return 0
+    seconds = seconds_value(seconds, what)
+    ms = math.ceil(seconds * 1000) if seconds > 0 else math.floor(seconds * 1000)
+    if abs(ms) > _INT64_MAX:
+        raise ValueError("%s is too large: %r seconds" % (what, seconds))
+    return int(ms)
+
+
 def version():
     """The library's version, e.g. "0.1.0"."""
     return py_str(lib.glr_version())
@@ -160,6 +192,10 @@ _ERRORS = {
     GLR_ERR_PARSE: exceptions.ParseError,
     GLR_ERR_IO: exceptions.LibraryIOError,
     GLR_ERR_NOT_FOUND: exceptions.NotFoundError,
+
+    GLR_ERR_NOT_OWNER: exceptions.NotOwnerError,
+    GLR_ERR_TIMEOUT: exceptions.CallTimeoutError,
+    GLR_ERR_INTERRUPTED: exceptions.CallInterruptedError,
     GLR_ERR_PANIC: exceptions.InternalError,
 }
 

@@ -6,7 +6,8 @@ C library's GLR_ERR_* value), `function` (the C function) and `message` (the lib
 which never contains a token). Where a built-in exception says the same, the class also derives
 from it, so code written for the Python package keeps working: bad arguments and unreadable
 persisted data are ValueErrors, a missing registry credential is a KeyError, file errors are
-OSErrors, network errors are ConnectionErrors.
+OSErrors, network errors are ConnectionErrors, a call that ran out of time is a TimeoutError and
+one another thread ended is an InterruptedError.
 """
 
 
@@ -72,6 +73,21 @@ class NotFoundError(GitlabRunnerApiError, KeyError):
         return GitlabRunnerApiError.__str__(self)
 
 
+class NotOwnerError(GitlabRunnerApiError):
+    """This Job no longer writes the job's log: it was handed over (Job.hand_over_dump()), it is
+    a watcher (Job.watch_load()), or a fork()ed child's copy of its parent's job
+    (GLR_ERR_NOT_OWNER)."""
+
+
+class CallTimeoutError(GitlabRunnerApiError, TimeoutError):
+    """The call's own time bound ran out (set_call_timeout(), shutdown()) (GLR_ERR_TIMEOUT)."""
+
+
+class CallInterruptedError(GitlabRunnerApiError, InterruptedError):
+    """Another thread ended the call: Runner.interrupt(), or the handle was closed meanwhile
+    (GLR_ERR_INTERRUPTED)."""
+
+
 class InternalError(GitlabRunnerApiError, RuntimeError):
     """A bug inside the library was caught at its boundary (GLR_ERR_PANIC): please report it."""
 
@@ -98,5 +114,8 @@ __all__ = [
     "ParseError",
     "LibraryIOError",
     "NotFoundError",
+    "NotOwnerError",
+    "CallTimeoutError",
+    "CallInterruptedError",
     "InternalError",
 ]

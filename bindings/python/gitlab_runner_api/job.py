@@ -154,9 +154,9 @@ class Job(Handle):
     def close(self):
         """Uploads the log text GitLab does not have yet (best effort, while the job runs: the
         Python package uploaded on every `+=`), then frees the C handle. Also run when the
-        object is garbage-collected."""
+        object is garbage-collected. A watcher has no text to upload."""
         ptr = self._ptr
-        if ptr and lib.glr_job_state(ptr) in (0, 3):  # running, canceling
+        if ptr and lib.glr_job_state(ptr) in (0, 3) and lib.glr_job_is_watcher(ptr) == 0:  # running, canceling
             try:
                 lib.glr_job_log_flush(ptr)
             except Exception:
@@ -194,6 +194,60 @@ class Job(Handle):
     def dump(self, filename):
         """Writes dumps() to `filename`, atomically and with mode 0600."""
         _lib.call("glr_job_dump", self._handle(), _lib.c_str(filename, "filename"))
+
+    # ---- one writer per job (not in the Python package) ------------------------------------
+
+    def hand_over_dumps(self):
+        """Hands the job over to whoever loads the returned string with Job.loads(): waits for
+        an upload in flight to get its answer, serialises the job, and makes this object a
+        watcher (see `is_watcher`). The loader sends every byte GitLab did not acknowledge to
+        this object, exactly once. On failure nothing changed: this object still writes the log.
+        dumps() instead is a snapshot: with it, two objects would write the log."""
+        out = _lib.OwnedStr()
+        _lib.call("glr_job_hand_over_dumps", self._handle(), byref(out))
+        return _lib.take(out)
+
+    def hand_over_dump(self, filename):
+        """As hand_over_dumps(), writing the dump to `filename` (atomically, mode 0600) for
+        Job.load(). When the file cannot be written, this object still writes the log."""
+        _lib.call("glr_job_hand_over_dump", self._handle(), _lib.c_str(filename, "filename"))
+
+    @classmethod
+    def watch_loads(cls, data):
+        """A watcher of a handed-over job (from hand_over_dumps() output), offline: it keeps the
+        job alive at GitLab and learns cancels while the process that loads the same dump with
+        Job.loads() writes the log."""
+        raw = _lib.JobP()
+        _lib.call("glr_job_watch_loads", _lib.c_str(data, "data"), byref(raw))
+        return cls._adopt(raw)
+
+    @classmethod
+    def watch_load(cls, filename):
+        """As watch_loads(), from a file written by hand_over_dump()."""
+        raw = _lib.JobP()
+        _lib.call("glr_job_watch_load", _lib.c_str(filename, "filename"), byref(raw))
+        return cls._adopt(raw)
+
+    @property
+    def is_watcher(self):
+        """True once this object no longer writes the job's log (handed over, loaded with
+        watch_load(s), or a fork()ed child's copy of its parent's job): appending to the log
+        raises NotOwnerError; auth(), set_success() and set_failed() still work."""
+        return lib.glr_job_is_watcher(self._handle()) == 1
+
+    def set_keepalive_interval(self, seconds):
+        """How long the job may go without an exchange with GitLab before the background sends a
+        keep-alive: whole seconds from 1 to 2700 (default 30)."""
+        value = _lib.seconds_value(seconds, "seconds")
+        if value != int(value):
+            raise ValueError("the keep-alive interval is whole seconds, not %r" % (seconds,))
+        _lib.call("glr_job_set_keepalive_interval", self._handle(), int(value))
+
+    def set_call_timeout(self, seconds):
+        """Bounds each network call of this job from now on (log.flush(), auth(), set_success(),
+        set_failed() with their uploads, download_artifacts()): past `seconds` (a float), it
+        raises CallTimeoutError. None or 0 restores the default, 5 minutes."""
+        _lib.call("glr_job_set_call_timeout", self._handle(), _lib.milliseconds(seconds, "seconds"))
 
     # ---- talking to GitLab ----------------------------------------------------------------
 

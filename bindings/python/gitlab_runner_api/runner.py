@@ -146,8 +146,8 @@ class Runner(Handle):
         _lib.call("glr_runner_check_auth", self._handle())
 
     def request_job(self):
-        """Asks GitLab for a job (long polling: may wait up to about a minute). Returns a Job, or
-        None when there is none now."""
+        """Asks GitLab for a job (long polling: may wait up to about a minute; see
+        set_call_timeout() and interrupt()). Returns a Job, or None when there is none now."""
         from .job import Job
 
         raw = _lib.JobP()
@@ -157,6 +157,18 @@ class Runner(Handle):
         job = Job._adopt(raw)
         job._start_log()
         return job
+
+    def set_call_timeout(self, seconds):
+        """Bounds each network call of this runner from now on (request_job() with its long
+        poll, check_auth(), unregister()): past `seconds` (a float), it raises
+        CallTimeoutError. None or 0 restores the default, 5 minutes. Not in the Python package."""
+        _lib.call("glr_runner_set_call_timeout", self._handle(), _lib.milliseconds(seconds, "seconds"))
+
+    def interrupt(self):
+        """Ends this runner's calls in progress in other threads at once: a request_job()
+        waiting in GitLab's long poll raises CallInterruptedError. Calls started afterwards are
+        not affected. For stopping a polling thread; not in the Python package."""
+        _lib.call("glr_runner_interrupt", self._handle())
 
     def unregister(self):
         """Removes the runner from GitLab (not in the Python package)."""

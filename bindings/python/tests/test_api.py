@@ -23,6 +23,8 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 import urllib.request
 import uuid
@@ -37,8 +39,11 @@ from gitlab_runner_api import (  # noqa: E402
     APIExcpetion,
     Artifacts,
     AuthException,
+    CallInterruptedError,
+    CallTimeoutError,
     Job,
     JobCancelledException,
+    NotOwnerError,
     Runner,
     failure_reasons,
 )
@@ -77,6 +82,11 @@ def server_runner(runner_id):
         if r["id"] == runner_id:
             return r
     raise AssertionError("runner %d is not on the server" % runner_id)
+
+
+def add_fault(**fault):
+    """Makes the server misbehave on its next request(s) to `endpoint` (see glr-testserver)."""
+    control("POST", "/__control/faults", fault)
 
 
 def unique_tag():
@@ -662,6 +672,204 @@ class PersistingJobs(ServerTestCase):
                 Job.loads(data)
 
 
+# ---- one writer per job (not in the Python package) -------------------------------------------
+
+
+class OneWriterPerJob(ServerTestCase):
+    def assert_lines_once(self, job_id, lines):
+        stored = trace(job_id)
+        for line in lines:
+            self.assertEqual(stored.count(line), 1, stored)
+        self.assertEqual(stored.count("Running with gitlab_runner_api"), 1, stored)
+        self.assertTrue(stored.endswith(lines[-1]), stored)
+        self.assertNotIn("refused", stored, "a watcher's text reached GitLab")
+
+    def test_hand_over_then_load_in_another_process(self):
+        runner, tag = self.new_runner()
+        job = self.take_job(runner, tag)
+        job.log += "line from the first owner\n"
+        self.assertFalse(job.is_watcher)
+        job_data = job.hand_over_dumps()
+        job_id = job.id
+        self.assertTrue(job.is_watcher)
+        # A watcher refuses log text, but still reads the log as it was and keeps the job alive.
+        with self.assertRaises(NotOwnerError) as cm:
+            job.log += "refused\n"
+        self.assertEqual((cm.exception.status, cm.exception.function), (_lib.GLR_ERR_NOT_OWNER, "glr_job_log_append"))
+        for refused in (job.log.flush, job.dumps, job.hand_over_dumps):
+            with self.assertRaises(NotOwnerError):
+                refused()
+        self.assertTrue(str(job.log).endswith("line from the first owner\n"))
+        job.auth()
+        self.assertEqual(job.state, "running")
+
+        code = (
+            "import sys\n"
+            "from gitlab_runner_api import Job\n"
+            "job = Job.loads(sys.stdin.read())\n"
+            "assert not job.is_watcher\n"
+            "job.log += 'line from the new owner\\n'\n"
+            "job.set_success()\n"
+            "print(job.id, job.state)\n"
+        )
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+        out = subprocess.run(
+            [sys.executable, "-c", code], input=job_data, env=env, capture_output=True, text=True, timeout=120
+        )
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.split(), [str(job_id), "success"])
+        self.expect_final(job_id, "success")
+        self.assert_lines_once(job_id, ["line from the first owner\n", "line from the new owner\n"])
+        self.assertTrue(job_record(job_id)["checksum_matches"])
+
+    def test_hand_over_through_a_file(self):
+        runner, tag = self.new_runner()
+        job = self.take_job(runner, tag)
+        job.log += "before the hand-over\n"
+        with self.assertRaises(OSError):
+            job.hand_over_dump(self.path("missing/job.json"))
+        self.assertFalse(job.is_watcher, "a failed hand-over keeps the owner")
+        filename = self.path("job.json")
+        job.hand_over_dump(filename)
+        self.assertTrue(job.is_watcher)
+        self.assertEqual(stat.S_IMODE(os.stat(filename).st_mode), 0o600, "it holds tokens")
+        watcher = Job.watch_load(filename)
+        self.addCleanup(watcher.close)
+        self.assertTrue(watcher.is_watcher)
+        self.assertEqual(watcher.id, job.id)
+        owner = Job.load(filename)
+        self.addCleanup(owner.close)
+        self.assertFalse(owner.is_watcher)
+        owner.log += "after the hand-over\n"
+        with self.assertRaises(NotOwnerError):
+            watcher.log += "refused\n"
+        owner.set_failed(failure_reasons.ScriptFailure(), exit_code=2)
+        self.expect_final(job.id, "failed")
+        self.assertEqual(job_record(job.id)["exit_code"], 2)
+        self.assert_lines_once(job.id, ["before the hand-over\n", "after the hand-over\n"])
+        for data in ["not json", "{}"]:
+            with self.assertRaises(ValueError):
+                Job.watch_loads(data)
+        with self.assertRaises(OSError):
+            Job.watch_load(self.path("missing.json"))
+
+    def test_a_watcher_keeps_the_job_alive_and_learns_a_cancel(self):
+        runner, tag = self.new_runner()
+        job = self.take_job(runner, tag)
+        for bad, error in [(0, ValueError), (2701, ValueError), (1.5, ValueError), ("1", TypeError), (True, TypeError)]:
+            with self.assertRaises(error, msg=repr(bad)):
+                job.set_keepalive_interval(bad)
+        owner = Job.loads(job.hand_over_dumps())
+        self.addCleanup(owner.close)
+        job.set_keepalive_interval(1)
+        updates = job_record(job.id)["updates"]
+        control("POST", "/__control/jobs/%d/cancel" % job.id, {"graceful": True})
+        # Nothing is called on the watcher: its keep-alive, every second, learns the cancel.
+        deadline = time.monotonic() + 10
+        while job.state != "canceling" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(job.state, "canceling")
+        self.assertGreater(job_record(job.id)["updates"], updates)
+        owner.log += "Running after_script\n"
+        owner.set_failed()
+        self.expect_final(job.id, "canceled")
+        self.assertIn("Running after_script\n", trace(job.id))
+
+    def test_interrupt_a_request_in_another_thread(self):
+        runner, _ = self.new_runner()  # no job is queued for its tag
+        settings = control("GET", "/__control/settings")
+        self.addCleanup(control, "PATCH", "/__control/settings", {"long_poll_timeout_ms": settings["long_poll_timeout_ms"]})
+        control("PATCH", "/__control/settings", {"long_poll_timeout_ms": 5000})
+        calls, outcome = [], []
+
+        def poll():
+            deadline = time.monotonic() + 30
+            try:
+                while time.monotonic() < deadline:
+                    calls.append(time.monotonic())
+                    if runner.request_job() is not None:
+                        outcome.append("a job")
+                        return
+                outcome.append("not interrupted")
+            except Exception as e:
+                outcome.append(e)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        # The first request learns the queue's state; the second waits in the long poll.
+        deadline = time.monotonic() + 10
+        while len(calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        sent = time.monotonic()
+        runner.interrupt()
+        poller.join(10)
+        took = time.monotonic() - sent
+        self.assertFalse(poller.is_alive(), "request_job was not interrupted")
+        self.assertEqual(len(outcome), 1)
+        self.assertIsInstance(outcome[0], CallInterruptedError)
+        self.assertIsInstance(outcome[0], InterruptedError)
+        self.assertEqual(outcome[0].function, "glr_runner_request_job")
+        self.assertLess(took, 1.0)
+        self.assertGreaterEqual(len(calls), 2)
+
+        # The next call is not interrupted: it waits, into the runner's call timeout.
+        runner.set_call_timeout(0.3)
+        started = time.monotonic()
+        with self.assertRaises(CallTimeoutError) as cm:
+            for _ in range(3):
+                runner.request_job()
+        self.assertIsInstance(cm.exception, TimeoutError)
+        self.assertLess(time.monotonic() - started, 3.0)
+        runner.set_call_timeout(None)
+        with self.assertRaises(ValueError):
+            runner.set_call_timeout(-1)
+        with self.assertRaises(TypeError):
+            runner.set_call_timeout("1")
+
+    def test_a_job_call_timeout(self):
+        runner, tag = self.new_runner()
+        job = self.take_job(runner, tag)
+        job.log.flush()
+        job.set_call_timeout(0.3)
+        add_fault(endpoint="trace", kind="delay", delay_ms=2000)
+        job.log += "sent while GitLab is slow\n"
+        started = time.monotonic()
+        with self.assertRaises(CallTimeoutError) as cm:
+            job.log.flush()
+        self.assertLess(time.monotonic() - started, 1.5)
+        self.assertEqual(cm.exception.function, "glr_job_log_flush")
+        for bad, error in [(-0.5, ValueError), (float("nan"), ValueError), ("1", TypeError)]:
+            with self.assertRaises(error, msg=repr(bad)):
+                job.set_call_timeout(bad)
+        job.set_call_timeout(None)
+        job.set_success()  # the text is not lost, and not sent twice
+        self.expect_final(job.id, "success")
+        self.assertEqual(trace(job.id).count("sent while GitLab is slow\n"), 1)
+
+    def test_shutdown(self):
+        runner, tag = self.new_runner()
+        job = self.take_job(runner, tag)
+        job.log += "acknowledged before shutdown returns\n"
+        self.assertIs(gitlab_runner_api.shutdown(timeout=30), True)
+        self.assertTrue(trace(job.id).endswith("acknowledged before shutdown returns\n"))
+
+        add_fault(endpoint="trace", kind="delay", delay_ms=2000)
+        job.log += "not acknowledged in time\n"
+        with self.assertRaises(CallTimeoutError) as cm:
+            gitlab_runner_api.shutdown(timeout=0.3)
+        self.assertIn("job %d: " % job.id, cm.exception.message)
+        self.assertIn(" bytes not acknowledged", cm.exception.message)
+        self.assertEqual(cm.exception.function, "glr_shutdown")
+        with self.assertRaises(ValueError):
+            gitlab_runner_api.shutdown(timeout=-1)
+        with self.assertRaises(TypeError):
+            gitlab_runner_api.shutdown(timeout=None)
+        job.set_success()  # the library stays usable
+        self.expect_final(job.id, "success")
+        self.assertEqual(trace(job.id).count("not acknowledged in time\n"), 1)
+
+
 # ---- the module itself ------------------------------------------------------------------------
 
 
@@ -683,6 +891,16 @@ class Module(unittest.TestCase):
         for name in ["AlreadyFinishedExcpetion", "APIExcpetion", "AuthException", "JobCancelledException",
                      "ImagePullException", "JobTimeoutException"]:
             self.assertTrue(issubclass(getattr(exceptions, name), Exception), name)
+        # Every status has its exception class, and the new ones are built-in exceptions too.
+        for status, cls, builtin in [
+            (_lib.GLR_ERR_NOT_OWNER, NotOwnerError, Exception),
+            (_lib.GLR_ERR_TIMEOUT, CallTimeoutError, TimeoutError),
+            (_lib.GLR_ERR_INTERRUPTED, CallInterruptedError, InterruptedError),
+        ]:
+            e = _lib.error(status, "glr_x")
+            self.assertIs(type(e), cls)
+            self.assertIsInstance(e, builtin)
+            self.assertIsInstance(e, gitlab_runner_api.GitlabRunnerApiError)
         self.assertEqual(gitlab_runner_api.ABI_VERSION, _lib.lib.glr_abi_version())
         from gitlab_runner_api.job import EnvVar
         from gitlab_runner_api.utils import Retrier, ansi

@@ -31,7 +31,7 @@ use crate::core::uploader::{self, Background};
 use crate::core::url::warn_if_plain_http;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use shared::{check_active, JobMut, JobShared, Role, DEFAULT_KEEPALIVE, DEFAULT_UPDATE_INTERVAL};
+use shared::{check_active, JobMut, JobShared, Parts, Role, DEFAULT_KEEPALIVE, DEFAULT_UPDATE_INTERVAL};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -59,7 +59,7 @@ impl Job {
     /// A job from its data; `trace` builds its log (empty for a new job, restored from a dump).
     fn build(
         data: JobData,
-        runner_info: Option<Box<RawValue>>,
+        runner_info: Option<Arc<RawValue>>,
         role: Role,
         trace: impl FnOnce(LogData, Masker) -> Trace,
     ) -> Result<Job> {
@@ -80,9 +80,13 @@ impl Job {
             last_contact: Instant::now(),
             failures: 0,
         };
-        let runner_info = runner_info.unwrap_or_else(|| info_raw(&runner));
-        let shared =
-            Arc::new_cyclic(|me| JobShared::new(runner, runner_info, payload, info, taken_at, inner, me.clone()));
+        let runner_info = runner_info.unwrap_or_else(|| Arc::from(info_raw(&runner)));
+        let keep_details = role == Role::Owner;
+        let parts = Parts { runner, runner_info, payload, info, keep_details, taken_at, inner };
+        let shared = Arc::new_cyclic(|me| JobShared::new(parts, me.clone()));
+        if !keep_details {
+            shared.slim_down();
+        }
         let background: Arc<dyn Background> = shared.clone();
         uploader::register(Arc::downgrade(&background));
         Ok(Job { shared })
@@ -90,12 +94,12 @@ impl Job {
 
     /// A job just received from `POST /jobs/request` by `runner`: this handle owns its log.
     pub fn new(runner: RunnerData, payload: String) -> Result<Job> {
-        let info = info_raw(&runner);
-        Self::received(runner, info, payload)
+        let info = Arc::from(info_raw(&runner));
+        Self::received(Arc::new(runner), info, payload)
     }
 
     /// As [`Job::new`], with the runner's `info` already serialised (its updates carry it).
-    pub(crate) fn received(runner: RunnerData, runner_info: Box<RawValue>, payload: String) -> Result<Job> {
+    pub(crate) fn received(runner: Arc<RunnerData>, runner_info: Arc<RawValue>, payload: String) -> Result<Job> {
         let data = JobData {
             runner,
             payload,
@@ -172,6 +176,9 @@ impl Job {
             };
             let written = write(&data);
             lock(&s.inner).role = if written.is_ok() { Role::Watcher } else { Role::Owner };
+            if written.is_ok() {
+                s.slim_down();
+            }
             written
         })();
         s.handing_over.store(false, Ordering::Release);
@@ -187,8 +194,9 @@ impl Job {
     pub fn id(&self) -> i64 {
         self.shared.info.id
     }
-    pub fn info(&self) -> &JobInfo {
-        &self.shared.info
+    /// What the payload says (parsed again if this handle dropped it, as watchers do).
+    pub fn info(&self) -> Arc<JobInfo> {
+        self.shared.details()
     }
     /// GitLab's payload as JSON text.
     pub fn payload(&self) -> &str {
@@ -381,7 +389,7 @@ impl Job {
     /// Downloads the artifacts archive of dependency `index` to `dest`; returns its size.
     pub fn download_artifacts(&self, index: usize, dest: &Path) -> Result<u64> {
         let call = self.shared.call();
-        artifacts::download(&self.shared.runner.api_url, &self.shared.info, index, dest, &call)
+        artifacts::download(&self.shared.runner.api_url, &self.shared.details(), index, dest, &call)
     }
 
     /// Nothing of this job reaches GitLab from this handle any more: calls in progress end at

@@ -27,7 +27,7 @@ use crate::core::trace::Trace;
 use crate::os::EventFd;
 use serde_json::value::RawValue;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 /// The official runner's first update interval, used until GitLab gives one.
@@ -49,6 +49,26 @@ const MAX_ACCEPTED_WAIT: Duration = Duration::from_secs(64);
 const JOB_TOKEN_MARGIN_SECONDS: i64 = 5 * 60;
 /// Resyncs in a row without progress before a flush gives up (GitLab keeps moving the end).
 const MAX_RESYNCS_WITHOUT_PROGRESS: u32 = 20;
+
+/// The payload's values every request needs, kept apart from the rest (see `details`).
+pub(crate) struct JobKeys {
+    pub(crate) id: i64,
+    pub(crate) token: String,
+    /// `runner_info.timeout`.
+    pub(crate) timeout: Option<i64>,
+}
+
+/// What a job is built from.
+pub(super) struct Parts {
+    pub(super) runner: Arc<RunnerData>,
+    pub(super) runner_info: Arc<RawValue>,
+    pub(super) payload: String,
+    pub(super) info: JobInfo,
+    /// Keep the parsed payload (an owner reads it; a watcher parses it again when asked).
+    pub(super) keep_details: bool,
+    pub(super) taken_at: Option<i64>,
+    pub(super) inner: JobMut,
+}
 
 /// Who writes the job's log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,12 +98,16 @@ pub(super) struct JobMut {
 }
 
 pub(crate) struct JobShared {
-    pub(super) runner: RunnerData,
+    pub(super) runner: Arc<RunnerData>,
     /// The runner's `info` as JSON text (sent with every job update).
-    pub(super) runner_info: Box<RawValue>,
+    pub(super) runner_info: Arc<RawValue>,
     /// GitLab's payload, as JSON text (see `JobData::payload`).
     pub(super) payload: String,
-    pub(super) info: JobInfo,
+    /// What every request needs, from the payload.
+    pub(super) info: JobKeys,
+    /// Everything else the payload says (variables, script...), parsed when first asked for and
+    /// dropped when the handle becomes a watcher: a process may watch thousands of parked jobs.
+    details: Mutex<Option<Arc<JobInfo>>>,
     /// When the job was taken from GitLab (unix seconds; None for a dump too old to say).
     pub(super) taken_at: Option<i64>,
     /// The process generation that built this handle: in a fork()ed child it differs, and the
@@ -141,20 +165,14 @@ pub(super) fn check_active(state: JobState, id: i64) -> Result<()> {
 }
 
 impl JobShared {
-    pub(super) fn new(
-        runner: RunnerData,
-        runner_info: Box<RawValue>,
-        payload: String,
-        info: JobInfo,
-        taken_at: Option<i64>,
-        inner: JobMut,
-        me: Weak<JobShared>,
-    ) -> JobShared {
+    pub(super) fn new(parts: Parts, me: Weak<JobShared>) -> JobShared {
+        let Parts { runner, runner_info, payload, info, keep_details, taken_at, inner } = parts;
         JobShared {
             runner,
             runner_info,
             payload,
-            info,
+            info: JobKeys { id: info.id, token: info.token.clone(), timeout: info.timeout },
+            details: Mutex::new(keep_details.then(|| Arc::new(info))),
             taken_at,
             generation: process::generation(),
             state_code: AtomicU8::new(state_code(inner.state)),
@@ -174,6 +192,24 @@ impl JobShared {
 
     pub(super) fn id(&self) -> i64 {
         self.info.id
+    }
+
+    /// Everything the payload says, parsed again if it was dropped.
+    pub(super) fn details(&self) -> Arc<JobInfo> {
+        let mut d = lock(&self.details);
+        if let Some(info) = d.as_ref() {
+            return info.clone();
+        }
+        let parsed: serde_json::Value = serde_json::from_str(&self.payload).expect("the payload was parsed before");
+        let info = Arc::new(JobInfo::from_payload(&parsed).expect("the payload was read before"));
+        *d = Some(info.clone());
+        info
+    }
+
+    /// A watcher keeps only what its requests need: the parsed payload and the masker go.
+    pub(super) fn slim_down(&self) {
+        *lock(&self.details) = None;
+        lock(&self.inner).trace.drop_masking();
     }
 
     /// The state without taking a lock.
@@ -527,7 +563,7 @@ impl JobShared {
             Outcome::Failed(reason) => (
                 "failed",
                 UpdateState::Failed {
-                    reason: failure::map_for_gitlab(reason, self.info.failure_reasons.as_deref()),
+                    reason: failure::map_for_gitlab(reason, self.details().failure_reasons.as_deref()),
                     exit_code,
                 },
             ),

@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use token::Token;
 
@@ -37,8 +37,11 @@ fn default_call() -> Call<'static> {
 /// What changes while a runner lives (everything else is `Runner::data`, fixed).
 struct Changing {
     token: Token,
-    /// The `info` object of requests, serialised once per change of features or labels.
-    info: Box<RawValue>,
+    /// The `info` object of requests, serialised once per change of features or labels, and
+    /// shared with the jobs taken (their updates carry it).
+    info: Arc<RawValue>,
+    /// `Runner::data` as of the last change, shared with the jobs taken (None: build it).
+    snapshot: Option<Arc<RunnerData>>,
     features: BTreeMap<String, bool>,
     labels: BTreeMap<String, String>,
     /// This runner manager's identity (changeable, so processes sharing a runner file can differ).
@@ -79,7 +82,8 @@ impl Runner {
     fn build(data: RunnerData, file: Option<PathBuf>) -> Runner {
         let changing = Changing {
             token: Token::of(&data),
-            info: info_raw(&data),
+            info: Arc::from(info_raw(&data)),
+            snapshot: None,
             features: data.features.clone(),
             labels: data.labels.clone(),
             system_id: data.system_id.clone(),
@@ -215,7 +219,9 @@ impl Runner {
             }
             None => system_id::random_system_id(),
         };
-        lock(&self.changing).system_id = id;
+        let mut c = lock(&self.changing);
+        c.system_id = id;
+        c.snapshot = None;
         Ok(())
     }
 
@@ -258,13 +264,24 @@ impl Runner {
         let mut d = self.data.clone();
         d.features = c.features.clone();
         d.labels = c.labels.clone();
-        c.info = info_raw(&d);
+        c.info = Arc::from(info_raw(&d));
+        c.snapshot = None;
     }
 
     /// The serialised `info`, the token and the system_id of the next request.
-    fn request_identity(&self) -> (Box<RawValue>, String, String) {
+    fn request_identity(&self) -> (Arc<RawValue>, String, String) {
         let c = lock(&self.changing);
         (c.info.clone(), c.token.value.clone(), c.system_id.clone())
+    }
+
+    /// [`Runner::data`], shared: built again only after something changed.
+    fn shared_data(&self) -> Arc<RunnerData> {
+        if let Some(s) = lock(&self.changing).snapshot.clone() {
+            return s;
+        }
+        let data = Arc::new(self.data());
+        lock(&self.changing).snapshot = Some(data.clone());
+        data
     }
 
     /// `POST /api/v4/jobs/request`. Ok(None): no job now (204, or 409 when another runner was
@@ -282,7 +299,7 @@ impl Runner {
             Ok((info, reply.payload))
         })?;
         let Some(payload) = payload else { return Ok(None) };
-        let job = Job::received(self.data(), info, payload)
+        let job = Job::received(self.shared_data(), info, payload)
             .map_err(|e| e.context("a job was assigned but cannot be read"))?;
         diag::info(&format!("received job {}", job.id()));
         match job.commit() {
@@ -331,6 +348,7 @@ impl Runner {
         }
         diag::info(&format!("runner {}: using the token another process wrote to {}", self.data.id, file.display()));
         c.token = theirs;
+        c.snapshot = None;
         true
     }
 
@@ -356,7 +374,11 @@ impl Runner {
         }
         let new = wire::reset_token(&self.data.api_url, &current.value, &call)?;
         let fresh = Token::fresh(new.token, new.token_expires_at);
-        lock(&self.changing).token = fresh.clone();
+        {
+            let mut c = lock(&self.changing);
+            c.token = fresh.clone();
+            c.snapshot = None;
+        }
         diag::info(&format!("runner {}: authentication token rotated", self.data.id));
         if let Some(file) = &self.file {
             token::write_token(file, &fresh, &self.data())?;
