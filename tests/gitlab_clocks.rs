@@ -647,6 +647,27 @@ fn a_retry_after_longer_than_the_call_returns_the_answer_at_once() {
     assert!(started.elapsed() < Duration::from_millis(1000), "returned after {:?}", started.elapsed());
     assert!(msg.contains("429"), "GitLab's answer: {msg}");
     assert!(job.is_null());
+
+    // The background's upload got the 503 and waits out its 30 s (its own bound is longer): a
+    // flush meanwhile still ends within its call's bound.
+    t.server.inject_fault(Fault {
+        endpoint: Endpoint::Trace,
+        count: 1,
+        kind: FaultKind::Status { code: 503, retry_after: Some(30) },
+    });
+    append(t.job, b"uploaded by the background first\n");
+    assert!(
+        wait_until(Duration::from_secs(10), || patches(&t.server, t.id).iter().any(|r| r.status == 503)),
+        "the background's PATCH got the 503"
+    );
+    let started = Instant::now();
+    let status = unsafe { glr_job_log_flush(t.job) };
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2600),
+        "the flush took {took:?} for a bound of 2 s ({status}: {})",
+        last_error()
+    );
 }
 
 /// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) of unix time `t`.
