@@ -3,8 +3,9 @@
 //! respects them.
 //!
 //! 1. The stale-job drop (a running job without an update for an hour): a job parked behind a
-//!    watcher outlives it many times over and is finished by the process that loads its dump; a
-//!    job handed over with no watcher left is dropped as stuck.
+//!    watcher outlives it many times over and is finished by the process that loads its dump,
+//!    also while another job of the process waits out a Retry-After; a job handed over with no
+//!    watcher left is dropped as stuck.
 //! 2. The runner token's lifetime: a runner loaded from a file rotates its token before it
 //!    expires and writes it back; a second process sharing the file keeps working.
 //! 3. The two-phase acknowledgement window: a commit GitLab refuses for longer than one call
@@ -18,7 +19,7 @@
 
 mod common;
 
-use common::process::{child_passed, is_child, start_child_test};
+use common::process::{child_passed, in_own_process, is_child, start_child_test};
 use common::requests::*;
 use common::scripted_http::{answer, ScriptedServer};
 use common::*;
@@ -110,9 +111,19 @@ const PARKED_CHILD: &str = "child_loads_the_handed_over_job_and_finishes_it";
 
 /// Issue 14, "a job waits in the batch queue longer than GitLab's stale time": the job is handed
 /// over and waits three stale times with only the watcher's keep-alives reaching GitLab; then
-/// another process loads the dump and finishes it.
+/// another process loads the dump and finishes it. In a process of its own: the background
+/// thread is shared by every job of the process, and the other tests' jobs must not decide
+/// whether this one's keep-alives come in time (that they do not stall each other is
+/// one_job_waiting_out_a_retry_after_does_not_stall_the_keepalives_of_the_others).
 #[test]
 fn a_job_parked_behind_a_watcher_outlives_the_stale_time_and_is_finished_by_another_process() {
+    let name = "a_job_parked_behind_a_watcher_outlives_the_stale_time_and_is_finished_by_another_process";
+    if in_own_process(name, Duration::from_secs(120)) {
+        parked_behind_a_watcher();
+    }
+}
+
+fn parked_behind_a_watcher() {
     let server = stale_server();
     let id = server.queue_job(json!({}));
     let runner = register(&server);
@@ -167,6 +178,47 @@ fn child_loads_the_handed_over_job_and_finishes_it() {
     append_lines(job, &lines(&child_env("GLR_CLOCKS_PREFIX"), 10));
     ok(unsafe { glr_job_set_success(job, ptr::null()) });
     unsafe { glr_job_free(job) };
+}
+
+/// A daemon watches many parked jobs from one process, and the library's one background thread
+/// keeps them all alive: GitLab asking one job to wait (a 503 with `Retry-After: 10` on its log
+/// upload) must not hold up the keep-alives of the others.
+#[test]
+fn one_job_waiting_out_a_retry_after_does_not_stall_the_keepalives_of_the_others() {
+    let server = stale_server();
+    let runner = register(&server);
+    let parked_id = server.queue_job(json!({}));
+    let parked = take_job(&server, runner);
+    let _dump = hand_over_dumps(parked);
+    ok(unsafe { glr_job_set_keepalive_interval(parked, WATCHER_KEEPALIVE) });
+    let refused_id = server.queue_job(json!({}));
+    let refused = take_job(&server, runner);
+    server.inject_fault(Fault {
+        endpoint: Endpoint::Trace,
+        count: 1,
+        kind: FaultKind::Status { code: 503, retry_after: Some(10) },
+    });
+    append(refused, b"GitLab asks this upload to wait 10 s\n");
+    assert!(
+        wait_until(Duration::from_secs(10), || patches(&server, refused_id).iter().any(|r| r.status == 503)),
+        "the upload got its 503"
+    );
+    let since = server_clock(&server);
+    std::thread::sleep(3 * STALE);
+    let rec = server.job(parked_id).unwrap();
+    let requests = job_requests_since(&server, parked_id, since);
+    assert_eq!(
+        (rec.state.as_str(), rec.failure_reason.as_deref()),
+        ("running", None),
+        "the parked job was dropped while another job waited out a Retry-After; its requests since:\n{}",
+        describe(&requests)
+    );
+    assert!(requests.len() >= 3, "keep-alives went on:\n{}", describe(&requests));
+    unsafe {
+        glr_job_free(refused);
+        glr_job_free(parked);
+        glr_runner_free(runner);
+    }
 }
 
 /// The README's warning, "a dump on disk with no process holding it dies": handed over and the
@@ -398,9 +450,9 @@ fn a_runner_without_a_file_rotates_in_memory_only() {
 // ---- 3. the acknowledgement window ------------------------------------------------------------
 
 /// The two-phase commit's window of section 3 (GitLab: 2 minutes).
-const ACK_WINDOW: Duration = Duration::from_secs(8);
+const ACK_WINDOW: Duration = Duration::from_secs(10);
 
-/// Issue 14, "the commit is tried once": GitLab answers 503 to more commits than one call's
+/// Issue 14, "the commit is tried once": GitLab answers 503 to more commits than two calls'
 /// retries absorb; the job is still acknowledged inside the window, by the background, and
 /// GitLab does not give it to anyone else.
 #[test]
@@ -408,7 +460,9 @@ fn a_commit_refused_longer_than_one_call_is_acknowledged_inside_the_window() {
     let server = clocks_server(|c| c.ack_window = ACK_WINDOW);
     let id = server.queue_job(json!({}));
     let runner = register(&server);
-    let refusals = MAX_ATTEMPTS + 3;
+    // More than two calls absorb: the background may try first, while glr_runner_request_job
+    // waits for its turn to commit.
+    let refusals = 2 * MAX_ATTEMPTS + 3;
     server.inject_fault(Fault {
         endpoint: Endpoint::JobUpdate,
         count: refusals,
@@ -537,7 +591,8 @@ fn an_expired_job_token_is_called_expired() {
         // The background's upload meets the expiry first; the caller's next call must still say why.
         ("glr_job_log_append, the background's upload, then glr_job_set_failed", |job| {
             append(job, b"logged after the token expired\n");
-            wait_until(Duration::from_secs(10), || unsafe { glr_job_state(job) } != GLR_JOB_RUNNING);
+            let met = wait_until(Duration::from_secs(15), || unsafe { glr_job_state(job) } != GLR_JOB_RUNNING);
+            assert!(met, "the background's upload met the expired token");
             unsafe { glr_job_set_failed(job, GLR_FAILURE_SCRIPT, ptr::null()) }
         }),
     ];
