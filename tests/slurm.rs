@@ -13,8 +13,16 @@
 //! script failure (with the exit code) as the scripts decide, artifacts uploaded from the batch
 //! job, the daemon restarted while two batch jobs run follows them again, a batch job `scancel`ed
 //! behind the daemon's back ends as `runner_system_failure`, and a job GitLab cancels has its batch
-//! job `scancel`ed by the daemon (squeue shows it CANCELLED). Then the daemon stops on SIGTERM,
-//! nothing is left in Slurm, and the cluster is taken down (also when the test fails).
+//! job `scancel`ed by the daemon (squeue shows it CANCELLED).
+//!
+//! Then GitLab's clocks (issue 14): with the stale-job time shortened to seconds, two jobs are
+//! held in the Slurm queue (`sbatch --hold`) for twice that time; the daemon's watchers keep them
+//! alive (GitLab never drops them), and released they succeed. Each batch job's time limit is
+//! what is left until its deadline (`--time` from glr_job_deadline, in minutes rounded down), and
+//! none for a job without a timeout.
+//!
+//! Then the daemon stops on SIGTERM, nothing is left in Slurm, and the cluster is taken down (also
+//! when the test fails).
 //!
 //! The only skip: where Slurm cannot be brought up (not root, no apt-get, daemons that do not
 //! start), the test prints why and returns.
@@ -33,7 +41,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The whole scenario must finish within this (Slurm starts a job within a few seconds here).
-const DEADLINE: Duration = Duration::from_secs(150);
+const DEADLINE: Duration = Duration::from_secs(200);
+
+/// GitLab's stale-job time (1 hour) as the held jobs meet it, and how often the stale clock is
+/// moved (GitLab: 15 minutes): the daemon's watchers (a keep-alive each second) must beat it.
+const HELD_STALE: Duration = Duration::from_secs(4);
+const HELD_TOUCH_THRESHOLD: Duration = Duration::from_secs(1);
 
 /// The library's attempts per request (src/core/http.rs MAX_ATTEMPTS): a flush that gets more
 /// 503s than this in a row fails.
@@ -109,6 +122,19 @@ impl Slurm {
     fn active_jobs(&self) -> String {
         let out = self.command("squeue").args(["-h", "-o", "%i %T %j"]).output().expect("squeue");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// squeue's time limit of a batch job (`9:00`, `UNLIMITED`).
+    fn time_limit(&self, slurm_id: &str) -> String {
+        let out =
+            self.command("squeue").args(["-h", "-t", "all", "-j", slurm_id, "-o", "%l"]).output().expect("squeue");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Releases a held batch job (`scontrol release`).
+    fn release(&self, slurm_id: &str) {
+        let status = self.command("scontrol").args(["release", slurm_id]).status().expect("scontrol");
+        assert!(status.success(), "scontrol release {slurm_id}: {status}");
     }
 
     fn scancel(&self, slurm_id: &str) {
@@ -330,15 +356,20 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
         count: 100_000,
         kind: FaultKind::Status { code: 503, retry_after: None },
     });
-    let mut daemon_command = Command::new(bin.join("glr-slurm-daemon"));
-    daemon_command
-        .arg(&runner_file)
-        .arg(&spool)
-        .args(["--poll-seconds", "1", "--keepalive-seconds", "1", "--max-jobs", "8"])
-        .env("SLURM_CONF", slurm.conf())
-        .env("TMPDIR", &tmp)
-        .env_remove("GLR_LOG");
-    let mut daemon = start_daemon(&mut daemon_command, None);
+    // A short --poll-seconds (its default is 30): the test waits for what the monitor sees.
+    let daemon_command = |extra: &[&str]| {
+        let mut command = Command::new(bin.join("glr-slurm-daemon"));
+        command
+            .arg(&runner_file)
+            .arg(&spool)
+            .args(["--poll-seconds", "1", "--keepalive-seconds", "1", "--max-jobs", "8"])
+            .args(extra)
+            .env("SLURM_CONF", slurm.conf())
+            .env("TMPDIR", &tmp)
+            .env_remove("GLR_LOG");
+        command
+    };
+    let mut daemon = start_daemon(&mut daemon_command(&[]), None);
 
     let handed_slurm = slurm_id_of(&daemon, handed, deadline);
     let refused = trace_patches_answered(&server, handed, 503);
@@ -433,7 +464,7 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
     // A restart in the middle: the new daemon watches the running jobs again from the spool
     // (glr_job_watch_load), and it is the one that sees them end.
     daemon.stop();
-    let mut daemon = start_daemon(&mut daemon_command, Some(&daemon));
+    let mut daemon = start_daemon(&mut daemon_command(&[]), Some(&daemon));
     daemon.wait_line(&format!("Job {killed}: following Slurm job {killed_slurm} again"), deadline);
     daemon.wait_line(&format!("Job {canceled}: following Slurm job {canceled_slurm} again"), deadline);
     slurm.scancel(killed_slurm);
@@ -527,6 +558,75 @@ fn slurm_daemon_runs_jobs_as_batch_jobs_and_follows_them() {
         }
         assert!(Instant::now() < deadline, "the daemon still follows job {canceled}\n{}", daemon.output());
         std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // ---- Held in the Slurm queue past GitLab's stale time ----
+    // A daemon that submits held batch jobs (sbatch --hold): they wait in the queue, PENDING,
+    // until released, with only the daemon's watchers talking to GitLab for them.
+    daemon.stop();
+    server.set_config(|c| {
+        c.stale_job_timeout = HELD_STALE;
+        c.touch_threshold = HELD_TOUCH_THRESHOLD;
+    });
+    let mut daemon = start_daemon(&mut daemon_command(&["--sbatch-arg", "--hold"]), Some(&daemon));
+    let mut held_job = script_job("held", &["echo held-line"]);
+    held_job["runner_info"] = json!({"timeout": 600});
+    let mut untimed_job = script_job("untimed", &["echo untimed-line"]);
+    untimed_job["runner_info"] = json!({"timeout": null});
+    let held = server.queue_job(held_job);
+    let untimed = server.queue_job(untimed_job);
+    let held_slurm = slurm_id_of(&daemon, held, deadline);
+    let untimed_slurm = slurm_id_of(&daemon, untimed, deadline);
+    // The minutes left of the 10 the job has, rounded down: 10 when sbatch ran within the
+    // second the job was taken, else 9.
+    for (id, slurm_id, limits) in
+        [(held, &held_slurm, &["9:00", "10:00"][..]), (untimed, &untimed_slurm, &["UNLIMITED"])]
+    {
+        assert_eq!(slurm.state(slurm_id), "PENDING", "job {id} is held in the queue");
+        let limit = slurm.time_limit(slurm_id);
+        assert!(
+            limits.contains(&limit.as_str()),
+            "job {id}: time limit {limit}, not one of {limits:?} (sbatch --time)"
+        );
+    }
+    let hold_until = Instant::now() + 2 * HELD_STALE;
+    let mut stalest = 0.0f64;
+    while Instant::now() < hold_until {
+        for id in [held, untimed] {
+            let job = server.job(id).expect("job");
+            assert_eq!(
+                (job.state.as_str(), job.failure_reason.as_deref()),
+                ("running", None),
+                "job {id}, held in Slurm, was dropped by GitLab\n{}\n{}",
+                job_requests(&server, id),
+                daemon.output()
+            );
+            stalest = stalest.max(job.seconds_since_update);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(slurm.state(&held_slurm), "PENDING", "still held after {:?}", 2 * HELD_STALE);
+    println!(
+        "held for {:?}: at most {stalest:.1} s without an update (GitLab drops at {HELD_STALE:?})",
+        2 * HELD_STALE
+    );
+    slurm.release(&held_slurm);
+    slurm.release(&untimed_slurm);
+    for (id, name, slurm_id) in [(held, "held", &held_slurm), (untimed, "untimed", &untimed_slurm)] {
+        let job = wait_job(&server, id, "success", deadline, |j| j.state != "running" && j.state != "pending");
+        let text = trace(&job);
+        assert_eq!((job.state.as_str(), job.failure_reason.as_deref()), ("success", None), "{text}");
+        assert_in_order(
+            &text,
+            &[
+                "Submitting the job to Slurm\n",
+                &format!("Running as Slurm job {slurm_id} on "),
+                &format!("\n{name}-line\n"),
+                "Job succeeded",
+            ],
+        );
+        assert_eq!(job.checksum_matches, Some(true), "{text}");
+        daemon.wait_line(&format!("Job {id}: finished by Slurm job {slurm_id} (success)"), deadline);
     }
     daemon.stop();
     assert_eq!(slurm.active_jobs(), "", "jobs left in Slurm");

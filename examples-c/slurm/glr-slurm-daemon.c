@@ -13,8 +13,12 @@
  *   3. it hands the job over to the batch job: glr_job_hand_over_dump writes SPOOL/ID.json (mode
  *      0600: it holds the job's secrets) with every log byte GitLab did not acknowledge, and turns
  *      the daemon's handle into a *watcher*;
- *   4. it runs `sbatch --parsable --job-name=glr-ID --output=SPOOL/ID.out --chdir=SPOOL [ARG...]
- *      SPOOL/ID.sbatch`; Slurm's job id goes to SPOOL/ID.slurm.
+ *   4. it runs `sbatch --parsable --job-name=glr-ID --output=SPOOL/ID.out --chdir=SPOOL
+ *      [--time=MINUTES] [ARG...] SPOOL/ID.sbatch`; Slurm's job id goes to SPOOL/ID.slurm.
+ *      MINUTES is what is left until the job's deadline (glr_job_deadline: when GitLab took the
+ *      job plus its timeout), rounded down, at least 1: GitLab stops the job then, and refuses its
+ *      token 5 minutes later, so a batch job that waited in the queue must not be given the whole
+ *      timeout again. No --time when GitLab gave the job no timeout (Slurm's default applies).
  * From the hand-over on, the batch job is the one writer of the job's log: glr-slurm-job
  * (started by Slurm, on whichever node) loads the dump with glr_job_load, runs the script,
  * streams the log, uploads artifacts, reports, and writes SPOOL/ID.done. The daemon never sends
@@ -31,7 +35,10 @@
  * If sbatch fails, the watcher fails the job at once with runner_system_failure; sbatch's
  * message goes to stderr.
  *
- * The monitor thread looks at every submitted job each S seconds (default 5):
+ * The monitor thread looks at every submitted job each S seconds (default 30; each look runs one
+ * squeue per job, and what it learns is only needed that often: GitLab's cancels reach the
+ * watchers every K seconds, and a job waiting in the queue needs nothing from the daemon but its
+ * watcher's keep-alives):
  *   - `squeue -h -t all -j SLURM_ID -o %T`: is the batch job still pending/running, or ended (a
  *     final state such as COMPLETED, CANCELLED, FAILED, TIMEOUT, NODE_FAIL, or no longer known to
  *     Slurm)? An squeue that fails otherwise (controller down) decides nothing: next round.
@@ -94,7 +101,7 @@ static char sbatch_path[PATH_LEN], squeue_path[PATH_LEN], scancel_path[PATH_LEN]
 static const char *sbatch_args[MAX_SBATCH_ARGS];
 static int sbatch_arg_count = 0;
 static int max_jobs = 8;
-static int poll_seconds = 5;
+static int poll_seconds = 30;
 static int keepalive_seconds = 30; /* the official runner's pace for a silent job */
 
 static volatile sig_atomic_t stopping = 0; /* SIGTERM or SIGINT */
@@ -343,11 +350,28 @@ static void fail_system(glr_job *job, const char *why)
         warn_status((long long)glr_job_id(job), "glr_job_set_failed", status);
 }
 
-/* Runs sbatch on the job's script; Slurm's job id goes to slurm_id. Returns 0, or -1 with
-   sbatch's first line of output in `why`. */
-static int sbatch(int64_t id, const char *script_path, char *slurm_id, size_t id_len, char *why, size_t why_len)
+/* `--time=MINUTES` for a job whose deadline (unix seconds, or -1 unknown) is `deadline`: the
+   minutes left until then, rounded down, at least 1. Returns 0, or -1 (no --time) when unknown. */
+static int time_limit_arg(int64_t deadline, char *buf, size_t len)
+{
+    int64_t minutes;
+    if (deadline < 0)
+        return -1;
+    minutes = (deadline - (int64_t)time(NULL)) / 60;
+    if (minutes < 1)
+        minutes = 1;
+    snprintf(buf, len, "--time=%lld", (long long)minutes);
+    return 0;
+}
+
+/* Runs sbatch on the job's script, limited to the time left until `deadline` (see
+   time_limit_arg); Slurm's job id goes to slurm_id. Returns 0, or -1 with sbatch's first line of
+   output in `why`. */
+static int sbatch(int64_t id, int64_t deadline, const char *script_path, char *slurm_id, size_t id_len, char *why,
+                  size_t why_len)
 {
     char name_arg[64], output_arg[PATH_LEN + 16], chdir_arg[PATH_LEN + 16], out_path[PATH_LEN], output[4096];
+    char time_arg[64];
     char *argv[MAX_SBATCH_ARGS + 8];
     int argc = 0, i, rc;
     const char *line;
@@ -361,6 +385,8 @@ static int sbatch(int64_t id, const char *script_path, char *slurm_id, size_t id
     argv[argc++] = name_arg;
     argv[argc++] = output_arg;
     argv[argc++] = chdir_arg;
+    if (time_limit_arg(deadline, time_arg, sizeof time_arg) == 0)
+        argv[argc++] = time_arg;
     for (i = 0; i < sbatch_arg_count; i++)
         argv[argc++] = (char *)sbatch_args[i];
     argv[argc++] = (char *)script_path;
@@ -451,7 +477,7 @@ static void submit(glr_job *job)
        reaches glr_job_state. */
     glr_job_set_keepalive_interval(job, keepalive_seconds); /* in range: checked in main */
 
-    if (sbatch(id, script_path, slurm_id, sizeof slurm_id, text, sizeof text) != 0) {
+    if (sbatch(id, glr_job_deadline(job), script_path, slurm_id, sizeof slurm_id, text, sizeof text) != 0) {
         /* No batch job will load the dump. The watcher cannot log (only the owner writes the
            log): it reports the failure, and the reason goes to stderr. */
         fprintf(stderr, "glr-slurm-daemon: job %lld: %s\n", (long long)id, text);

@@ -166,3 +166,26 @@ pub fn taken(overrides: serde_json::Value) -> Taken {
     let job = take_job(&server, runner);
     Taken { server, runner, job, id }
 }
+
+/// A runner created in GitLab (a `glrt-` token from the test server), as `register-runner`
+/// makes one (glr_runner_from_token).
+pub fn runner_from_token(server: &TestServer) -> *mut glr_runner {
+    let mut runner = ptr::null_mut();
+    let url = c(&server.url());
+    let token = c(&server.create_runner_token());
+    ok(unsafe { glr_runner_from_token(url.as_ptr(), token.as_ptr(), &mut runner) });
+    assert!(!runner.is_null());
+    runner
+}
+
+/// `n` numbered lines starting with `prefix`.
+pub fn lines(prefix: &str, n: usize) -> String {
+    (0..n).map(|i| format!("{prefix} {i:03}\n")).collect()
+}
+
+/// Appends `text` line by line, as a job's output arrives.
+pub fn append_lines(job: *mut glr_job, text: &str) {
+    for line in text.split_inclusive('\n') {
+        append(job, line.as_bytes());
+    }
+}

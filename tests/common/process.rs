@@ -121,3 +121,32 @@ pub fn in_own_process(name: &str, timeout: Duration) -> bool {
     assert!(out.stdout.contains("1 passed"), "the child process did not run {name}\n{}", out.describe());
     false
 }
+
+/// Set in a child process [`start_child_test`] starts: the name of the test it runs.
+const CHILD_ENV: &str = "GLR_TEST_CHILD";
+
+/// Starts test `name` of this test binary in a child process, with `env` set: for the part of a
+/// test that must be another process (the loader of a hand-over dump, a second runner sharing a
+/// runner file). The child's test is `#[ignore]`d (it is not a test on its own) and begins with
+/// [`is_child`]. Wait for it with [`Running::wait`] and check [`child_passed`].
+pub fn start_child_test(name: &str, env: &[(&str, String)]) -> Running {
+    let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
+    cmd.args([name, "--exact", "--include-ignored", "--nocapture", "--test-threads=1"]).env(CHILD_ENV, name);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    Running::start(cmd, &format!("child process {name}"))
+}
+
+/// Whether this process is the child [`start_child_test`] started for test `name` (otherwise
+/// that test has nothing to do: it only runs as a child).
+pub fn is_child(name: &str) -> bool {
+    std::env::var(CHILD_ENV).as_deref() == Ok(name)
+}
+
+/// Fails unless the child process ran its test and it passed.
+#[track_caller]
+pub fn child_passed(out: &Out, what: &str) {
+    out.expect_ok(what);
+    assert!(out.stdout.contains("1 passed"), "{what}: the child process ran no test\n{}", out.describe());
+}
