@@ -89,12 +89,21 @@ pub struct Call {
     limit: Duration,
     interrupt: Option<(Arc<Interrupter>, u64, &'static str)>,
     stop_retrying: Option<Arc<AtomicBool>>,
+    /// One attempt per request, no waiting: for the background, which serves many jobs and
+    /// must not spend one job's backoff or Retry-After on all of them.
+    single_attempt: bool,
 }
 
 impl Call {
     /// A call that may take `limit` in all (Duration::MAX: no bound besides each request's timeout).
     pub fn within(limit: Duration) -> Call {
-        Call { deadline: Instant::now().checked_add(limit), limit, interrupt: None, stop_retrying: None }
+        Call {
+            deadline: Instant::now().checked_add(limit),
+            limit,
+            interrupt: None,
+            stop_retrying: None,
+            single_attempt: false,
+        }
     }
 
     /// Also ended at once when `interrupter` fires; `why` says by whom in the message.
@@ -109,8 +118,15 @@ impl Call {
         self
     }
 
+    /// One attempt per request: a retriable answer or failure is returned at once (the caller
+    /// schedules the next try itself).
+    pub fn one_attempt(mut self) -> Call {
+        self.single_attempt = true;
+        self
+    }
+
     fn retrying_stopped(&self) -> bool {
-        self.stop_retrying.as_ref().is_some_and(|f| f.load(Ordering::Acquire))
+        self.single_attempt || self.stop_retrying.as_ref().is_some_and(|f| f.load(Ordering::Acquire))
     }
 
     /// Waits `wait` before a retry; false (at once) when retrying is stopped meanwhile: a

@@ -97,6 +97,8 @@ impl JobSignals {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
     pub status: u16,
+    /// The wait GitLab asked for before another try (`RateLimit-ResetTime`, `Retry-After`).
+    pub retry_after: Option<Duration>,
     what: String,
     attempts: u32,
     detail: Option<String>,
@@ -107,6 +109,7 @@ impl Answer {
         let secrets: Vec<&str> = resp.secrets.iter().map(String::as_str).collect();
         Answer {
             status: resp.status,
+            retry_after: crate::core::http::retry_after_of(&resp.headers),
             what: resp.what.clone(),
             attempts: resp.attempts,
             detail: error_message_of(&resp.body, &secrets),

@@ -19,19 +19,24 @@ const PATCHES_PER_TURN: usize = 4;
 const MIN_TURN_GAP: Duration = Duration::from_secs(1);
 /// Longest pause between two background attempts after failures.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
-/// Retries of a failed commit wait at most this long: GitLab gives the job to another runner
-/// when it is not acknowledged within 2 minutes of its pickup, so several tries fit in.
+/// Retries of a failed commit (one attempt per background turn): the first ones this often,
+/// then backing off to at most `MAX_COMMIT_BACKOFF`. GitLab gives a job to another runner when
+/// it is not acknowledged within 2 minutes of its pickup, so many tries fit in.
+const QUICK_COMMIT_TRIES: u32 = 10;
+const QUICK_COMMIT_GAP: Duration = Duration::from_millis(500);
 const MAX_COMMIT_BACKOFF: Duration = Duration::from_secs(8);
 /// One background turn takes at most this long (each request also has its own timeout).
 const TURN_LIMIT: Duration = Duration::from_secs(10 * 60);
 
 impl JobShared {
-    /// The bounds of the uploader's work for this job: ended at once when the job is freed,
-    /// no new attempt once a hand-over waits.
+    /// The bounds of the uploader's work for this job: ended at once when the job is freed, one
+    /// attempt per request (the uploader serves every job: a retry waits for the job's next
+    /// turn, `failures` and `not_before` space them), none once a hand-over waits.
     fn background_call(&self) -> Call {
         Call::within(TURN_LIMIT)
             .interruptible(&self.closing, "the job was freed")
             .stop_retrying_when(&self.handing_over)
+            .one_attempt()
     }
 
     /// Bytes appended but not yet acknowledged, for an owner.
@@ -56,8 +61,13 @@ impl Background for JobShared {
         }
         if !m.committed {
             // Commit until acknowledged, soon and often (see MAX_COMMIT_BACKOFF).
-            let gap = Duration::from_secs(1u64 << m.failures.min(6)).min(MAX_COMMIT_BACKOFF);
-            return Some(m.last_attempt.map_or(now, |t| t + gap));
+            let gap = if m.failures < QUICK_COMMIT_TRIES {
+                QUICK_COMMIT_GAP
+            } else {
+                Duration::from_secs(1u64 << (m.failures - QUICK_COMMIT_TRIES).min(6)).min(MAX_COMMIT_BACKOFF)
+            };
+            let due = m.last_attempt.map_or(now, |t| t + gap);
+            return Some(m.not_before.map_or(due, |nb| due.max(nb)));
         }
         let owner = m.role == Role::Owner;
         // New log text goes up at GitLab's update interval; a keep-alive is due once the job was
@@ -80,7 +90,8 @@ impl Background for JobShared {
         } else {
             MIN_TURN_GAP
         };
-        Some(m.last_attempt.map_or(due, |t| due.max(t + gap)))
+        let due = m.last_attempt.map_or(due, |t| due.max(t + gap));
+        Some(m.not_before.map_or(due, |nb| due.max(nb)))
     }
 
     fn turn(&self) {

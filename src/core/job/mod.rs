@@ -31,7 +31,7 @@ use crate::core::uploader::{self, Background};
 use crate::core::url::warn_if_plain_http;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use shared::{check_active, JobMut, JobShared, Parts, Role, DEFAULT_KEEPALIVE, DEFAULT_UPDATE_INTERVAL};
+use shared::{JobMut, JobShared, Parts, Role, DEFAULT_KEEPALIVE, DEFAULT_UPDATE_INTERVAL};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -79,6 +79,7 @@ impl Job {
             last_attempt: None,
             last_contact: Instant::now(),
             failures: 0,
+            not_before: None,
         };
         let runner_info = runner_info.unwrap_or_else(|| Arc::from(info_raw(&runner)));
         let keep_details = role == Role::Owner;
@@ -152,7 +153,7 @@ impl Job {
                 drop(m);
                 return Err(s.not_owner());
             }
-            check_active(m.state, s.id())?;
+            s.check_active(m.state)?;
         }
         s.handing_over.store(true, Ordering::Release);
         let result = (|| {
@@ -162,7 +163,7 @@ impl Job {
             let _net = s.lock_net(&call)?;
             let data = {
                 let mut m = lock(&s.inner);
-                check_active(m.state, s.id())?;
+                s.check_active(m.state)?;
                 m.role = Role::HandingOver; // no append from here on: it would be lost
                 JobData {
                     runner: s.runner.clone(),
@@ -259,7 +260,7 @@ impl Job {
                 drop(m);
                 return Err(s.not_owner());
             }
-            check_active(m.state, s.id())?;
+            s.check_active(m.state)?;
             let idle = m.trace.all_acknowledged();
             m.trace.push(data);
             idle && !m.trace.all_acknowledged()
@@ -286,7 +287,7 @@ impl Job {
     pub fn set_exit_code(&self, code: i32) -> Result<()> {
         self.shared.check_local()?;
         let mut m = lock(&self.shared.inner);
-        check_active(m.state, self.id())?;
+        self.shared.check_active(m.state)?;
         m.exit_code = Some(code);
         Ok(())
     }
@@ -327,10 +328,10 @@ impl Job {
     pub fn auth(&self) -> Result<()> {
         let s = &self.shared;
         s.check_local()?;
-        check_active(s.state(), s.id())?;
+        s.check_active(s.state())?;
         let call = s.call();
         let _net = s.lock_net(&call)?;
-        check_active(s.state(), s.id())?;
+        s.check_active(s.state())?;
         s.touch(&call)
     }
 
@@ -341,10 +342,10 @@ impl Job {
         if !s.is_owner() {
             return Err(s.not_owner());
         }
-        check_active(s.state(), s.id())?;
+        s.check_active(s.state())?;
         let call = s.call();
         let _net = s.lock_net(&call)?;
-        check_active(s.state(), s.id())?;
+        s.check_active(s.state())?;
         s.upload(None, &call)
     }
 
@@ -353,10 +354,10 @@ impl Job {
     pub fn finish_with_artifacts(&self, outcome: Outcome, set: &ArtifactSet) -> Result<()> {
         let s = &self.shared;
         s.check_local()?;
-        check_active(s.state(), s.id())?;
+        s.check_active(s.state())?;
         let call = s.call();
         let _net = s.lock_net(&call)?;
-        check_active(s.state(), s.id())?;
+        s.check_active(s.state())?;
         if !set.files.is_empty() {
             // Job-token endpoints only accept a job GitLab sees running.
             s.commit_locked(&call)?;
@@ -364,7 +365,7 @@ impl Job {
                 if let Err(e) = api::upload::upload(&s.runner.api_url, s.info.id, &s.info.token, file, &call) {
                     if e.kind == ErrorKind::JobCanceled {
                         // A 403: GitLab no longer runs the job, as on a PATCH or PUT.
-                        s.set_state(JobState::Canceled);
+                        s.stopped_by_artifact_refusal(&e);
                     }
                     return Err(e);
                 }

@@ -95,6 +95,8 @@ pub(super) struct JobMut {
     pub(super) last_contact: Instant,
     /// Consecutive failed background attempts (for backoff).
     pub(super) failures: u32,
+    /// No background attempt before this: GitLab asked to wait (`Retry-After`).
+    pub(super) not_before: Option<Instant>,
 }
 
 pub(crate) struct JobShared {
@@ -126,6 +128,9 @@ pub(crate) struct JobShared {
     /// Milliseconds a call may take in all.
     call_timeout_ms: AtomicU64,
     pub(super) callback: CallbackSlot,
+    /// Why GitLab stopped the job, in words (an expired token, a deleted job, a cancel), for the
+    /// calls that come after: whichever request met it, the reason is not lost.
+    stop_reason: Mutex<Option<String>>,
     /// Waiters for a state change (`wait_state`), woken by `set_state` and `close`.
     state_watch: Mutex<()>,
     state_changed: Condvar,
@@ -155,15 +160,6 @@ fn state_of(code: u8) -> JobState {
     }
 }
 
-/// Ok while the job may still log and finish.
-pub(super) fn check_active(state: JobState, id: i64) -> Result<()> {
-    match state {
-        JobState::Running | JobState::Canceling => Ok(()),
-        JobState::Canceled => Err(Error::new(ErrorKind::JobCanceled, format!("job {id} was canceled by GitLab"))),
-        s => Err(Error::new(ErrorKind::AlreadyFinished, format!("job {id} has already finished as {}", s.as_str()))),
-    }
-}
-
 impl JobShared {
     pub(super) fn new(parts: Parts, me: Weak<JobShared>) -> JobShared {
         let Parts { runner, runner_info, payload, info, keep_details, taken_at, inner } = parts;
@@ -183,6 +179,7 @@ impl JobShared {
             handing_over: Arc::new(AtomicBool::new(false)),
             call_timeout_ms: AtomicU64::new(DEFAULT_CALL_TIMEOUT.as_millis() as u64),
             callback: CallbackSlot::default(),
+            stop_reason: Mutex::new(None),
             state_watch: Mutex::new(()),
             state_changed: Condvar::new(),
             event_fd: OnceLock::new(),
@@ -337,6 +334,32 @@ impl JobShared {
         }
     }
 
+    /// GitLab stopped the job: `why` is what later calls will say.
+    fn stopped(&self, why: String) {
+        *lock(&self.stop_reason) = Some(why);
+        self.set_state(JobState::Canceled);
+    }
+
+    /// An artifact upload's job token was refused: GitLab no longer runs the job.
+    pub(super) fn stopped_by_artifact_refusal(&self, e: &Error) {
+        self.stopped(e.message.clone());
+    }
+
+    /// Ok while the job may still log and finish (`state` is the state the caller read).
+    pub(super) fn check_active(&self, state: JobState) -> Result<()> {
+        let id = self.id();
+        match state {
+            JobState::Running | JobState::Canceling => Ok(()),
+            JobState::Canceled => {
+                let why = lock(&self.stop_reason).clone().unwrap_or_else(|| format!("job {id} was canceled by GitLab"));
+                Err(Error::new(ErrorKind::JobCanceled, why))
+            }
+            s => {
+                Err(Error::new(ErrorKind::AlreadyFinished, format!("job {id} has already finished as {}", s.as_str())))
+            }
+        }
+    }
+
     pub(super) fn is_owner(&self) -> bool {
         lock(&self.inner).role == Role::Owner
     }
@@ -417,6 +440,7 @@ impl JobShared {
     fn observe(&self, signals: &JobSignals, answer: &Answer, forbidden: bool) -> Result<()> {
         let current = {
             let mut m = lock(&self.inner);
+            m.not_before = answer.retry_after.map(|wait| Instant::now() + wait);
             if let Some(i) = signals.update_interval {
                 m.update_interval = i.min(MAX_UPDATE_INTERVAL);
             }
@@ -436,13 +460,14 @@ impl JobShared {
         let stopped = forbidden || matches!(status, Some(RemoteStatus::Canceled | RemoteStatus::Failed));
         if stopped {
             diag::warn(&format!("job {} was stopped by GitLab", self.info.id));
-            self.set_state(JobState::Canceled);
             let why = if forbidden {
                 self.refusal(status, answer)
             } else {
                 format!("GitLab reports the job as {}", status.map_or("stopped", |s| s.as_str()))
             };
-            return Err(answer.error(ErrorKind::JobCanceled).context(format!("job {}: {why}", self.info.id)));
+            let why = format!("job {}: {why}", self.info.id);
+            self.stopped(why.clone());
+            return Err(answer.error(ErrorKind::JobCanceled).context(why));
         }
         if status == Some(&RemoteStatus::Canceling) && current == JobState::Running {
             diag::info(&format!("job {}: GitLab asks to cancel it (graceful)", self.info.id));
@@ -454,11 +479,10 @@ impl JobShared {
     /// A 404 to a job update: GitLab no longer has the job; like the official runner, stop.
     fn gone(&self, answer: &Answer) -> Error {
         diag::warn(&format!("job {}: GitLab no longer has it (404)", self.id()));
-        self.set_state(JobState::Canceled);
-        answer.error(ErrorKind::JobCanceled).context(format!(
-            "job {}: GitLab no longer has this job (it was deleted, with its pipeline or project)",
-            self.id()
-        ))
+        let why =
+            format!("job {}: GitLab no longer has this job (it was deleted, with its pipeline or project)", self.id());
+        self.stopped(why.clone());
+        answer.error(ErrorKind::JobCanceled).context(why)
     }
 
     /// `observe` of an update's reply; Ok for the outcomes of a non-final update that succeeded.
@@ -598,7 +622,7 @@ impl JobShared {
                     };
                     if reply.signals.status == Some(RemoteStatus::Canceled) {
                         // GitLab canceled it before our report arrived (its callback is told).
-                        self.set_state(JobState::Canceled);
+                        self.stopped(format!("job {}: GitLab reports the job as canceled", self.id()));
                     } else {
                         self.set_state(reported);
                     }

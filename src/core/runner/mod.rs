@@ -113,7 +113,8 @@ impl Runner {
 
     fn call(&self) -> Call {
         let limit = Duration::from_millis(self.call_timeout_ms.load(Ordering::Acquire));
-        Call::within(limit).interruptible(&self.interrupter, "glr_runner_interrupt() was called, or the runner was freed")
+        Call::within(limit)
+            .interruptible(&self.interrupter, "glr_runner_interrupt() was called, or the runner was freed")
     }
 
     /// A snapshot of everything persisted.
@@ -332,8 +333,18 @@ impl Runner {
             diag::warn(&format!("runner {}: the token could not be rotated (will retry): {e}", self.data.id));
         }
         match request() {
-            Err(e) if e.kind == ErrorKind::Auth && self.adopt_token_from_file() => request(),
+            Err(e) if e.kind == ErrorKind::Auth && self.adopt_token_from_file_locked() => request(),
             other => other,
+        }
+    }
+
+    /// `adopt_token_from_file` holding the file's lock: another process may be between its
+    /// reset at GitLab and the file's rewrite, and the lock waits for that.
+    fn adopt_token_from_file_locked(&self) -> bool {
+        let Some(file) = &self.file else { return false };
+        match token::lock_file(file, &self.call()) {
+            Ok(_lock) => self.adopt_token_from_file(),
+            Err(_) => self.adopt_token_from_file(),
         }
     }
 
