@@ -8,6 +8,8 @@
 //! - token prefixes (`glpat-` & co.): the prefix is kept, the token characters after it become
 //!   one `[MASKED]`.
 
+use crate::scan::ByteSet;
+
 const MASK: &[u8] = b"[MASKED]";
 
 /// GitLab's token prefixes the official runner masks by default (`glpat-` always, the rest with
@@ -101,6 +103,9 @@ pub struct Masker {
     /// cost a full comparison.
     second_index: [u16; 256],
     seconds: Vec<[u64; 4]>,
+    /// `starts` as a set searched 16 bytes at a time: most text holds no byte that could start
+    /// a pattern, and is copied in bulk.
+    start_set: ByteSet,
     mode: Mode,
     held: Vec<u8>,
 }
@@ -141,6 +146,7 @@ impl Masker {
             starts: [false; 256],
             second_index: [0; 256],
             seconds: Vec::new(),
+            start_set: ByteSet::new([]),
             mode: Mode::Normal,
             held: Vec::new(),
         };
@@ -154,9 +160,15 @@ impl Masker {
                 m.allow(sep, Some(first.to_ascii_uppercase()));
             }
         }
+        m.start_set = ByteSet::new((0..=255u8).filter(|b| m.starts[*b as usize]));
         m.phrases = p;
         m.prefixes = prefixes;
         m
+    }
+
+    /// The first position at or after `from` holding a byte that could start a pattern.
+    fn next_candidate(&self, buf: &[u8], from: usize) -> usize {
+        self.start_set.find(buf, from).0.unwrap_or(buf.len())
     }
 
     /// Records that a pattern starts with `first` then `second` (None: a one-byte pattern, any
@@ -227,8 +239,8 @@ impl Masker {
                 }
                 Mode::InToken | Mode::InUrlValue | Mode::AfterPrefix | Mode::AfterUrlKey => self.mode = Mode::Normal,
                 Mode::Normal => {
-                    if !self.starts[b as usize] {
-                        let next = buf[i..].iter().position(|&c| self.starts[c as usize]).map_or(buf.len(), |p| i + p);
+                    let next = self.next_candidate(buf, i);
+                    if next > i {
                         out.extend_from_slice(&buf[i..next]);
                         i = next;
                         continue;
