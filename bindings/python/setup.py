@@ -12,10 +12,12 @@ PATH), and cargo's own settings apply (CARGO_TARGET_DIR, ...). An sdist cannot b
 wheel: it has no Rust sources.
 """
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 
 from setuptools import Distribution, setup
 from setuptools.command.bdist_wheel import bdist_wheel  # setuptools >= 70.1 (pyproject.toml asks 77)
@@ -116,7 +118,14 @@ class bdist_wheel_for_platform(bdist_wheel):
         return "py3", "none", platform
 
 
+# pip builds in this directory: setuptools' build/ and *.egg-info/ go to a directory of this
+# process instead, so that no build writes into the sources and no earlier build's leftovers
+# (a module since removed) end up in a wheel.
+_SCRATCH = tempfile.mkdtemp(prefix="gitlab_runner_api-build-")
+atexit.register(shutil.rmtree, _SCRATCH, True)
+
 setup(
+    options={"build": {"build_base": os.path.join(_SCRATCH, "build")}, "egg_info": {"egg_base": _SCRATCH}},
     distclass=DistributionWithLibrary,
     cmdclass={"build_py": build_py_with_library, "bdist_wheel": bdist_wheel_for_platform},
 )
