@@ -12,13 +12,15 @@ log appends (with non-ASCII text) -> glr_job_hand_over_dumps (the first handle b
 -> glr_job_loads (the new owner) -> more log through the new owner -> glr_job_set_success ->
 glr_shutdown, plus the error paths of the C contract (NULL arguments, invalid UTF-8, bad token,
 finishing twice, a watcher's log functions, out-of-range timeouts). Every handle and every returned string is
-freed.
+freed. First of all, every function the header (--header) declares must have its signature in the
+bindings' table.
 
 Progress goes to stderr. On success the last line on stdout is one JSON object (ASCII only) that
 tests/python_ctypes.rs checks against what the server stored:
     {"job_id", "runner_id", "system_id", "job_name", "stage", "script", "variables" (public,
      unmasked ones only), "lines" (every log line appended, in order), "log" (the whole log as
-     the library holds it), "runner": {...}, "checks": <number of checks passed>}
+     the library holds it), "runner": {...}, "checks": <number of checks passed>,
+     "functions_declared": <the header's function count>}
 The first failed check exits with status 1 and a message saying what was expected and what
 happened.
 
@@ -35,6 +37,7 @@ import ctypes
 import importlib.util
 import json
 import os
+import re
 import sys
 import tempfile
 from ctypes import byref, c_size_t, c_void_p
@@ -575,6 +578,29 @@ class Tester:
         }
 
 
+def header_functions(header):
+    """The names of the functions `header` declares (a declaration starts a line with its
+    return type; doc comments and macros do not)."""
+    with open(header, encoding="utf-8") as f:
+        return set(re.findall(r"^[a-z][^(\n]*?\b(glr_[a-z0-9_]+)\(", f.read(), re.M))
+
+
+def check_declarations(header):
+    """Every function of the header has its ctypes signature in _c_api.SIGNATURES (which the
+    bindings declare at import), and the table names no function the header lacks. Returns
+    how many functions the header declares."""
+    functions = header_functions(header)
+    if len(functions) < 100:
+        raise CheckFailed(f"{header}: only {len(functions)} functions found; is it the library's header?")
+    missing = sorted(functions - set(SIGNATURES))
+    if missing:
+        raise CheckFailed(f"no ctypes signature in bindings/python/gitlab_runner_api/_c_api.py for: {missing}")
+    unknown = sorted(set(SIGNATURES) - functions)
+    if unknown:
+        raise CheckFailed(f"_c_api.py declares functions {header} does not have: {unknown}")
+    return len(functions)
+
+
 def log(message):
     print(f"test_ctypes: {message}", file=sys.stderr, flush=True)
 
@@ -585,10 +611,16 @@ def main():
     parser.add_argument("--url", required=True, help="GitLab (or glr-testserver) base URL")
     parser.add_argument("--registration-token", required=True, help="a valid registration token")
     parser.add_argument("--job-id", type=int, default=None, help="the id of the job the runner must get")
+    parser.add_argument("--header", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                                                         os.pardir, "include", "gitlab_runner_api.h"),
+                        help="the C header whose every function must have a ctypes signature")
     args = parser.parse_args()
     try:
+        declared = check_declarations(args.header)
+        log(f"all {declared} functions of the header have a ctypes signature")
         tester = Tester(args.lib)
         summary = tester.run(args)
+        summary["functions_declared"] = declared
     except CheckFailed as e:
         log(f"FAILED: {e}")
         return 1

@@ -5,13 +5,13 @@ Switch from the Python package by installing this one instead: the imports stay
 Python package is wrong against current GitLab (or unsafe), are listed in README.md next to
 this package.
 
-The shared library is found through the environment variable GITLAB_RUNNER_API_LIB, the loader
-(ldconfig, LD_LIBRARY_PATH), the usual installed locations, or this repository's build; see
-gitlab_runner_api._lib. Importing fails with ImportError when none has the ABI this module needs.
+The shared library is found through the environment variable GITLAB_RUNNER_API_LIB, the copy
+bundled by `pip install` (built with the package), the loader (ldconfig, LD_LIBRARY_PATH), the
+usual installed locations, or this repository's build; see gitlab_runner_api._lib. Importing fails with ImportError when none has the ABI this module needs.
 """
 
 from . import _lib, cli, failure_reasons, utils
-from ._process import shutdown
+from ._process import set_log_fd, shutdown
 from .artifacts import Artifacts, extract_artifacts
 from .exceptions import (
     AlreadyFinishedExcpetion,
@@ -51,4 +51,5 @@ __all__ = [
     "CallInterruptedError",
     "extract_artifacts",
     "shutdown",
+    "set_log_fd",
 ]

@@ -8,7 +8,7 @@ it neither loads the library nor the rest of the bindings).
 """
 
 import ctypes
-from ctypes import POINTER, c_char, c_char_p, c_int32, c_int64, c_size_t, c_uint32
+from ctypes import CFUNCTYPE, POINTER, c_char, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_void_p
 
 #: The ABI these declarations are written for (GLR_ABI_VERSION of include/gitlab_runner_api.h).
 ABI_VERSION = 1
@@ -31,6 +31,11 @@ GLR_ERR_INTERRUPTED = -14
 GLR_ERR_PANIC = -99
 
 GLR_JOB_STATES = {0: "running", 1: "success", 2: "failed", 3: "canceling", 4: "canceled"}
+
+GLR_LOG_ERROR = 1
+GLR_LOG_WARN = 2
+GLR_LOG_INFO = 3
+GLR_LOG_DEBUG = 4
 
 GLR_VAR_PUBLIC = 1
 GLR_VAR_MASKED = 2
@@ -62,9 +67,15 @@ ArtifactsP = POINTER(Artifacts)
 OwnedStr = POINTER(c_char)
 status_t = c_int32
 
-# name: (restype, argtypes). Borrowed `const char *` results are c_char_p (copied into bytes).
-# Not declared: glr_set_log_callback and glr_job_set_cancel_callback (C callbacks from the
-# library's threads; Python code reads Job.state instead, and GLR_LOG=info prints diagnostics).
+# The two callback types. Declared for completeness (a plain ctypes user may install them), but
+# the package never does: they run on the library's thread "glr-events", and a Python callback
+# there takes the GIL from the library's side. The package offers glr_job_wait_state(),
+# glr_job_event_fd() and glr_set_log_fd() instead (Job.wait_state, Job.event_fd, set_log_fd).
+LogCallback = CFUNCTYPE(None, c_void_p, c_int32, c_char_p)
+CancelCallback = CFUNCTYPE(None, c_void_p, JobP, c_int32)
+
+# name: (restype, argtypes), for every function of the header (the ctypes test checks that).
+# Borrowed `const char *` results are c_char_p (copied into bytes).
 SIGNATURES = {
     "glr_version": (c_char_p, []),
     "glr_abi_version": (c_uint32, []),
@@ -73,6 +84,8 @@ SIGNATURES = {
     "glr_last_error_code": (status_t, []),
     "glr_string_free": (None, [OwnedStr]),
     "glr_failure_reason_str": (c_char_p, [c_int32]),
+    "glr_set_log_fd": (status_t, [c_int32, c_int32]),
+    "glr_set_log_callback": (None, [LogCallback, c_void_p]),
     # registration options
     "glr_register_options_new": (status_t, [POINTER(OptionsP)]),
     "glr_register_options_free": (None, [OptionsP]),
@@ -105,6 +118,9 @@ SIGNATURES = {
     "glr_runner_load": (status_t, [c_char_p, POINTER(RunnerP)]),
     "glr_runner_set_call_timeout": (status_t, [RunnerP, c_int64]),
     "glr_runner_interrupt": (status_t, [RunnerP]),
+    "glr_runner_reset_token": (status_t, [RunnerP]),
+    "glr_runner_set_label": (status_t, [RunnerP, c_char_p, c_char_p]),
+    "glr_runner_last_error_message": (c_size_t, [RunnerP, POINTER(c_char), c_size_t]),
     "glr_runner_free": (None, [RunnerP]),
     "glr_runner_id": (c_int64, [RunnerP]),
     "glr_runner_api_url": (c_char_p, [RunnerP]),
@@ -143,6 +159,13 @@ SIGNATURES = {
     "glr_job_pipeline_id": (c_char_p, [JobP]),
     "glr_job_is_branch": (c_int32, [JobP]),
     "glr_job_state": (c_int32, [JobP]),
+    "glr_job_wait_state": (status_t, [JobP, c_int32, c_int64, POINTER(c_int32)]),
+    "glr_job_event_fd": (status_t, [JobP, POINTER(c_int32)]),
+    "glr_job_set_cancel_callback": (status_t, [JobP, CancelCallback, c_void_p]),
+    "glr_job_last_error_message": (c_size_t, [JobP, POINTER(c_char), c_size_t]),
+    "glr_job_timeout": (c_int64, [JobP]),
+    "glr_job_deadline": (c_int64, [JobP]),
+    "glr_job_acknowledged": (c_int32, [JobP]),
     "glr_job_script_count": (c_size_t, [JobP]),
     "glr_job_script_line": (c_char_p, [JobP, c_size_t]),
     "glr_job_after_script_count": (c_size_t, [JobP]),

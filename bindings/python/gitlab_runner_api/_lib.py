@@ -4,10 +4,12 @@ exceptions, strings are copied in and out, every string the library hands out is
 
 Where the shared library is looked for, first match wins:
   1. the path in the environment variable GITLAB_RUNNER_API_LIB (only there, when it is set);
-  2. ctypes.util.find_library("gitlab_runner_api") (the loader's cache: ldconfig, LD_LIBRARY_PATH);
-  3. the usual installed locations (<prefix>/lib/libgitlab_runner_api.so.<ABI> for the prefixes
+  2. the library bundled in this package (BUNDLED: `pip install ./bindings/python` and the wheels
+     built from it run `cargo build --release` and put it there, see setup.py);
+  3. ctypes.util.find_library("gitlab_runner_api") (the loader's cache: ldconfig, LD_LIBRARY_PATH);
+  4. the usual installed locations (<prefix>/lib/libgitlab_runner_api.so.<ABI> for the prefixes
      of this Python, /usr/local and /usr);
-  4. this repository's build, when the module runs from a checkout: $CARGO_TARGET_DIR or
+  5. this repository's build, when the module runs from a checkout: $CARGO_TARGET_DIR or
      <repo>/target, release then debug.
 The library found must report glr_abi_version() == ABI_VERSION, else ImportError.
 """
@@ -30,6 +32,10 @@ from ._c_api import *  # noqa: E402,F401,F403
 #: The environment variable naming the shared library to load.
 LIBRARY_ENV = "GITLAB_RUNNER_API_LIB"
 
+#: Where an installed package (a wheel) holds the library built with it (the file name is the
+#: one setup.py copies to; a checkout's package directory has none).
+BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libgitlab_runner_api.so")
+
 
 def candidates():
     """The paths (or loader names) tried, in order."""
@@ -37,6 +43,10 @@ def candidates():
     if explicit:
         return [explicit]
     paths = []
+    # The library built together with this package comes first: it is the one these
+    # declarations were built against, whatever else is installed on the machine.
+    if os.path.isfile(BUNDLED):
+        paths.append(BUNDLED)
     found = ctypes.util.find_library("gitlab_runner_api")
     if found:
         paths.append(found)
@@ -172,12 +182,32 @@ def version():
 # ---- errors ---------------------------------------------------------------------------------
 
 
+def _copy_message(function, *handle):
+    """A message copied out snprintf-style by `function` (glr_last_error_message, or a
+    per-handle one with its handle first); asks again when it grew meanwhile (another thread
+    failed on the same handle)."""
+    size = 256
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = function(*handle, buf, size)
+        if n < size:
+            return buf.raw[:n].decode("utf-8", "replace")
+        size = n + 1
+
+
 def last_error_message():
     """The calling thread's last error message (read right after the failing call)."""
-    n = lib.glr_last_error_message(None, 0)
-    buf = ctypes.create_string_buffer(n + 1)
-    lib.glr_last_error_message(buf, n + 1)
-    return buf.raw[:n].decode("utf-8", "replace")
+    return _copy_message(lib.glr_last_error_message)
+
+
+def handle_error_message(handle):
+    """The message of the last failed call on a job or runner handle, whichever thread made it
+    ("" when none failed yet); None for anything else (registration options, artifacts)."""
+    if isinstance(handle, JobP):
+        return _copy_message(lib.glr_job_last_error_message, handle)
+    if isinstance(handle, RunnerP):
+        return _copy_message(lib.glr_runner_last_error_message, handle)
+    return None
 
 
 _ERRORS = {
@@ -200,22 +230,27 @@ _ERRORS = {
 }
 
 
-def error(status, function):
-    """The exception for `status` returned by `function` (reads the thread's last error)."""
-    message = last_error_message()
+def error(status, function, handle=None):
+    """The exception for `status` returned by `function`. Its message is the handle's last
+    failure when the call was on a job or runner (the library keeps it per handle, whichever
+    thread failed), else the calling thread's last error."""
+    message = handle_error_message(handle) if handle is not None else None
+    if not message:  # not a job or runner call (or nothing recorded on it)
+        message = last_error_message()
     cls = _ERRORS.get(status, exceptions.GitlabRunnerApiError)
     return cls(message, status=status, function=function)
 
 
-def check(status, function):
+def check(status, function, handle=None):
     """Raises the exception for `status` unless it is GLR_OK."""
     if status != GLR_OK:
-        raise error(status, function)
+        raise error(status, function, handle)
 
 
 def call(function, *args):
-    """Calls the C function named `function`, raising on a failure status."""
-    check(getattr(lib, function)(*args), function)
+    """Calls the C function named `function`, raising on a failure status (with the message of
+    its first argument when that is a job or runner handle)."""
+    check(getattr(lib, function)(*args), function, args[0] if args else None)
 
 
-__all__ = ["lib", "path", "load_library", "candidates", "ABI_VERSION", "LIBRARY_ENV", "byref", "c_void_p"]
+__all__ = ["lib", "path", "load_library", "candidates", "ABI_VERSION", "LIBRARY_ENV", "BUNDLED", "byref", "c_void_p"]

@@ -1,4 +1,4 @@
-"""What concerns the whole process rather than one runner or job: shutdown()."""
+"""What concerns the whole process rather than one runner or job: shutdown(), set_log_fd()."""
 
 from . import _lib
 
@@ -17,4 +17,30 @@ def shutdown(timeout=60.0):
     return True
 
 
-__all__ = ["shutdown"]
+_LOG_LEVELS = {
+    "error": _lib.GLR_LOG_ERROR,
+    "warn": _lib.GLR_LOG_WARN,
+    "info": _lib.GLR_LOG_INFO,
+    "debug": _lib.GLR_LOG_DEBUG,
+}
+
+
+def set_log_fd(fd, level="info"):
+    """Sends the library's diagnostics at `level` ("error", "warn", "info" or "debug") and more
+    severe to the file descriptor `fd`, one line each, "gitlab_runner_api: <level>: <message>\n"
+    (at most 4000 bytes, so a pipe gets each whole); None (or -1) stops. Give it the writing end
+    of os.pipe() and read the lines where you like (loop.add_reader in asyncio, a thread, the
+    logging module). The library never blocks on it: a line the descriptor cannot take at once
+    is dropped. The descriptor stays yours: once this returns after a change, nothing is written
+    to the previous one, which may then be closed. GLR_LOG's stderr lines stop while it is set.
+    Not in the Python package."""
+    if fd is None:
+        fd = -1
+    if isinstance(fd, bool) or not isinstance(fd, int):
+        raise TypeError("fd must be a file descriptor (an int) or None, not %s" % type(fd).__name__)
+    if level not in _LOG_LEVELS:
+        raise ValueError("level must be one of %s, not %r" % (sorted(_LOG_LEVELS), level))
+    _lib.call("glr_set_log_fd", fd, _LOG_LEVELS[level])
+
+
+__all__ = ["shutdown", "set_log_fd"]

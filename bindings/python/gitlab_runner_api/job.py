@@ -1,6 +1,7 @@
 """Job, its log (JobLog) and its variables (EnvVar): the Python package's API."""
 
 import json
+import math
 import re
 from collections import OrderedDict
 
@@ -248,6 +249,81 @@ class Job(Handle):
         set_failed() with their uploads, download_artifacts()): past `seconds` (a float), it
         raises CallTimeoutError. None or 0 restores the default, 5 minutes."""
         _lib.call("glr_job_set_call_timeout", self._handle(), _lib.milliseconds(seconds, "seconds"))
+
+    # ---- GitLab's clocks (not in the Python package) ----------------------------------------
+
+    @property
+    def timeout(self):
+        """Seconds GitLab gives the job (the job's `timeout:`, within the runner's
+        maximum_timeout), or None when GitLab did not say. Tell a batch system this wall time."""
+        value = lib.glr_job_timeout(self._handle())
+        return None if value < 0 else value
+
+    @property
+    def deadline(self):
+        """When GitLab stops the job, in unix seconds (compare with time.time()): when the runner
+        took it plus `timeout`. The job token expires 5 minutes later. None when unknown."""
+        value = lib.glr_job_deadline(self._handle())
+        return None if value < 0 else value
+
+    @property
+    def acknowledged(self):
+        """True once GitLab acknowledged that this runner took the job (the library sends that at
+        once and retries in the background; GitLab gives a job it has not seen acknowledged
+        within 2 minutes to another runner). None in a fork()ed child's copy of the job."""
+        value = lib.glr_job_acknowledged(self._handle())
+        return None if value < 0 else bool(value)
+
+    # ---- learning state changes without callbacks (not in the Python package) ------------------
+
+    def wait_state(self, known, timeout=None):
+        """Waits until `state` differs from `known` (a state name, e.g. "running") and returns the
+        state then; after `timeout` seconds (None: no limit, 0: do not wait) it returns `known`.
+        For a thread of your own that waits for GitLab's cancel; the GIL is released meanwhile.
+        Without a timeout the wait cannot be ended by Ctrl-C (it is a C call): loop with one.
+        Something must talk to GitLab for a cancel to arrive: log uploads, the keep-alive
+        (set_keepalive_interval()), auth()."""
+        codes = {name: code for code, name in _lib.GLR_JOB_STATES.items()}
+        if known not in codes:
+            raise ValueError("known must be one of %s, not %r" % (sorted(codes), known))
+        if timeout is None:
+            milliseconds = -1
+        else:
+            seconds = _lib.seconds_value(timeout, "timeout")
+            if seconds < 0:
+                raise ValueError("timeout must not be negative (None waits without a limit)")
+            milliseconds = min(math.ceil(seconds * 1000), 2**63 - 1)
+        state = _lib.c_int32()
+        _lib.call("glr_job_wait_state", self._handle(), codes[known], milliseconds, byref(state))
+        return _lib.GLR_JOB_STATES.get(state.value, "unknown")
+
+    def event_fd(self):
+        """A file descriptor that becomes readable after every change of `state` (a cancel, the
+        end): an eventfd for select/poll or an event loop. Reset it by reading its 8-byte counter
+        (os.read(fd, 8)), then read `state`. It belongs to the job: never close it; it is closed
+        with the job, so remove it from your event loop before close(). In asyncio:
+
+            fd = job.event_fd()
+            changed = asyncio.Event()
+
+            def on_change():
+                os.read(fd, 8)   # else the loop calls this again at once
+                changed.set()
+
+            loop.add_reader(fd, on_change)
+            ...                  # await changed.wait(), then look at job.state, changed.clear()
+            loop.remove_reader(fd)
+
+        As with wait_state(), a cancel arrives with the next exchange with GitLab."""
+        fd = _lib.c_int32()
+        _lib.call("glr_job_event_fd", self._handle(), byref(fd))
+        return fd.value
+
+    @property
+    def last_error_message(self):
+        """The message of the last failed call on this job, whichever thread made it ("" when
+        none failed). The exceptions carry the same text; this is for reading it elsewhere."""
+        return _lib.handle_error_message(self._handle())
 
     # ---- talking to GitLab ----------------------------------------------------------------
 

@@ -170,6 +170,27 @@ class Runner(Handle):
         not affected. For stopping a polling thread; not in the Python package."""
         _lib.call("glr_runner_interrupt", self._handle())
 
+    def reset_token(self):
+        """Rotates the runner's token now (the old one stops working at once). The library also
+        does it by itself once 75 % of the token's lifetime (token_expires_at) passed. A runner
+        from Runner.load() writes the new token to its file (atomically, under a lock shared
+        with other processes using the file); any other runner must be dumped again. Not in the
+        Python package."""
+        _lib.call("glr_runner_reset_token", self._handle())
+
+    def set_label(self, key, value):
+        """Sets the runner manager's label `key` to `value` (None removes it), sent to GitLab
+        (info.labels, GitLab 18+) from the next request on and kept by dumps(). Keys: 3 to 65
+        letters, digits, ".", "_", "-", not starting with "." or "-"; values: 1 to 256 of the
+        same; at most 32 labels (ValueError otherwise). Not in the Python package."""
+        _lib.call("glr_runner_set_label", self._handle(), _lib.c_str(key, "key"), _lib.c_str(value, "value"))
+
+    @property
+    def last_error_message(self):
+        """The message of the last failed call on this runner, whichever thread made it ("" when
+        none failed). The exceptions carry the same text; this is for reading it elsewhere."""
+        return _lib.handle_error_message(self._handle())
+
     def unregister(self):
         """Removes the runner from GitLab (not in the Python package)."""
         _lib.call("glr_runner_unregister", self._handle())

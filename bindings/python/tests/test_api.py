@@ -15,6 +15,7 @@ GLR_TEST_SUMMARY=<file>, the id and the expected final state of every job the te
 written there, for the Rust test to check independently.
 """
 
+import asyncio
 import base64
 import io
 import json
@@ -870,6 +871,246 @@ class OneWriterPerJob(ServerTestCase):
         self.assertEqual(trace(job.id).count("not acknowledged in time\n"), 1)
 
 
+# ---- GitLab's clocks and the runner's token (not in the Python package) ---------------------------
+
+
+class GitLabsClocks(ServerTestCase):
+    def test_timeout_deadline_and_acknowledged(self):
+        runner, tag = self.new_runner()
+        job = self.take_job(runner, tag, {"runner_info": {"timeout": 1800}})
+        self.assertEqual(job.timeout, 1800)
+        self.assertIsInstance(job.deadline, int)
+        self.assertLessEqual(abs(job.deadline - (time.time() + 1800)), 60)
+        self.assertIs(job.acknowledged, True, "request_job acknowledges at once")
+        copy = Job.loads(job.dumps())
+        self.addCleanup(copy.close)
+        self.assertEqual((copy.timeout, copy.deadline), (job.timeout, job.deadline), "saved in dumps")
+
+        # GitLab refuses the acknowledgement twice (a status not retried at once): not
+        # acknowledged, until the background's next tries.
+        add_fault(endpoint="job_update", kind="status", code=501, count=2)
+        late = self.take_job(runner, tag)
+        self.assertIs(late.acknowledged, False)
+        deadline = time.monotonic() + 10
+        while not late.acknowledged and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIs(late.acknowledged, True)
+        self.assertEqual(job_record(late.id)["state"], "running")
+        for finished in (job, late):
+            finished.set_success()
+            self.expect_final(finished.id, "success")
+
+    def test_no_timeout_from_gitlab(self):
+        runner, tag = self.new_runner()
+        job = self.take_job(runner, tag, {"runner_info": {"timeout": None}})
+        self.assertIsNone(job.timeout)
+        self.assertIsNone(job.deadline)
+
+    def test_reset_token(self):
+        runner, _ = self.new_runner()
+        filename = self.path("runner.json")
+        runner.dump(filename)
+        loaded = Runner.load(filename)
+        self.addCleanup(loaded.close)
+        old = loaded.token
+        loaded.reset_token()
+        # Compared without assertEqual, whose failure message would show the tokens.
+        self.assertTrue(loaded.token != old, "the token did not change")
+        stored = server_runner(loaded.id)
+        self.assertTrue(stored["token"] == loaded.token, "GitLab has another token")
+        self.assertEqual(stored["token_resets"], 1)
+        again = Runner.load(filename)
+        self.addCleanup(again.close)
+        self.assertTrue(again.token == loaded.token, "a loaded runner writes the new token to its file")
+        again.check_auth()
+        # A runner not backed by the file keeps the old token, which GitLab no longer takes.
+        with self.assertRaises(AuthException) as cm:
+            runner.check_auth()
+        self.assertNotIn(old, str(cm.exception))
+        with self.assertRaises(AuthException):
+            runner.reset_token()
+
+    def test_set_label(self):
+        runner, tag = self.new_runner()
+        runner.set_label("region", "eu-west.1")
+        runner.set_label("rack_no", "42")
+        self.assertIsNone(runner.request_job())
+
+        def labels():
+            managers = server_runner(runner.id)["managers"]
+            self.assertEqual(len(managers), 1, managers)
+            return managers[0]["info"].get("labels")
+
+        self.assertEqual(labels(), {"region": "eu-west.1", "rack_no": "42"})
+        copy = Runner.loads(runner.dumps())
+        self.addCleanup(copy.close)
+        copy.set_label("rack_no", None)
+        self.assertIsNone(copy.request_job())
+        self.assertEqual(labels(), {"region": "eu-west.1"}, "kept by dumps, removed with None")
+        for key, value in [("ab", "x"), ("-key", "x"), ("key", ""), ("key", "a b"), ("k" * 66, "x")]:
+            with self.assertRaises(ValueError, msg=(key, value)):
+                runner.set_label(key, value)
+        with self.assertRaises(TypeError):
+            runner.set_label("key", 5)
+
+
+# ---- learning state changes without callbacks (not in the Python package) ----------------------
+
+
+class LearningStateChanges(ServerTestCase):
+    def cancel_later(self, job_id, seconds, graceful=True):
+        timer = threading.Timer(seconds, control, ("POST", "/__control/jobs/%d/cancel" % job_id, {"graceful": graceful}))
+        timer.start()
+        self.addCleanup(timer.cancel)
+
+    def test_wait_state(self):
+        runner, tag = self.new_runner()
+        job = self.take_job(runner, tag)
+        self.assertEqual(job.wait_state("running", 0), "running")
+        started = time.monotonic()
+        self.assertEqual(job.wait_state("running", 0.2), "running", "the time ran out")
+        self.assertGreaterEqual(time.monotonic() - started, 0.15)
+        self.assertEqual(job.wait_state("success", 0), "running", "differs from `known` at once")
+        for bad, error in [("bogus", ValueError), (0, ValueError)]:
+            with self.assertRaises(error):
+                job.wait_state(bad)
+        with self.assertRaises(ValueError):
+            job.wait_state("running", -1)
+        with self.assertRaises(TypeError):
+            job.wait_state("running", "1")
+
+        job.set_keepalive_interval(1)  # the keep-alive learns the cancel
+        self.cancel_later(job.id, 0.3)
+        started = time.monotonic()
+        self.assertEqual(job.wait_state("running", 15), "canceling")
+        self.assertLess(time.monotonic() - started, 10)
+        job.log += "Running after_script\n"
+        job.set_failed()
+        self.expect_final(job.id, "canceled")
+
+    def test_event_fd_in_asyncio(self):
+        runner, tag = self.new_runner()
+        job = self.take_job(runner, tag)
+        job.set_keepalive_interval(1)
+        fd = job.event_fd()
+        self.assertEqual(job.event_fd(), fd, "the same descriptor every time")
+        os.fstat(fd)
+        calls = []
+
+        async def main():
+            # The pattern of Job.event_fd()'s documentation.
+            loop = asyncio.get_running_loop()
+            changed = asyncio.Event()
+
+            def on_change():
+                os.read(fd, 8)
+                calls.append(job.state)
+                changed.set()
+
+            loop.add_reader(fd, on_change)
+            try:
+                self.cancel_later(job.id, 0.2)
+                await asyncio.wait_for(changed.wait(), 15)
+                changed.clear()
+                self.assertEqual(job.state, "canceling")
+                job.log += "Running after_script\n"
+                await loop.run_in_executor(None, job.set_failed)
+                await asyncio.wait_for(changed.wait(), 15)  # the end is a change too
+                await asyncio.sleep(0.2)  # a reader never reset would be called again meanwhile
+            finally:
+                loop.remove_reader(fd)
+
+        asyncio.run(main())
+        self.assertEqual(calls[0], "canceling")
+        self.assertEqual(calls[-1], job.state)
+        self.assertIn(job.state, ("canceled", "failed"))
+        self.assertLessEqual(len(calls), 3, calls)
+        self.expect_final(job.id, "canceled")
+
+    def test_set_log_fd(self):
+        read_end, write_end = os.pipe()
+        self.addCleanup(os.close, read_end)
+        self.addCleanup(os.close, write_end)
+        self.addCleanup(gitlab_runner_api.set_log_fd, None)  # before the descriptor is closed
+        os.set_blocking(read_end, False)
+
+        def lines(wait):
+            data, deadline = b"", time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:
+                    chunk = os.read(read_end, 65536)
+                except BlockingIOError:
+                    chunk = b""
+                data += chunk
+                if not chunk:
+                    if data.endswith(b"\n") and wait > 0.5:
+                        break
+                    time.sleep(0.02)
+            return data.decode("utf-8").splitlines()
+
+        gitlab_runner_api.set_log_fd(write_end, "info")
+        runner = Runner.register(URL, REGISTRATION_TOKEN)
+        self.addCleanup(runner.close)
+        got = lines(5)
+        self.assertIn("gitlab_runner_api: info: registered runner %d at %s" % (runner.id, URL), got)
+        self.assertTrue(all(line.startswith("gitlab_runner_api: ") for line in got), got)
+        self.assertFalse(runner.token in "\n".join(got), "a log line holds the token")
+
+        gitlab_runner_api.set_log_fd(write_end, "error")  # info is below it
+        other = Runner.register(URL, REGISTRATION_TOKEN)
+        self.addCleanup(other.close)
+        gitlab_runner_api.set_log_fd(None)
+        Runner.register(URL, REGISTRATION_TOKEN).close()
+        self.assertEqual([line for line in lines(0.5) if "registered runner" in line], [])
+        for fd, level, error in [(write_end, "loud", ValueError), ("3", "info", TypeError), (-5, "info", ValueError)]:
+            with self.assertRaises(error, msg=(fd, level)):
+                gitlab_runner_api.set_log_fd(fd, level)
+
+    def test_per_handle_error_messages(self):
+        runner, tag = self.new_runner()
+        jobs = [self.take_job(runner, tag) for _ in range(2)]
+        for job in jobs:
+            self.assertEqual(job.last_error_message, "")
+        errors = {}
+
+        def fail(job):
+            try:
+                job.dump(self.path("missing-%d/job.json" % job.id))
+            except OSError as e:
+                errors[job.id] = e
+
+        threads = [threading.Thread(target=fail, args=(job,)) for job in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        # Each exception has its own job's message, and the job keeps it for any thread to read.
+        for job in jobs:
+            e = errors[job.id]
+            self.assertEqual(e.function, "glr_job_dump")
+            self.assertTrue(e.message)
+            self.assertEqual(job.last_error_message, e.message)
+        self.assertNotEqual(errors[jobs[0].id].message, errors[jobs[1].id].message)
+        self.assertEqual(_lib.last_error_message(), "", "this thread made no failing call")
+
+        # The message is the failing call's, as the thread's own slot says (never an older one).
+        failing = [
+            (jobs[0], lambda: jobs[0].download_artifacts(7, self.path("artifacts.zip"))),
+            (jobs[0], lambda: jobs[0].hand_over_dump(self.path("missing/job.json"))),
+            (runner, lambda: runner.set_label("-bad", "x")),
+            (runner, lambda: runner.dump(self.path("missing/runner.json"))),
+        ]
+        for handle, action in failing:
+            with self.assertRaises(gitlab_runner_api.GitlabRunnerApiError) as cm:
+                action()
+            self.assertEqual(cm.exception.message, _lib.last_error_message())
+            self.assertEqual(handle.last_error_message, cm.exception.message)
+        self.assertEqual(runner.last_error_message, cm.exception.message)
+        for job in jobs:
+            job.set_success()
+            self.expect_final(job.id, "success")
+
+
 # ---- the module itself ------------------------------------------------------------------------
 
 
@@ -882,8 +1123,7 @@ class Module(unittest.TestCase):
 
         declared = set(re.findall(r"^[a-z].*?\b(glr_[a-z0-9_]+)\(", text, re.M))
         self.assertGreater(len(declared), 100)
-        callbacks = {"glr_set_log_callback", "glr_job_set_cancel_callback"}
-        self.assertEqual(sorted(declared - set(_lib.SIGNATURES) - callbacks), [])
+        self.assertEqual(sorted(declared - set(_lib.SIGNATURES)), [])
 
     def test_package_names(self):
         for name in gitlab_runner_api.__all__:
