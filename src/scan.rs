@@ -24,6 +24,7 @@ impl ByteSet {
         ByteSet { table, members }
     }
 
+    #[cfg(test)]
     pub(crate) fn contains(&self, b: u8) -> bool {
         self.table[b as usize]
     }

@@ -96,15 +96,13 @@ pub struct Masker {
     /// Longest first.
     phrases: Vec<Vec<u8>>,
     prefixes: Vec<Vec<u8>>,
-    /// Bytes that can start a pattern (`?` and `&` for URL keys).
-    starts: [bool; 256],
     /// For each start byte, the bytes that can follow it (index into `seconds`, 0 = none): a
     /// cheap second look, so that common letters starting a pattern (`g` of `glpat-`) rarely
     /// cost a full comparison.
     second_index: [u16; 256],
     seconds: Vec<[u64; 4]>,
-    /// `starts` as a set searched 16 bytes at a time: most text holds no byte that could start
-    /// a pattern, and is copied in bulk.
+    /// The bytes that can start a pattern (`?` and `&` for URL keys), searched 16 bytes at a
+    /// time: most text holds none, and is copied in bulk.
     start_set: ByteSet,
     mode: Mode,
     held: Vec<u8>,
@@ -143,7 +141,6 @@ impl Masker {
         let mut m = Masker {
             phrases: Vec::new(),
             prefixes: Vec::new(),
-            starts: [false; 256],
             second_index: [0; 256],
             seconds: Vec::new(),
             start_set: ByteSet::new([]),
@@ -160,7 +157,8 @@ impl Masker {
                 m.allow(sep, Some(first.to_ascii_uppercase()));
             }
         }
-        m.start_set = ByteSet::new((0..=255u8).filter(|b| m.starts[*b as usize]));
+        // A byte starts a pattern when it has a set of second bytes.
+        m.start_set = ByteSet::new((0..=255u8).filter(|b| m.second_index[*b as usize] != 0));
         m.phrases = p;
         m.prefixes = prefixes;
         m
@@ -174,7 +172,6 @@ impl Masker {
     /// Records that a pattern starts with `first` then `second` (None: a one-byte pattern, any
     /// byte may follow).
     fn allow(&mut self, first: u8, second: Option<u8>) {
-        self.starts[first as usize] = true;
         if self.second_index[first as usize] == 0 {
             self.seconds.push([0; 4]);
             // At most 256 start bytes, so the count always fits.
