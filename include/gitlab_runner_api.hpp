@@ -612,6 +612,15 @@ inline void set_log_callback(LogCallback callback) {
     std::vector<std::unique_ptr<const LogCallback>> finished = detail::replace_log_callback(next);
 }
 
+/**
+ * Sends the library's diagnostics at `level` and more severe to descriptor `fd` as lines, for
+ * programs that read them from their event loop; std::nullopt stops (glr_set_log_fd()). The
+ * library never blocks on it nor closes it.
+ */
+inline void set_log_fd(std::optional<int> fd, LogLevel level = LogLevel::warn) {
+    detail::check(glr_set_log_fd(fd ? *fd : -1, static_cast<int32_t>(level)), "glr_set_log_fd");
+}
+
 // ---- registration options ---------------------------------------------------------------------------
 
 /**
@@ -901,6 +910,52 @@ class Job {
     JobState state() const noexcept {
         int32_t s = glr_job_state(get());
         return s < 0 ? JobState::running : static_cast<JobState>(s);
+    }
+    /**
+     * Seconds GitLab gives the job (its `timeout:`, within the runner's maximum), or
+     * std::nullopt when GitLab did not say (glr_job_timeout()). Tell a batch system this wall time.
+     */
+    std::optional<std::chrono::seconds> timeout() const noexcept {
+        int64_t t = glr_job_timeout(get());
+        return t < 0 ? std::nullopt : std::optional<std::chrono::seconds>(std::chrono::seconds(t));
+    }
+    /**
+     * When GitLab stops the job (when it was taken plus timeout()), or std::nullopt when unknown
+     * (glr_job_deadline()). The job token expires 5 minutes later. Saved in dumps.
+     */
+    std::optional<std::chrono::system_clock::time_point> deadline() const noexcept {
+        int64_t t = glr_job_deadline(get());
+        if (t < 0)
+            return std::nullopt;
+        return std::chrono::system_clock::time_point(std::chrono::seconds(t));
+    }
+    /**
+     * Whether GitLab has acknowledged the job (the `state=running` commit); false while the
+     * commit is retried in the background, and for a moved-from job (glr_job_acknowledged()).
+     */
+    bool acknowledged() const noexcept { return glr_job_acknowledged(get()) == 1; }
+    /**
+     * Waits until the job's state differs from `known`, at most `timeout` (std::nullopt: no
+     * limit), and returns the state then: `known` when the time ran out (glr_job_wait_state()).
+     * For a thread of your own that waits for GitLab's cancel instead of a callback.
+     */
+    JobState wait_state(JobState known, std::optional<std::chrono::milliseconds> timeout) {
+        int32_t out = 0;
+        int64_t ms = timeout ? static_cast<int64_t>(timeout->count()) : -1;
+        if (timeout && ms < 0)
+            ms = 0; // a time already passed: do not wait
+        detail::check(glr_job_wait_state(get(), static_cast<int32_t>(known), ms, &out), "glr_job_wait_state");
+        return static_cast<JobState>(out);
+    }
+    /**
+     * A descriptor that becomes readable after each change of state, for poll()/epoll or an
+     * event loop; read its 8-byte counter to reset it, then call state(). It belongs to the job:
+     * do not close it (glr_job_event_fd()).
+     */
+    int event_fd() {
+        int32_t fd = -1;
+        detail::check(glr_job_event_fd(get(), &fd), "glr_job_event_fd");
+        return fd;
     }
     /** The `script` lines (glr_job_script_count(), glr_job_script_line()). */
     ScriptLines script() const noexcept { return ScriptLines(get(), glr_job_script_count, script_line); }
@@ -1227,6 +1282,21 @@ class Runner {
         detail::check(glr_runner_set_feature(get(), c.c_str(), enabled ? 1 : 0), "glr_runner_set_feature");
     }
     /**
+     * Rotates the runner's token now (glr_runner_reset_token()); the library also does it by
+     * itself at 75 % of the token's lifetime. A runner from Runner::load() rewrites its file;
+     * any other must be dumped again.
+     */
+    void reset_token() { detail::check(glr_runner_reset_token(get()), "glr_runner_reset_token"); }
+    /**
+     * Sets the runner label `key` to `value`, or removes it for std::nullopt; sent from the next
+     * request on and persisted (glr_runner_set_label(), which gives the rules).
+     */
+    void set_label(std::string_view key, std::optional<std::string_view> value) {
+        detail::CString k(key, "glr_runner_set_label");
+        detail::CString v(value, "glr_runner_set_label");
+        detail::check(glr_runner_set_label(get(), k.c_str(), v.c_str()), "glr_runner_set_label");
+    }
+    /**
      * Bounds each of this runner's network calls from now on (request_job() with its long
      * poll, check_auth(), unregister()): past `timeout` they throw glr::TimeoutError. Zero
      * restores the default, 5 minutes; negative throws (glr_runner_set_call_timeout()).
@@ -1376,6 +1446,9 @@ inline void shutdown(std::chrono::milliseconds timeout = std::chrono::minutes(1)
 // Every function of gitlab_runner_api.h is called above, or listed here, one per line, as
 // `// not wrapped: glr_name -- the reason`. tests/cpp_wrapper_coverage.rs fails on a function
 // that is neither, and on a line here whose function the header no longer declares or the code
-// above calls. None at present: every function has a wrapper.
+// above calls.
+//
+// not wrapped: glr_job_last_error_message -- C++ code stays on its OS thread through a call, so glr::Error already holds the message, read on that thread right after the failing call
+// not wrapped: glr_runner_last_error_message -- same reason: glr::Error holds the per-thread message of the failing call
 
 #endif /* GLR_HPP */

@@ -324,6 +324,15 @@ fn table() -> Vec<Row> {
     ));
 
     t.push(row(
+        "glr_set_log_fd",
+        vec![
+            status("fd -2", INVALID, State::Server, |_| Got::Status(glr_set_log_fd(-2, GLR_LOG_WARN))),
+            status("fd INT32_MIN", INVALID, State::Server, |_| Got::Status(glr_set_log_fd(i32::MIN, GLR_LOG_WARN))),
+            status("level 99 (fd 2)", INVALID, State::Server, |_| Got::Status(glr_set_log_fd(2, 99))),
+            status("level -1 (fd 2)", INVALID, State::Server, |_| Got::Status(glr_set_log_fd(2, -1))),
+        ],
+    ));
+    t.push(row(
         "glr_shutdown",
         [-1, i64::MIN]
             .into_iter()
@@ -498,6 +507,58 @@ fn table() -> Vec<Row> {
                 Got::Status(unsafe { glr_runner_set_system_id(fx.runner, c"".as_ptr()) })
             }),
         ],
+    ));
+    t.push(row(
+        "glr_runner_reset_token",
+        vec![status("runner NULL", NULL, State::Server, |_| {
+            Got::Status(unsafe { glr_runner_reset_token(ptr::null_mut()) })
+        })],
+    ));
+    let set_label = |fx: &Fx, key: &std::ffi::CStr, value: Option<&std::ffi::CStr>| {
+        Got::Status(unsafe { glr_runner_set_label(fx.runner, key.as_ptr(), value.map_or(ptr::null(), |v| v.as_ptr())) })
+    };
+    let long_value = CString::new("v".repeat(257)).unwrap();
+    let long_key = CString::new("k".repeat(66)).unwrap();
+    let mut label_cases = vec![
+        status("runner NULL", NULL, State::Server, |_| {
+            Got::Status(unsafe { glr_runner_set_label(ptr::null_mut(), c"team".as_ptr(), c"ci".as_ptr()) })
+        }),
+        status("key NULL", NULL, State::Runner, |fx| {
+            Got::Status(unsafe { glr_runner_set_label(fx.runner, ptr::null(), c"ci".as_ptr()) })
+        }),
+        status("key invalid UTF-8", UTF8, State::Runner, |fx| {
+            Got::Status(unsafe { glr_runner_set_label(fx.runner, fx.bad.as_ptr(), c"ci".as_ptr()) })
+        }),
+        status("value invalid UTF-8", UTF8, State::Runner, |fx| {
+            Got::Status(unsafe { glr_runner_set_label(fx.runner, c"team".as_ptr(), fx.bad.as_ptr()) })
+        }),
+    ];
+    for (what, key, value) in [
+        ("key \"ab\" (too short)", c"ab", c"ci"),
+        ("key \".team\" (starts with '.')", c".team", c"ci"),
+        ("key \"-team\" (starts with '-')", c"-team", c"ci"),
+        ("key \"te am\" (a space)", c"te am", c"ci"),
+        ("key empty", c"", c"ci"),
+        ("value empty", c"team", c""),
+        ("value \"a/b\"", c"team", c"a/b"),
+    ] {
+        label_cases.push(status(what, INVALID, State::Runner, move |fx| set_label(fx, key, Some(value))));
+    }
+    label_cases
+        .push(status("key of 66 bytes", INVALID, State::Runner, move |fx| set_label(fx, &long_key, Some(c"ci"))));
+    label_cases.push(status("value of 257 bytes", INVALID, State::Runner, move |fx| {
+        set_label(fx, c"team", Some(&long_value))
+    }));
+    t.push(row("glr_runner_set_label", label_cases));
+    t.push(no_bad_input(
+        "glr_runner_last_error_message",
+        "a NULL runner answers 0 and an empty string (documented); a NULL buffer is a length query",
+        vec![case("runner NULL", Expect::KeepsLastError(Got::Unit), State::Server, |_| {
+            let mut buf = [b'x' as c_char; 8];
+            let n = unsafe { glr_runner_last_error_message(ptr::null(), buf.as_mut_ptr(), buf.len()) };
+            assert_eq!((n, buf[0]), (0, 0), "a NULL runner must give length 0 and an empty string");
+            Got::Unit
+        })],
     ));
     t.push(row(
         "glr_runner_check_auth",
@@ -687,6 +748,53 @@ fn table() -> Vec<Row> {
     }
     t.push(job_getter("glr_job_is_branch", Got::Int(-1), |j| Got::Int(unsafe { glr_job_is_branch(j) }.into())));
     t.push(job_getter("glr_job_state", Got::Int(-1), |j| Got::Int(unsafe { glr_job_state(j) }.into())));
+    t.push(job_getter("glr_job_timeout", Got::Int(-1), |j| Got::Int(unsafe { glr_job_timeout(j) })));
+    t.push(job_getter("glr_job_deadline", Got::Int(-1), |j| Got::Int(unsafe { glr_job_deadline(j) })));
+    t.push(job_getter("glr_job_acknowledged", Got::Int(-1), |j| Got::Int(unsafe { glr_job_acknowledged(j) }.into())));
+    t.push(no_bad_input(
+        "glr_job_last_error_message",
+        "a NULL job answers 0 and an empty string (documented); a NULL buffer is a length query",
+        vec![case("job NULL", Expect::KeepsLastError(Got::Unit), State::Server, |_| {
+            let mut buf = [b'x' as c_char; 8];
+            let n = unsafe { glr_job_last_error_message(ptr::null(), buf.as_mut_ptr(), buf.len()) };
+            assert_eq!((n, buf[0]), (0, 0), "a NULL job must give length 0 and an empty string");
+            Got::Unit
+        })],
+    ));
+    /// Calls glr_job_wait_state with an out-parameter holding a sentinel and checks it was not
+    /// written.
+    fn wait_state(job: *mut glr_job, known: i32, timeout: i64, out_null: bool) -> Got {
+        let mut out = 0x5a5a_i32;
+        let out_ptr = if out_null { ptr::null_mut() } else { &mut out as *mut i32 };
+        let st = unsafe { glr_job_wait_state(job, known, timeout, out_ptr) };
+        assert_eq!(out, 0x5a5a, "state_out was written on failure (status {st})");
+        Got::Status(st)
+    }
+    t.push(row(
+        "glr_job_wait_state",
+        vec![
+            status("job NULL", NULL, State::Server, |_| wait_state(ptr::null_mut(), GLR_JOB_RUNNING, 0, false)),
+            status("state_out NULL", NULL, State::Job, |fx| wait_state(fx.job, GLR_JOB_RUNNING, 0, true)),
+            status("known_state 99", INVALID, State::Job, |fx| wait_state(fx.job, 99, 0, false)),
+            status("known_state -1", INVALID, State::Job, |fx| wait_state(fx.job, -1, 0, false)),
+            status("timeout -2", INVALID, State::Job, |fx| wait_state(fx.job, GLR_JOB_RUNNING, -2, false)),
+            status("timeout INT64_MIN", INVALID, State::Job, |fx| wait_state(fx.job, GLR_JOB_RUNNING, i64::MIN, false)),
+        ],
+    ));
+    t.push(row(
+        "glr_job_event_fd",
+        vec![
+            status("job NULL", NULL, State::Server, |_| {
+                let mut fd = -7;
+                let st = unsafe { glr_job_event_fd(ptr::null_mut(), &mut fd) };
+                assert_eq!(fd, -7, "fd_out was written on failure");
+                Got::Status(st)
+            }),
+            status("fd_out NULL", NULL, State::Job, |fx| {
+                Got::Status(unsafe { glr_job_event_fd(fx.job, ptr::null_mut()) })
+            }),
+        ],
+    ));
     t.push(job_getter("glr_job_script_count", Got::Int(0), |j| Got::Int(unsafe { glr_job_script_count(j) } as i64)));
     t.push(job_getter("glr_job_after_script_count", Got::Int(0), |j| {
         Got::Int(unsafe { glr_job_after_script_count(j) } as i64)

@@ -3,7 +3,9 @@
 // getters give string_view / optional; script lines, variables and tags iterate; strings handed
 // out are copied; the log callback gets the library's lines on its event thread, and replacing
 // it is a sync point (also while it runs, and from inside it); one writer per job: hand-over,
-// watchers, keep-alive interval, call timeouts, interrupting a request, shutdown.
+// watchers, keep-alive interval, call timeouts, interrupting a request, shutdown; the job's
+// timeout, deadline and acknowledgement, waiting for a state, its event descriptor, labels, token
+// rotation, diagnostics to a descriptor.
 //
 //   wrapper_test                                  offline checks only
 //   wrapper_test GITLAB_URL REGISTRATION_TOKEN    also against a test server holding three queued
@@ -27,6 +29,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -368,6 +371,51 @@ void check_system_id_offline() {
     CHECK(before == "s_cppwrapper12");
 }
 
+// GitLab's clocks and the ways to learn of a cancel without callbacks, offline: a Python dump
+// has no timeout, waiting for a change that does not come returns the known state, the event
+// descriptor is the job's own, labels are checked and persisted, diagnostics go to a pipe.
+void check_clocks_and_events_offline() {
+    glr::Job job = glr::Job::loads(JOB_V1);
+    CHECK(!job.timeout() && !job.deadline());
+    CHECK(job.wait_state(glr::JobState::running, std::chrono::milliseconds(20)) == glr::JobState::running);
+    CHECK(job.wait_state(glr::JobState::running, std::chrono::milliseconds(-5)) == glr::JobState::running);
+    CHECK(job.wait_state(glr::JobState::success, std::nullopt) == glr::JobState::running); // differs: no wait
+    int fd = job.event_fd();
+    CHECK(fd >= 0 && job.event_fd() == fd);
+    glr::Job moved = std::move(job);
+    CHECK(!job.acknowledged() && !job.timeout());
+    expect_error([&] { job.event_fd(); }, GLR_ERR_NULL_ARGUMENT, "glr_job_event_fd");
+    expect_error([&] { job.wait_state(glr::JobState::running, std::nullopt); }, GLR_ERR_NULL_ARGUMENT,
+                 "glr_job_wait_state");
+
+    glr::Runner runner = glr::Runner::loads(RUNNER_V1);
+    runner.set_label("team", "hpc");
+    CHECK(contains(runner.dumps(), "\"team\""));
+    CHECK(contains(glr::Runner::loads(runner.dumps()).dumps(), "\"hpc\""));
+    runner.set_label("team", std::nullopt);
+    CHECK(!contains(runner.dumps(), "\"team\""));
+    expect_error([&] { runner.set_label("ab", "x"); }, GLR_ERR_INVALID_ARGUMENT, "glr_runner_set_label");
+    expect_error([&] { runner.set_label("team", ""); }, GLR_ERR_INVALID_ARGUMENT, "glr_runner_set_label");
+    expect_error([&] { runner.set_label(std::string_view("te\0am", 5), "x"); }, GLR_ERR_INVALID_ARGUMENT,
+                 "glr_runner_set_label");
+
+    int pipe_fds[2];
+    CHECK(pipe(pipe_fds) == 0);
+    glr::set_log_fd(pipe_fds[1], glr::LogLevel::warn);
+    std::string dir = make_temp_dir();
+    log_a_warning(glr::Job::loads(JOB_DEPENDENCIES_V1), dir);
+    glr::set_log_fd(std::nullopt); // from here no line goes to the pipe
+    close(pipe_fds[1]);
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = read(pipe_fds[0], buf, sizeof buf)) > 0;)
+        text.append(buf, static_cast<std::size_t>(n));
+    close(pipe_fds[0]);
+    CHECK(contains(text, "gitlab_runner_api: warn: ") && contains(text, "missing.txt: no matching files"));
+    expect_error([] { glr::set_log_fd(-2); }, GLR_ERR_INVALID_ARGUMENT, "glr_set_log_fd");
+    std::filesystem::remove_all(dir);
+}
+
 // Takes the next queued job (each comes at once: they were queued before the program started).
 glr::Job take_job(glr::Runner &runner) {
     std::optional<glr::Job> job;
@@ -489,7 +537,14 @@ void check_with_server(const std::string &url, const std::string &registration_t
 
     glr::Runner runner = glr::Runner::register_runner(url, registration_token);
     runner.set_system_id("s_cppwrapper12"); // the server records it with the job it hands out
+    const std::string first_token(runner.token());
+    runner.reset_token(); // the old token stops working at once; the new one takes jobs
+    CHECK(runner.token() != first_token && !runner.token().empty());
+    runner.check_auth();
     glr::Job job = take_job(runner);
+    CHECK(job.acknowledged());
+    CHECK(job.timeout() == std::optional<std::chrono::seconds>(std::chrono::seconds(3600)));
+    CHECK(job.deadline() && *job.deadline() > std::chrono::system_clock::now() + std::chrono::minutes(50));
 
     // The default payload depends on the server's fixture job "build" and its archive.
     CHECK(job.dependency_count() == 1);
@@ -515,8 +570,12 @@ void check_with_server(const std::string &url, const std::string &registration_t
     CHECK(recorder->count([](const LogLine &l) {
         return l.level == glr::LogLevel::info && contains(l.message, "registered runner");
     }) == 1);
+    // Retried within flush_log() (a debug line), or, when the background's first upload met the
+    // failure, by the job's next turn (a warning: background turns make one attempt each).
     CHECK(recorder->count([](const LogLine &l) {
-        return l.level == glr::LogLevel::debug && contains(l.message, "500") && contains(l.message, "retrying in");
+        return contains(l.message, "500") &&
+               ((l.level == glr::LogLevel::debug && contains(l.message, "retrying in")) ||
+                (l.level == glr::LogLevel::warn && contains(l.message, "will retry")));
     }) >= 1);
 
     job.append_log("wrapper_test: after the replacement\n");
@@ -534,7 +593,7 @@ void check_with_server(const std::string &url, const std::string &registration_t
     CHECK(!job_token.empty() && !runner_token.empty() && !registration_token.empty());
     for (const LogLine &line : lines)
         CHECK(!contains(line.message, job_token) && !contains(line.message, runner_token) &&
-              !contains(line.message, registration_token));
+              !contains(line.message, first_token) && !contains(line.message, registration_token));
 }
 
 } // namespace
@@ -672,6 +731,7 @@ int main(int argc, char **argv) {
     check_log_callback_offline();
     check_log_callback_replacement_offline();
     check_one_writer_offline();
+    check_clocks_and_events_offline();
     if (argc == 3)
         check_with_server(argv[1], argv[2]);
 
