@@ -7,8 +7,10 @@
 #[derive(Clone, Debug)]
 pub(crate) struct ByteSet {
     table: [bool; 256],
-    /// The members, when few enough for the vector search.
-    members: Vec<u8>,
+    /// Each member repeated 16 times, ready for the vector compare (empty when there are too
+    /// many members: then the table is used).
+    #[cfg(target_arch = "x86_64")]
+    needles: Vec<std::arch::x86_64::__m128i>,
 }
 
 /// More members than this and the vector search stops paying off: the table is used.
@@ -20,8 +22,19 @@ impl ByteSet {
         for b in bytes {
             table[b as usize] = true;
         }
-        let members: Vec<u8> = (0..=255u8).filter(|b| table[*b as usize]).collect();
-        ByteSet { table, members }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let members: Vec<u8> = (0..=255u8).filter(|b| table[*b as usize]).collect();
+            let needles = if members.len() <= MAX_VECTOR_MEMBERS {
+                // SAFETY: SSE2 is part of x86_64; set1 only builds a value.
+                members.iter().map(|&m| unsafe { std::arch::x86_64::_mm_set1_epi8(m as i8) }).collect()
+            } else {
+                Vec::new()
+            };
+            ByteSet { table, needles }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        ByteSet { table }
     }
 
     #[cfg(test)]
@@ -33,8 +46,8 @@ impl ByteSet {
     /// (from `from`) is ASCII.
     pub(crate) fn find(&self, hay: &[u8], from: usize) -> (Option<usize>, bool) {
         #[cfg(target_arch = "x86_64")]
-        if self.members.len() <= MAX_VECTOR_MEMBERS {
-            return find_sse2(&self.members, &self.table, hay, from);
+        if !self.needles.is_empty() {
+            return find_sse2(&self.needles, &self.table, hay, from);
         }
         find_with_table(&self.table, hay, from)
     }
@@ -48,17 +61,17 @@ fn find_with_table(table: &[bool; 256], hay: &[u8], from: usize) -> (Option<usiz
 }
 
 #[cfg(target_arch = "x86_64")]
-fn find_sse2(members: &[u8], table: &[bool; 256], hay: &[u8], from: usize) -> (Option<usize>, bool) {
+fn find_sse2(
+    needles: &[std::arch::x86_64::__m128i],
+    table: &[bool; 256],
+    hay: &[u8],
+    from: usize,
+) -> (Option<usize>, bool) {
     use std::arch::x86_64::*;
     let mut i = from;
     let mut ascii = true;
     // SAFETY: SSE2 is part of x86_64; every load reads 16 bytes inside `hay` (i + 16 <= len).
     unsafe {
-        let mut needles = [_mm_setzero_si128(); MAX_VECTOR_MEMBERS];
-        for (n, &m) in needles.iter_mut().zip(members) {
-            *n = _mm_set1_epi8(m as i8);
-        }
-        let needles = &needles[..members.len()];
         while i + 16 <= hay.len() {
             let v = _mm_loadu_si128(hay.as_ptr().add(i).cast());
             let mut hit = _mm_setzero_si128();

@@ -164,9 +164,17 @@ impl Masker {
         m
     }
 
-    /// The first position at or after `from` holding a byte that could start a pattern.
+    /// The first position at or after `from` where a pattern could start: a start byte followed
+    /// by a byte that may follow it (or by nothing yet, at the end).
     fn next_candidate(&self, buf: &[u8], from: usize) -> usize {
-        self.start_set.find(buf, from).0.unwrap_or(buf.len())
+        let mut at = from;
+        loop {
+            match self.start_set.find(buf, at).0 {
+                None => return buf.len(),
+                Some(p) if p + 1 < buf.len() && !self.may_follow(buf[p], buf[p + 1]) => at = p + 1,
+                Some(p) => return p,
+            }
+        }
     }
 
     /// Records that a pattern starts with `first` then `second` (None: a one-byte pattern, any
