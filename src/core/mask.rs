@@ -8,7 +8,7 @@
 //! - token prefixes (`glpat-` & co.): the prefix is kept, the token characters after it become
 //!   one `[MASKED]`.
 
-use crate::scan::ByteSet;
+use crate::scan::StartSet;
 
 const MASK: &[u8] = b"[MASKED]";
 
@@ -103,7 +103,7 @@ pub struct Masker {
     seconds: Vec<[u64; 4]>,
     /// The bytes that can start a pattern (`?` and `&` for URL keys), searched 16 bytes at a
     /// time: most text holds none, and is copied in bulk.
-    start_set: ByteSet,
+    start_set: StartSet,
     mode: Mode,
     held: Vec<u8>,
 }
@@ -143,7 +143,7 @@ impl Masker {
             prefixes: Vec::new(),
             second_index: [0; 256],
             seconds: Vec::new(),
-            start_set: ByteSet::new([]),
+            start_set: StartSet::new([]),
             mode: Mode::Normal,
             held: Vec::new(),
         };
@@ -157,8 +157,11 @@ impl Masker {
                 m.allow(sep, Some(first.to_ascii_uppercase()));
             }
         }
-        // A byte starts a pattern when it has a set of second bytes.
-        m.start_set = ByteSet::new((0..=255u8).filter(|b| m.second_index[*b as usize] != 0));
+        // A byte starts a pattern when it has a set of second bytes; the scan checks the second
+        // byte itself when there is only one.
+        let starts: Vec<(u8, Option<u8>)> =
+            (0..=255u8).filter(|b| m.second_index[*b as usize] != 0).map(|b| (b, m.only_follower(b))).collect();
+        m.start_set = StartSet::new(starts);
         m.phrases = p;
         m.prefixes = prefixes;
         m
@@ -167,14 +170,8 @@ impl Masker {
     /// The first position at or after `from` where a pattern could start: a start byte followed
     /// by a byte that may follow it (or by nothing yet, at the end).
     fn next_candidate(&self, buf: &[u8], from: usize) -> usize {
-        let mut at = from;
-        loop {
-            match self.start_set.find(buf, at).0 {
-                None => return buf.len(),
-                Some(p) if p + 1 < buf.len() && !self.may_follow(buf[p], buf[p + 1]) => at = p + 1,
-                Some(p) => return p,
-            }
-        }
+        let could_continue = |p: usize| p + 1 >= buf.len() || self.may_follow(buf[p], buf[p + 1]);
+        self.start_set.find_where(buf, from, could_continue).unwrap_or(buf.len())
     }
 
     /// Records that a pattern starts with `first` then `second` (None: a one-byte pattern, any
@@ -190,6 +187,13 @@ impl Masker {
             Some(b) => set[b as usize / 64] |= 1 << (b % 64),
             None => *set = [u64::MAX; 4],
         }
+    }
+
+    /// The one byte that may follow `first`, if only one may.
+    fn only_follower(&self, first: u8) -> Option<u8> {
+        let set = &self.seconds[self.second_index[first as usize] as usize - 1];
+        let count: u32 = set.iter().map(|w| w.count_ones()).sum();
+        (count == 1).then(|| (0..=255u8).find(|&b| self.may_follow(first, b))).flatten()
     }
 
     fn may_follow(&self, first: u8, second: u8) -> bool {
@@ -248,11 +252,6 @@ impl Masker {
                     if next > i {
                         out.extend_from_slice(&buf[i..next]);
                         i = next;
-                        continue;
-                    }
-                    if i + 1 < buf.len() && !self.may_follow(b, buf[i + 1]) {
-                        out.push(b);
-                        i += 1;
                         continue;
                     }
                     match self.find(&buf[i..], last) {

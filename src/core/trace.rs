@@ -135,14 +135,28 @@ impl Trace {
         if self.limited || data.is_empty() {
             return;
         }
-        let mut masked = std::mem::take(&mut self.scratch);
-        masked.clear();
-        match self.masker.as_mut() {
-            Some(m) => m.push(data, &mut masked),
-            None => masked.extend_from_slice(data),
+        if self.utf8_pending.is_empty() {
+            // The common case: masked straight into the log, then checked in place. Text that
+            // is not all ASCII (rare in logs) is taken back out and decoded.
+            let start = self.text.len();
+            match self.masker.as_mut() {
+                Some(m) => m.push(data, &mut self.text),
+                None => self.text.extend_from_slice(data),
+            }
+            if !crate::scan::is_ascii(&self.text[start..]) {
+                let added = self.text.split_off(start);
+                self.decode_slice(&added);
+            }
+        } else {
+            let mut masked = std::mem::take(&mut self.scratch);
+            masked.clear();
+            match self.masker.as_mut() {
+                Some(m) => m.push(data, &mut masked),
+                None => masked.extend_from_slice(data),
+            }
+            self.decode(&masked);
+            self.scratch = masked;
         }
-        self.decode(&masked);
-        self.scratch = masked;
         self.enforce_limit();
     }
 
