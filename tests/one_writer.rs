@@ -298,6 +298,44 @@ fn free_during_a_slow_upload_sends_nothing_afterwards() {
     assert_silent_since(&t.server, t.id, freed, "the freed job");
 }
 
+/// Issue 13, finding 9, "glr_job_free during another thread's flush is a use-after-free": a
+/// thread waits in glr_job_log_flush on a PATCH GitLab holds for 3 s; the job is freed 300 ms
+/// into it. The flush returns GLR_ERR_INTERRUPTED (as the header says), free returns once it
+/// did, well before the hold ends, and nothing more of the job reaches GitLab. The same run under
+/// valgrind is the C example stop_polling (its runner) in tests/c_examples.rs.
+#[test]
+fn free_during_another_thread_s_flush_ends_that_flush() {
+    let mut t = taken(json!({}));
+    append_lines(t.job, "a first line\n");
+    assert_eq!(unsafe { glr_job_log_flush(t.job) }, GLR_OK, "{}", last_error());
+    t.server.inject_fault(fault(1, delay(3000)));
+    append_lines(t.job, "a line GitLab holds\n");
+    struct Job(*mut glr_job);
+    // SAFETY (Send): the library allows calls on a job from any thread; the main thread frees
+    // it only while this thread is inside its call, which the header allows.
+    unsafe impl Send for Job {}
+    let job = Job(t.job);
+    let flushing = std::thread::spawn(move || {
+        let job = job;
+        let started = Instant::now();
+        let st = unsafe { glr_job_log_flush(job.0) };
+        (st, started.elapsed())
+    });
+    wait_for_patch_in_flight(&t.server);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    unsafe { glr_job_free(t.job) };
+    t.job = ptr::null_mut();
+    let took = started.elapsed();
+    let freed = server_clock(&t.server);
+    let (st, flush_took) = flushing.join().expect("the flushing thread");
+    assert_eq!(st, GLR_ERR_INTERRUPTED, "the flush in progress ends when its job is freed");
+    assert!(took < Duration::from_secs(2), "free waited for the flush to return, not for GitLab ({took:?})");
+    assert!(flush_took < Duration::from_secs(3), "the flush ended before GitLab's hold did ({flush_took:?})");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_silent_since(&t.server, t.id, freed, "the freed job");
+}
+
 /// A snapshot (glr_job_dumps) taken while GitLab refuses the upload, then the handle freed: the
 /// freed job never sends its text; the loader of the snapshot sends it, once.
 #[test]
