@@ -43,6 +43,8 @@ struct Plan {
     i16_appends: (usize, usize),
     i16_requests: (usize, usize),
     i16_fault_appends: (usize, usize),
+    /// Issue 16: dumps and loads of the dumps/loads job (two runs, the difference is counted).
+    i16_persist: (usize, usize),
     e2e_appends: usize,
     e2e_runs: (usize, usize),
     lat_delays: Vec<u64>,
@@ -87,6 +89,7 @@ impl Plan {
             i16_appends: (5_000, 25_000),
             i16_requests: (100, 300),
             i16_fault_appends: (20_000, 200_000),
+            i16_persist: (2, 6),
             e2e_appends: 1000,
             e2e_runs: (5, 3),
             lat_delays: vec![0, 50],
@@ -131,6 +134,7 @@ impl Plan {
             i16_appends: (500, 1500),
             i16_requests: (10, 30),
             i16_fault_appends: (1000, 5000),
+            i16_persist: (1, 3),
             e2e_appends: 50,
             e2e_runs: (1, 1),
             lat_delays: vec![0, 10],
@@ -559,6 +563,12 @@ Not measured: valgrind is not installed here.
         let ours = self.per_unit("rtt-instr", base("ours"), "n", self.plan.i16_requests, None)?;
         let raw = self.per_unit("rtt-instr", base("raw"), "n", self.plan.i16_requests, None)?;
         let ratio = ours / raw;
+        let persist = |mode: &str, f: &str| {
+            let base = json!({"log_bytes": self.plan.dl_log_bytes});
+            self.per_unit(mode, base, "n", self.plan.i16_persist, Some(f))
+        };
+        let dumps = persist("dumps-instr", "glr_job_dumps")?;
+        let loads = persist("loads-instr", "glr_job_loads")?;
         self.targets.push(vec![
             "instructions per 100-byte append (callgrind, inside glr_job_log_append)".into(),
             format!("{append:.0}"),
@@ -574,7 +584,7 @@ Not measured: valgrind is not installed here.
         self.sections.push(format!(
             "## Issue 16: instruction counts and page faults
 
-             Instructions counted by `valgrind --tool=callgrind` (repeatable whatever else the machine does).              Appends: a child process appends 100-byte lines to one job (in-process test server); the instructions              executed inside `glr_job_log_append` (`--toggle-collect`) for {} and for {} appends, the difference              divided by the difference of the counts. Job requests: the whole child process (every thread: the              calling one and the library's runtime) for {} and {} job requests answered 204 by a separate server              process, through our library, and through a plain `reqwest` blocking client sending a job request body              ({}), the difference per request. Page faults: minor faults of the appending thread over {} appends              after {} (getrusage per thread).
+             Instructions counted by `valgrind --tool=callgrind` (repeatable whatever else the machine does).              Appends: a child process appends 100-byte lines to one job (in-process test server); the instructions              executed inside `glr_job_log_append` (`--toggle-collect`) for {} and for {} appends, the difference              divided by the difference of the counts. Job requests: the whole child process (every thread: the              calling one and the library's runtime) for {} and {} job requests answered 204 by a separate server              process, through our library, and through a plain `reqwest` blocking client sending a job request body              ({}), the difference per request. Page faults: minor faults of the appending thread over {} appends              after {} (getrusage per thread). Dumps and loads: the job of section 3 with its {} log (in-process              test server); the instructions inside `glr_job_dumps` (or `glr_job_loads`, the job then freed outside              the count) for {} and for {} calls, the difference per call.
 
 {}
 ",
@@ -585,14 +595,27 @@ Not measured: valgrind is not installed here.
             "the raw client does not build a body, parse an answer or keep a job",
             self.plan.i16_fault_appends.1,
             self.plan.i16_fault_appends.0,
+            kib(self.plan.dl_log_bytes as f64 / 1024.0),
+            self.plan.i16_persist.0,
+            self.plan.i16_persist.1,
             table(
-                &["instructions / append", "request_job: ours", "raw client", "ours / raw", "page faults / 1,000 appends"],
+                &[
+                    "instructions / append",
+                    "request_job: ours",
+                    "raw client",
+                    "ours / raw",
+                    "page faults / 1,000 appends",
+                    "instructions / dumps",
+                    "instructions / loads",
+                ],
                 &[vec![
                     format!("{append:.0}"),
                     format!("{ours:.0}"),
                     format!("{raw:.0}"),
                     format!("{ratio:.2}"),
                     format!("{per_1000_faults:.2}"),
+                    format!("{dumps:.0}"),
+                    format!("{loads:.0}"),
                 ]]
             ),
         ));

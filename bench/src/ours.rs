@@ -38,6 +38,8 @@ pub fn run(mode: &str, a: &Value) -> Result<Value> {
         "append-instr" => append_instr(a),
         "append-faults" => append_faults(a),
         "rtt-instr" => rtt_instr(a),
+        "dumps-instr" => dumps_instr(a),
+        "loads-instr" => loads_instr(a),
         other => Err(format!("unknown child mode {other}")),
     }
 }
@@ -450,6 +452,48 @@ fn append_instr(a: &Value) -> Result<Value> {
     }
     job.set_success()?;
     Ok(json!({"appends": warm + n}))
+}
+
+/// A job of the in-process test server holding a `log_bytes` log, appended in 100-byte lines
+/// and flushed (what dumps-instr and loads-instr work on, as `dumpsloads` does).
+fn job_with_log(server: &TestServer, log_bytes: usize) -> Result<(Runner, Job)> {
+    server.queue_job(json!({}));
+    let runner = Runner::register(&server.url(), &server.registration_token())?;
+    let job = runner.take_job()?;
+    for chunk in content::stream(log_bytes).chunks(100) {
+        job.append(chunk)?;
+    }
+    job.flush()?;
+    Ok((runner, job))
+}
+
+/// Issue 16 (run under callgrind by the harness): `n` `glr_job_dumps` of a job with a
+/// `log_bytes` log; the harness counts the instructions inside `glr_job_dumps`.
+fn dumps_instr(a: &Value) -> Result<Value> {
+    let (n, log_bytes) = (arg_u(a, "n")?, arg_u(a, "log_bytes")?);
+    let server = in_process_server(1);
+    let (_runner, job) = job_with_log(&server, log_bytes)?;
+    let mut bytes = 0;
+    for _ in 0..n {
+        bytes = job.dumps_discard()?;
+    }
+    job.set_success()?;
+    Ok(json!({"dumps": n, "dump_bytes": bytes}))
+}
+
+/// Issue 16 (run under callgrind by the harness): `n` `glr_job_loads` (each job freed) of the
+/// dump of a job with a `log_bytes` log; the harness counts the instructions inside
+/// `glr_job_loads`.
+fn loads_instr(a: &Value) -> Result<Value> {
+    let (n, log_bytes) = (arg_u(a, "n")?, arg_u(a, "log_bytes")?);
+    let server = in_process_server(1);
+    let (_runner, job) = job_with_log(&server, log_bytes)?;
+    let dump = job.dumps_c()?;
+    for _ in 0..n {
+        drop(Job::loads_c(&dump)?);
+    }
+    job.set_success()?;
+    Ok(json!({"loads": n, "dump_bytes": dump.as_bytes().len()}))
 }
 
 /// Issue 16: minor page faults of `n` appends of 100-byte lines after `warm` (steady state: the

@@ -2,7 +2,9 @@
 //! `Runner`/`Job` objects are built from. No behaviour and no network here.
 //!
 //! `Serialize` is our dump format (v2): field order is key order, unset optional settings are
-//! left out. `persist` adds the format header and reads it back by hand (see there why).
+//! left out. `persist` adds the format header and reads it back by hand (see there why); it
+//! writes jobs by hand too, from a [`JobView`], in the same bytes (a test holds both together),
+//! so that a job's log is escaped fast and never copied for a dump.
 
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -135,6 +137,63 @@ pub struct LogData {
     /// The limit was reached: the notice is in `text` and nothing more is collected.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub limited: bool,
+}
+
+/// A [`LogData`] borrowed from the live log (or from a `LogData`): what a dump writes, without
+/// a copy of the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogView<'a> {
+    /// Valid UTF-8: the log buffer holds nothing else, and `LogData::text` is a `String`. Kept as
+    /// bytes so that a dump does not check a large log again.
+    pub text: &'a [u8],
+    pub acknowledged: usize,
+    pub remote: usize,
+    pub pending: Vec<u8>,
+    pub mask_mode: u8,
+    pub limit: Option<usize>,
+    pub limited: bool,
+}
+
+impl LogData {
+    pub fn view(&self) -> LogView<'_> {
+        let LogData { text, acknowledged, remote, pending, mask_mode, limit, limited } = self;
+        LogView {
+            text: text.as_bytes(),
+            acknowledged: *acknowledged,
+            remote: *remote,
+            pending: pending.clone(),
+            mask_mode: *mask_mode,
+            limit: *limit,
+            limited: *limited,
+        }
+    }
+}
+
+/// A [`JobData`] borrowed from a live job (under its lock) or from a `JobData`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobView<'a> {
+    pub runner: &'a RunnerData,
+    pub payload: &'a str,
+    pub state: JobState,
+    pub committed: bool,
+    pub exit_code: Option<i32>,
+    pub log: LogView<'a>,
+    pub taken_at: Option<i64>,
+}
+
+impl JobData {
+    pub fn view(&self) -> JobView<'_> {
+        let JobData { runner, payload, state, committed, exit_code, log, taken_at } = self;
+        JobView {
+            runner,
+            payload,
+            state: *state,
+            committed: *committed,
+            exit_code: *exit_code,
+            log: log.view(),
+            taken_at: *taken_at,
+        }
+    }
 }
 
 /// Everything that defines a job and survives `dumps`/`loads`.

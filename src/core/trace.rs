@@ -7,7 +7,7 @@
 //! end of an append waits for the next append instead of being mangled.
 
 use super::mask::{Masker, Mode};
-use super::model::LogData;
+use super::model::{LogData, LogView};
 
 /// At most this many bytes per PATCH, as the official runner.
 pub const MAX_PATCH: usize = 1024 * 1024;
@@ -88,10 +88,16 @@ impl Trace {
     }
 
     pub fn to_data(&self) -> LogData {
+        let LogView { text: _, acknowledged, remote, pending, mask_mode, limit, limited } = self.view();
+        LogData { text: self.text_str().to_string(), acknowledged, remote, pending, mask_mode, limit, limited }
+    }
+
+    /// What [`to_data`](Self::to_data) gives, borrowed: a dump writes the text from here.
+    pub fn view(&self) -> LogView<'_> {
         let mut pending = self.utf8_pending.clone();
         pending.extend_from_slice(self.masker.as_ref().map_or(&[][..], |m| m.held()));
-        LogData {
-            text: self.text_str().to_string(),
+        LogView {
+            text: &self.text,
             acknowledged: self.acked,
             remote: self.remote,
             pending,

@@ -6,7 +6,7 @@ use super::guard::{catch_panic, guard, guard_result, invalid_arg, FfiResult};
 use super::handle::{free_counted, handle_use, new_handle, out_arg, Counted, InUse, Using};
 use super::handle_errors::HandleErrors;
 use super::status::glr_status;
-use super::strings::{bytes_arg, owned_c_bytes, owned_c_string, str_arg, BorrowedStrings};
+use super::strings::{bytes_arg, owned_c_bytes, owned_c_string, str_arg, BorrowedStrings, OwnedCBuf};
 use super::text::copy_to_buffer;
 use crate::core::artifacts::ArtifactSet;
 use crate::core::failure;
@@ -719,7 +719,12 @@ pub unsafe extern "C" fn glr_job_dumps(job: *const glr_job, out: *mut *mut c_cha
     guard(|| {
         let out = unsafe { out_arg(out, "out") }?;
         let job = unsafe { job_ref(job) }?;
-        out.write(owned_c_string(&persist::job_to_string(&job.inner.to_data()?)));
+        // Written under the job's lock straight into the string C receives (a dump is JSON: no
+        // NUL to replace).
+        let dump = job.inner.with_view(|v| {
+            OwnedCBuf::with_capacity(persist::job_size_hint(v)).write(|b| persist::write_job(v, b)).into_c()
+        })?;
+        out.write(dump);
         Ok(())
     })
 }
@@ -817,7 +822,14 @@ pub unsafe extern "C" fn glr_job_dump(job: *const glr_job, path: *const c_char) 
     guard(|| {
         let job = unsafe { job_ref(job) }?;
         let path = unsafe { str_arg(path, "path") }?;
-        Ok(persist::write_file_atomic(Path::new(path), &persist::job_to_string(&job.inner.to_data()?))?)
+        // Serialised under the job's lock, written to disk after it (appends do not wait for the
+        // disk).
+        let dump = job.inner.with_view(|v| {
+            let mut out = Vec::with_capacity(persist::job_size_hint(v));
+            persist::write_job(v, &mut out);
+            out
+        })?;
+        Ok(persist::write_bytes_atomic(Path::new(path), &dump)?)
     })
 }
 

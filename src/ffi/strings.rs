@@ -1,11 +1,10 @@
 //! Strings across the boundary: checked input, owned output (`glr_string_free`), and borrowed
 //! output cached per handle ([`BorrowedStrings`]).
 //!
-//! Owned strings are allocated with a hidden length header in front of the bytes, so
+//! Owned strings are allocated with a hidden header in front of the bytes (the block's size), so
 //! `glr_string_free` never has to trust `strlen` (byte buffers handed out with a length may
 //! contain NUL bytes) and never mixes allocators with C's `free`.
 
-use std::alloc::{self, Layout};
 use std::collections::HashMap;
 use std::ffi::{c_char, CStr, CString};
 use std::sync::{Mutex, PoisonError};
@@ -66,27 +65,48 @@ pub(crate) unsafe fn bytes_arg<'a>(p: *const c_char, len: usize, name: &str) -> 
 
 const HEADER: usize = std::mem::size_of::<usize>();
 
-fn owned_layout(len: usize) -> Layout {
-    // header + bytes + NUL; only fails for lengths no allocation could have.
-    Layout::from_size_align(HEADER + len + 1, std::mem::align_of::<usize>()).expect("string too large")
+/// An owned C string being built in place: `HEADER` bytes of room, then the bytes, written
+/// straight into the block that C receives, so that a large string (a dump) is not copied again.
+/// The header records the block's capacity, which `glr_string_free` gives back to `Vec`.
+pub(crate) struct OwnedCBuf(Vec<u8>);
+
+impl OwnedCBuf {
+    /// Room for `len` bytes (more are allowed: the block grows).
+    pub(crate) fn with_capacity(len: usize) -> Self {
+        let mut v = Vec::with_capacity(HEADER + len + 1);
+        v.extend_from_slice(&[0; HEADER]);
+        OwnedCBuf(v)
+    }
+
+    fn of(bytes: &[u8]) -> Self {
+        let mut b = Self::with_capacity(bytes.len());
+        b.0.extend_from_slice(bytes);
+        b
+    }
+
+    /// Writes the content with `write`, which may only append (the header is in front). Text that
+    /// holds no NUL byte (JSON), or bytes handed out with their length.
+    pub(crate) fn write(mut self, write: impl FnOnce(&mut Vec<u8>)) -> Self {
+        write(&mut self.0);
+        self
+    }
+
+    /// The string for C: NUL-terminated, never NULL, freed with `glr_string_free`.
+    pub(crate) fn into_c(self) -> *mut c_char {
+        let mut v = self.0;
+        v.push(0);
+        let mut v = std::mem::ManuallyDrop::new(v);
+        let capacity = v.capacity();
+        v[..HEADER].copy_from_slice(&capacity.to_ne_bytes());
+        // SAFETY: HEADER < v.len(), so the pointer stays inside the block.
+        unsafe { v.as_mut_ptr().add(HEADER).cast() }
+    }
 }
 
 /// A fresh copy of `bytes` for C, NUL-terminated (the bytes may contain NULs; callers that hand
 /// such data out also report its length). Never NULL; freed with `glr_string_free`.
 pub(crate) fn owned_c_bytes(bytes: &[u8]) -> *mut c_char {
-    let layout = owned_layout(bytes.len());
-    // SAFETY: the layout is non-zero-sized; the writes stay inside it (header, bytes, NUL).
-    unsafe {
-        let base = alloc::alloc(layout);
-        if base.is_null() {
-            alloc::handle_alloc_error(layout);
-        }
-        base.cast::<usize>().write(bytes.len());
-        let data = base.add(HEADER);
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
-        *data.add(bytes.len()) = 0;
-        data.cast()
-    }
+    OwnedCBuf::of(bytes).into_c()
 }
 
 /// A fresh NUL-terminated copy of `s` for C ([`without_nul`]), freed with `glr_string_free`.
@@ -107,12 +127,12 @@ pub unsafe extern "C" fn glr_string_free(s: *mut c_char) {
         return;
     }
     guard_quiet(|| {
-        // SAFETY: `s` came from owned_c_bytes, so a length header precedes it and the block
-        // was allocated with owned_layout(len).
+        // SAFETY: `s` came from OwnedCBuf::into_c, so it is HEADER bytes into the buffer of a
+        // `Vec<u8>` whose capacity the header holds (unaligned: a `u8` block).
         unsafe {
             let base = s.cast::<u8>().sub(HEADER);
-            let len = base.cast::<usize>().read();
-            alloc::dealloc(base, owned_layout(len));
+            let capacity = base.cast::<usize>().read_unaligned();
+            drop(Vec::from_raw_parts(base, 0, capacity));
         }
     })
 }

@@ -22,7 +22,7 @@ use crate::core::artifacts::{self, ArtifactSet};
 use crate::core::error::{Error, ErrorKind, Result};
 use crate::core::info::info_raw;
 use crate::core::mask::Masker;
-use crate::core::model::{JobData, JobState, LogData, RunnerData};
+use crate::core::model::{JobData, JobState, JobView, LogData, RunnerData};
 use crate::core::payload::{JobInfo, VAR_MASKED};
 use crate::core::sync::lock;
 use crate::core::time;
@@ -138,6 +138,16 @@ impl Job {
             return Err(self.shared.not_owner());
         }
         Ok(self.shared.to_data())
+    }
+
+    /// As [`to_data`](Self::to_data), borrowed: `f` runs under the job's lock, so it should
+    /// only write the view out.
+    pub fn with_view<R>(&self, f: impl FnOnce(&JobView<'_>) -> R) -> Result<R> {
+        self.shared.check_local()?;
+        if !self.shared.is_owner() {
+            return Err(self.shared.not_owner());
+        }
+        Ok(self.shared.with_view(f))
     }
 
     /// Hands the job over: waits for the upload in progress (if any) to get its answer,

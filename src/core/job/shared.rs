@@ -18,7 +18,7 @@ use crate::core::diag;
 use crate::core::error::{Error, ErrorKind, Result};
 use crate::core::failure;
 use crate::core::http::{Call, Interrupter};
-use crate::core::model::{JobData, JobState, RunnerData};
+use crate::core::model::{JobData, JobState, JobView, RunnerData};
 use crate::core::payload::JobInfo;
 use crate::core::process;
 use crate::core::sync::{lock, wait_timeout};
@@ -370,6 +370,21 @@ impl JobShared {
             _ => "it was handed over (this handle is a watcher)",
         };
         Error::new(ErrorKind::NotOwner, format!("job {}: this handle does not write the log: {why}", self.id()))
+    }
+
+    /// The job as [`to_data`](Self::to_data) gives it, borrowed, for `f` to run under the lock
+    /// (a dump is written straight from the log buffer: no copy of a large log).
+    pub(super) fn with_view<R>(&self, f: impl FnOnce(&JobView<'_>) -> R) -> R {
+        let m = lock(&self.inner);
+        f(&JobView {
+            runner: &self.runner,
+            payload: &self.payload,
+            state: m.state,
+            committed: m.committed,
+            exit_code: m.exit_code,
+            log: m.trace.view(),
+            taken_at: self.taken_at,
+        })
     }
 
     pub(super) fn to_data(&self) -> JobData {

@@ -31,11 +31,13 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::error::{Error, Result};
-use super::model::{Identity, JobData, JobState, LogData, Registration, RunnerData};
+use super::model::{Identity, JobData, JobState, JobView, LogData, LogView, Registration, RunnerData};
 use super::system_id;
 use super::trace::MIN_LOG_LIMIT;
 use super::url::normalize_api_url;
 use super::{info, time};
+
+mod json;
 
 const FORMAT_VERSION: i64 = 2;
 
@@ -82,16 +84,6 @@ fn tagged<T>(kind: Kind, data: &T) -> Tagged<'_, T> {
     Tagged { format: kind.format(), version: FORMAT_VERSION, data }
 }
 
-/// A job: the header, the runner as a runner dump of its own, then the job's fields.
-#[derive(Serialize)]
-struct JobOut<'a> {
-    format: &'static str,
-    version: i64,
-    runner: Tagged<'a, RunnerData>,
-    #[serde(flatten)]
-    job: &'a JobData,
-}
-
 fn to_json(value: &impl Serialize) -> String {
     // Only strings, numbers, bools and checked JSON text: serialising cannot fail.
     serde_json::to_string(value).expect("persisted data always serialises")
@@ -104,12 +96,80 @@ pub fn runner_to_string(r: &RunnerData) -> String {
 
 /// The job in our v2 format (compact JSON, one object, the runner and the payload inside).
 pub fn job_to_string(j: &JobData) -> String {
-    to_json(&JobOut {
-        format: Kind::Job.format(),
-        version: FORMAT_VERSION,
-        runner: tagged(Kind::Runner, &j.runner),
-        job: j,
-    })
+    let mut out = Vec::with_capacity(job_size_hint(&j.view()));
+    write_job(&j.view(), &mut out);
+    String::from_utf8(out).expect("a dump of UTF-8 text is UTF-8")
+}
+
+/// Enough room for most dumps of `j` in one allocation: the log, one escape per 8 bytes of it
+/// (a line break per line, some colours), the payload, and the rest, which is small.
+pub fn job_size_hint(j: &JobView<'_>) -> usize {
+    j.log.text.len() + j.log.text.len() / 8 + j.payload.len() + 4096
+}
+
+/// Appends the job in our v2 format to `out`: the bytes the model types' `Serialize` gives
+/// (the header, the runner as a runner dump of its own, then the job's fields), written by hand
+/// so that the log is escaped fast (see `json`) and the payload, already checked JSON, is copied
+/// rather than parsed again. The output holds no NUL byte: JSON escapes it in strings and
+/// allows it nowhere else.
+pub fn write_job(j: &JobView<'_>, out: &mut Vec<u8>) {
+    let JobView { runner, payload, state, committed, exit_code, log, taken_at } = j;
+    out.push(b'{');
+    write_member(out, "format", &Kind::Job.format());
+    write_member(out, "version", &FORMAT_VERSION);
+    write_member(out, "runner", &tagged(Kind::Runner, *runner));
+    write_key(out, "payload");
+    // As serde_json embeds a RawValue: without the whitespace around it.
+    out.extend_from_slice(payload.trim_matches([' ', '\t', '\n', '\r']).as_bytes());
+    write_member(out, "state", state);
+    write_member(out, "committed", committed);
+    write_member(out, "exit_code", exit_code);
+    write_key(out, "log");
+    write_log(log, out);
+    if let Some(t) = taken_at {
+        write_member(out, "taken_at", t);
+    }
+    out.push(b'}');
+}
+
+/// `LogData`'s members, left out as its `Serialize` leaves them out.
+fn write_log(log: &LogView<'_>, out: &mut Vec<u8>) {
+    let LogView { text, acknowledged, remote, pending, mask_mode, limit, limited } = log;
+    out.push(b'{');
+    write_key(out, "text");
+    json::write_str(out, text);
+    write_member(out, "acknowledged", acknowledged);
+    write_member(out, "remote", remote);
+    if !pending.is_empty() {
+        write_member(out, "pending", pending);
+    }
+    if *mask_mode != 0 {
+        write_member(out, "mask_mode", mask_mode);
+    }
+    if let Some(l) = limit {
+        write_member(out, "limit", l);
+    }
+    if *limited {
+        write_member(out, "limited", limited);
+    }
+    out.push(b'}');
+}
+
+/// `"key":` after a `,` unless it is the object's first member. Keys are our own names: no
+/// escape needed.
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    if out.last() != Some(&b'{') {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn write_member(out: &mut Vec<u8>, key: &str, value: &impl Serialize) {
+    write_key(out, key);
+    // Only strings, numbers, bools and the runner's plain data: writing to a Vec cannot fail.
+    serde_json::to_writer(&mut *out, value).expect("persisted data always serialises");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -572,6 +632,11 @@ fn job_from_v1(items: Vec<Value>) -> Result<JobData> {
 /// part: a temporary file in the same directory (same filesystem, so rename is atomic), created
 /// with mode 0600 because dumps hold tokens, written, fsynced, then renamed over `path`.
 pub fn write_file_atomic(path: &Path, contents: &str) -> Result<()> {
+    write_bytes_atomic(path, contents.as_bytes())
+}
+
+/// [`write_file_atomic`] for text already in bytes (a dump written with [`write_job`]).
+pub fn write_bytes_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let io_err = |e: std::io::Error| Error::io(format!("cannot write {}: {e}", path.display()));
     let file_name =
         path.file_name().ok_or_else(|| Error::io(format!("cannot write {}: not a file name", path.display())))?;
@@ -581,7 +646,7 @@ pub fn write_file_atomic(path: &Path, contents: &str) -> Result<()> {
     };
 
     let (tmp_path, mut file) = create_temp_file(dir, file_name).map_err(io_err)?;
-    let written = file.write_all(contents.as_bytes()).and_then(|()| file.sync_all());
+    let written = file.write_all(contents).and_then(|()| file.sync_all());
     drop(file);
     if let Err(e) = written.and_then(|()| std::fs::rename(&tmp_path, path)) {
         let _ = std::fs::remove_file(&tmp_path);
@@ -631,15 +696,15 @@ mod tests {
     use serde_json::json;
 
     // The Python package's real outputs (reference sections 1.9, 3.1 and 3.2), byte for byte.
-    const V1_RUNNER_CERN: &str = include_str!("../../tests/data/persist/runner_v1_cern.json");
-    const V1_RUNNER_CLI: &str = include_str!("../../tests/data/persist/runner_v1_cli.json");
-    const V1_RUNNER_FULL: &str = include_str!("../../tests/data/persist/runner_v1_full.json");
-    const V1_RUNNER_OF_JOB: &str = include_str!("../../tests/data/persist/runner_v1_job_owner.json");
-    const V1_JOB_RUNNING: &str = include_str!("../../tests/data/persist/job_v1_running.json");
-    const V1_JOB_FAILED: &str = include_str!("../../tests/data/persist/job_v1_failed.json");
+    const V1_RUNNER_CERN: &str = include_str!("../../../tests/data/persist/runner_v1_cern.json");
+    const V1_RUNNER_CLI: &str = include_str!("../../../tests/data/persist/runner_v1_cli.json");
+    const V1_RUNNER_FULL: &str = include_str!("../../../tests/data/persist/runner_v1_full.json");
+    const V1_RUNNER_OF_JOB: &str = include_str!("../../../tests/data/persist/runner_v1_job_owner.json");
+    const V1_JOB_RUNNING: &str = include_str!("../../../tests/data/persist/job_v1_running.json");
+    const V1_JOB_FAILED: &str = include_str!("../../../tests/data/persist/job_v1_failed.json");
     // Our own format, pinned: a change here breaks every file already written.
-    const V2_RUNNER: &str = include_str!("../../tests/data/persist/runner_v2.json");
-    const V2_JOB: &str = include_str!("../../tests/data/persist/job_v2.json");
+    const V2_RUNNER: &str = include_str!("../../../tests/data/persist/runner_v2.json");
+    const V2_JOB: &str = include_str!("../../../tests/data/persist/job_v2.json");
 
     const PY_HEADER: &str = "Running with gitlab_runner_api 1.0.4\n";
 
@@ -762,6 +827,56 @@ mod tests {
             j.payload,
             r#"{"id":1234567,"token":"SECRETJOB","zeta":[1,2.5,null,{"b":1,"a":2}],"job_info":{"name":"build","stage":"test"},"alpha":"üñí €"}"#
         );
+    }
+
+    /// The model types' own `Serialize` behind the format header: what `write_job` writes by hand.
+    fn derived(j: &JobData) -> String {
+        #[derive(Serialize)]
+        struct Derived<'a> {
+            format: &'static str,
+            version: i64,
+            runner: Tagged<'a, RunnerData>,
+            #[serde(flatten)]
+            job: &'a JobData,
+        }
+        let d = Derived {
+            format: Kind::Job.format(),
+            version: FORMAT_VERSION,
+            runner: tagged(Kind::Runner, &j.runner),
+            job: j,
+        };
+        serde_json::to_string(&d).unwrap()
+    }
+
+    #[test]
+    fn the_hand_written_job_is_the_derived_serialisation() {
+        let mut jobs = Vec::new();
+        for state in ALL_STATES {
+            let mut j = sample_job(state);
+            jobs.push(j.clone());
+            j.exit_code = None;
+            j.taken_at = Some(-5);
+            j.log.pending.clear();
+            j.log.mask_mode = 0;
+            j.log.limit = Some(4096);
+            j.log.limited = true;
+            // Every ASCII character and some longer ones, across the escaper's chunks.
+            j.log.text = (0u8..0x80).map(char::from).collect::<String>() + &"é😀\n\"\u{1b}[0m".repeat(40);
+            // GitLab's body as it came: a RawValue drops the whitespace around it.
+            j.payload = format!(" \n\t{}\r\n ", j.payload);
+            jobs.push(j.clone());
+            j.runner = Arc::new(minimal_runner());
+            j.log = LogData::default();
+            jobs.push(j);
+        }
+        for j in &jobs {
+            assert_eq!(job_to_string(j), derived(j));
+            let mut out = b"prefix".to_vec();
+            write_job(&j.view(), &mut out);
+            assert_eq!(&out[..6], b"prefix");
+            assert_eq!(std::str::from_utf8(&out[6..]).unwrap(), derived(j));
+            assert!(!out.contains(&0));
+        }
     }
 
     #[test]
