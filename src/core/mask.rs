@@ -8,6 +8,7 @@
 //! - token prefixes (`glpat-` & co.): the prefix is kept, the token characters after it become
 //!   one `[MASKED]`.
 
+use bytes::BufMut;
 use crate::scan::StartSet;
 
 const MASK: &[u8] = b"[MASKED]";
@@ -214,7 +215,7 @@ impl Masker {
     }
 
     /// Masks `input`, appending what is decided to `out`.
-    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    pub fn push(&mut self, input: &[u8], out: &mut impl BufMut) {
         if self.held.is_empty() {
             self.run(input, out, false);
         } else {
@@ -225,13 +226,13 @@ impl Masker {
     }
 
     /// End of the stream: decides the held bytes.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    pub fn finish(&mut self, out: &mut impl BufMut) {
         let held = std::mem::take(&mut self.held);
         self.run(&held, out, true);
         self.mode = Mode::Normal;
     }
 
-    fn run(&mut self, buf: &[u8], out: &mut Vec<u8>, last: bool) {
+    fn run(&mut self, buf: &[u8], out: &mut impl BufMut, last: bool) {
         let mut i = 0;
         while i < buf.len() {
             let b = buf[i];
@@ -239,24 +240,24 @@ impl Masker {
                 Mode::InToken if is_token_char(b) => i += 1,
                 Mode::InUrlValue if !ends_url_value(b) => i += 1,
                 Mode::AfterPrefix if is_token_char(b) => {
-                    out.extend_from_slice(MASK);
+                    out.put_slice(MASK);
                     self.mode = Mode::InToken;
                 }
                 Mode::AfterUrlKey if !ends_url_value(b) => {
-                    out.extend_from_slice(MASK);
+                    out.put_slice(MASK);
                     self.mode = Mode::InUrlValue;
                 }
                 Mode::InToken | Mode::InUrlValue | Mode::AfterPrefix | Mode::AfterUrlKey => self.mode = Mode::Normal,
                 Mode::Normal => {
                     let next = self.next_candidate(buf, i);
                     if next > i {
-                        out.extend_from_slice(&buf[i..next]);
+                        out.put_slice(&buf[i..next]);
                         i = next;
                         continue;
                     }
                     match self.find(&buf[i..], last) {
                         Found::Nothing => {
-                            out.push(b);
+                            out.put_u8(b);
                             i += 1;
                         }
                         Found::Undecided => {
@@ -264,16 +265,16 @@ impl Masker {
                             return;
                         }
                         Found::Phrase(len) => {
-                            out.extend_from_slice(MASK);
+                            out.put_slice(MASK);
                             i += len;
                         }
                         Found::UrlKey(len) => {
-                            out.extend_from_slice(&buf[i..i + len]);
+                            out.put_slice(&buf[i..i + len]);
                             i += len;
                             self.mode = Mode::AfterUrlKey;
                         }
                         Found::Prefix(len) => {
-                            out.extend_from_slice(&buf[i..i + len]);
+                            out.put_slice(&buf[i..i + len]);
                             i += len;
                             self.mode = Mode::AfterPrefix;
                         }
