@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod artifacts;
+pub mod blocks;
 pub mod diag;
 pub mod error;
 pub mod events;
@@ -10,6 +11,7 @@ pub mod failure;
 pub mod http;
 pub mod info;
 pub mod job;
+pub mod log_text;
 pub mod mask;
 pub mod model;
 pub mod payload;

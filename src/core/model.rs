@@ -143,9 +143,10 @@ pub struct LogData {
 /// a copy of the text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogView<'a> {
-    /// Valid UTF-8: the log buffer holds nothing else, and `LogData::text` is a `String`. Kept as
-    /// bytes so that a dump does not check a large log again.
-    pub text: &'a [u8],
+    /// The text in the pieces it is stored in, in order. Each is valid UTF-8 on its own: the
+    /// log holds nothing else and a piece never ends inside a character (`LogData::text` is a
+    /// `String`). Kept as bytes so that a dump does not check a large log again.
+    pub text: Vec<&'a [u8]>,
     pub acknowledged: usize,
     pub remote: usize,
     pub pending: Vec<u8>,
@@ -158,7 +159,7 @@ impl LogData {
     pub fn view(&self) -> LogView<'_> {
         let LogData { text, acknowledged, remote, pending, mask_mode, limit, limited } = self;
         LogView {
-            text: text.as_bytes(),
+            text: vec![text.as_bytes()],
             acknowledged: *acknowledged,
             remote: *remote,
             pending: pending.clone(),

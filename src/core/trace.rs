@@ -2,17 +2,22 @@
 //! acknowledged, and where GitLab's copy ends. Pure bookkeeping, no I/O: `job.rs` sends the
 //! chunks this module hands out and reports the answers back, so every resync rule is unit-tested.
 //!
+//! The bytes themselves live in a [`LogText`]: PATCH bodies are slices of it, not copies.
+//!
 //! Offsets are bytes (GitLab's unit), never characters. Appended bytes are kept as valid UTF-8:
 //! invalid sequences become U+FFFD as with the official runner, and an incomplete sequence at the
 //! end of an append waits for the next append instead of being mangled.
 
+use super::blocks::{BLOCK, HEADROOM};
+use super::log_text::LogText;
 use super::mask::{Masker, Mode};
 use super::model::{LogData, LogView};
+use bytes::Bytes;
 
-/// At most this many bytes per PATCH, as the official runner.
-pub const MAX_PATCH: usize = 1024 * 1024;
+/// At most this many bytes per PATCH, as the official runner (and one block of the log).
+pub const MAX_PATCH: usize = BLOCK;
 
-/// One PATCH to send: `bytes(text[from..to])` at GitLab offset `start`.
+/// One PATCH to send: the log's bytes `from..to` at GitLab offset `start`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chunk {
     pub start: usize,
@@ -35,10 +40,14 @@ impl Chunk {
 pub const DEFAULT_LIMIT: usize = 100 * 1024 * 1024;
 /// The smallest limit `set_limit` takes (the notice itself is about 130 bytes).
 pub const MIN_LOG_LIMIT: usize = 1024;
+/// Room kept in the log's block beyond an append's length, for masked output longer than its
+/// input (a `[MASKED]` after a short token, or several); with less, the block grows by a copy.
+/// Blocks have this much headroom, so a full block still holds a whole PATCH.
+const OUTPUT_SLACK: usize = HEADROOM;
 
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
-    text: Vec<u8>,
+    text: LogText,
     acked: usize,
     remote: usize,
     /// False after loading a dump: GitLab's size must be learned (empty PATCH) before appending,
@@ -70,7 +79,7 @@ impl Trace {
         let mut t = Trace {
             acked: data.acknowledged.min(data.text.len()),
             remote: data.remote.max(data.acknowledged),
-            text: data.text.into_bytes(),
+            text: LogText::from_string(data.text),
             verified: false,
             masker: Some(Box::new(masker)),
             limit: data.limit.unwrap_or(DEFAULT_LIMIT).max(MIN_LOG_LIMIT),
@@ -89,7 +98,7 @@ impl Trace {
 
     pub fn to_data(&self) -> LogData {
         let LogView { text: _, acknowledged, remote, pending, mask_mode, limit, limited } = self.view();
-        LogData { text: self.text_str().to_string(), acknowledged, remote, pending, mask_mode, limit, limited }
+        LogData { text: self.text_string(), acknowledged, remote, pending, mask_mode, limit, limited }
     }
 
     /// What [`to_data`](Self::to_data) gives, borrowed: a dump writes the text from here.
@@ -97,7 +106,7 @@ impl Trace {
         let mut pending = self.utf8_pending.clone();
         pending.extend_from_slice(self.masker.as_ref().map_or(&[][..], |m| m.held()));
         LogView {
-            text: &self.text,
+            text: self.text.pieces().collect(),
             acknowledged: self.acked,
             remote: self.remote,
             pending,
@@ -119,12 +128,17 @@ impl Trace {
         self.limit = limit.max(MIN_LOG_LIMIT);
     }
 
-    pub fn text_str(&self) -> &str {
-        std::str::from_utf8(&self.text).expect("the log buffer only ever holds valid UTF-8")
+    /// The whole log as one string (a copy).
+    pub fn text_string(&self) -> String {
+        String::from_utf8(self.text.to_vec()).expect("the log buffer only ever holds valid UTF-8")
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.text
+    /// The body of `chunk` (from `next_chunk`), shared with the log rather than copied.
+    pub fn chunk_body(&mut self, chunk: Chunk) -> Bytes {
+        if chunk.is_empty() {
+            return Bytes::new();
+        }
+        self.text.bytes(chunk.from, chunk.to)
     }
 
     pub fn len(&self) -> usize {
@@ -137,23 +151,18 @@ impl Trace {
 
     /// Appends raw bytes: masked, UTF-8-repaired, limited. Cost proportional to `data.len()`,
     /// whatever the log's size.
-    pub fn push(&mut self, data: &[u8]) {
-        if self.limited || data.is_empty() {
-            return;
+    pub fn push(&mut self, mut data: &[u8]) {
+        while !data.is_empty() && !self.limited {
+            let used = self.push_piece(data);
+            data = &data[used..];
+            self.enforce_limit();
         }
-        if self.utf8_pending.is_empty() {
-            // The common case: masked straight into the log, then checked in place. Text that
-            // is not all ASCII (rare in logs) is taken back out and decoded.
-            let start = self.text.len();
-            match self.masker.as_mut() {
-                Some(m) => m.push(data, &mut self.text),
-                None => self.text.extend_from_slice(data),
-            }
-            if !crate::scan::is_ascii(&self.text[start..]) {
-                let added = self.text.split_off(start);
-                self.decode_slice(&added);
-            }
-        } else {
+    }
+
+    /// Appends as much of `data` as the log's current block holds; returns how much that was.
+    fn push_piece(&mut self, data: &[u8]) -> usize {
+        if !self.utf8_pending.is_empty() {
+            // After an incomplete character (rare): through the scratch buffer, all at once.
             let mut masked = std::mem::take(&mut self.scratch);
             masked.clear();
             match self.masker.as_mut() {
@@ -162,8 +171,24 @@ impl Trace {
             }
             self.decode(&masked);
             self.scratch = masked;
+            return data.len();
         }
-        self.enforce_limit();
+        // The common case: masked straight into the log, then checked in place. Text that is
+        // not all ASCII (rare in logs) is taken back out and decoded.
+        let slack = OUTPUT_SLACK + self.masker.as_ref().map_or(0, |m| m.held().len());
+        let (tail, fits) = self.text.room(data.len(), slack);
+        let piece = &data[..fits];
+        let start = tail.len();
+        match self.masker.as_mut() {
+            Some(m) => m.push(piece, tail),
+            None => tail.extend_from_slice(piece),
+        }
+        if !crate::scan::is_ascii(&tail[start..]) {
+            let added = tail[start..].to_vec();
+            tail.truncate(start);
+            self.decode_slice(&added);
+        }
+        fits
     }
 
     fn decode(&mut self, data: &[u8]) {
@@ -180,15 +205,15 @@ impl Trace {
         loop {
             match std::str::from_utf8(input) {
                 Ok(s) => {
-                    self.text.extend_from_slice(s.as_bytes());
+                    self.text.extend(s.as_bytes());
                     return;
                 }
                 Err(e) => {
                     let (valid, rest) = input.split_at(e.valid_up_to());
-                    self.text.extend_from_slice(valid);
+                    self.text.extend(valid);
                     match e.error_len() {
                         Some(bad) => {
-                            self.text.extend_from_slice("\u{FFFD}".as_bytes());
+                            self.text.extend("\u{FFFD}".as_bytes());
                             input = &rest[bad..];
                         }
                         None => {
@@ -209,11 +234,11 @@ impl Trace {
             return;
         }
         let mut cut = self.limit.max(self.acked);
-        while cut > self.acked && (self.text[cut] & 0xC0) == 0x80 {
+        while cut > self.acked && (self.text.byte_at(cut) & 0xC0) == 0x80 {
             cut -= 1;
         }
         self.text.truncate(cut);
-        self.text.extend_from_slice(
+        self.text.extend(
             format!(
                 "\n\x1b[33;1mJob's log exceeded limit of {} bytes.\nJob execution will continue but no more output will be collected.\x1b[0;m\n",
                 self.limit
@@ -236,7 +261,7 @@ impl Trace {
         self.decode(&out);
         if !self.utf8_pending.is_empty() {
             self.utf8_pending.clear();
-            self.text.extend_from_slice("\u{FFFD}".as_bytes());
+            self.text.extend("\u{FFFD}".as_bytes());
         }
         self.enforce_limit();
     }
@@ -255,7 +280,13 @@ impl Trace {
         if self.acked == self.text.len() {
             return None;
         }
-        let to = floor_char_boundary(&self.text, (self.acked + MAX_PATCH).min(self.text.len()), self.acked);
+        // Within one piece of the log, so that the body is a slice of it, not a copy.
+        let piece_end = self.text.piece_end(self.acked);
+        let to = if self.acked + MAX_PATCH >= piece_end {
+            piece_end
+        } else {
+            floor_char_boundary(&self.text, self.acked + MAX_PATCH, self.acked)
+        };
         Some(Chunk { start: self.remote, from: self.acked, to })
     }
 
@@ -328,15 +359,15 @@ impl Trace {
 
     /// CRC-32 (IEEE) of the log, as `crc32:%08x`.
     pub fn checksum(&self) -> String {
-        format!("crc32:{:08x}", crc32fast::hash(&self.text))
+        format!("crc32:{:08x}", self.text.crc32())
     }
 }
 
 /// The largest char boundary <= `at` and > `min` (so a chunk never splits a UTF-8 character and
 /// never ends up empty).
-fn floor_char_boundary(text: &[u8], mut at: usize, min: usize) -> usize {
+fn floor_char_boundary(text: &LogText, mut at: usize, min: usize) -> usize {
     let limit = at;
-    while at > min && at < text.len() && (text[at] & 0xC0) == 0x80 {
+    while at > min && at < text.len() && (text.byte_at(at) & 0xC0) == 0x80 {
         at -= 1;
     }
     if at == min {
@@ -353,7 +384,7 @@ mod tests {
     fn sent(t: &mut Trace) -> Vec<u8> {
         let mut out = Vec::new();
         while let Some(c) = t.next_chunk() {
-            out.extend_from_slice(&t.bytes()[c.from..c.to]);
+            out.extend_from_slice(&t.chunk_body(c));
             let end = c.start + c.len();
             t.accepted(c, end);
         }
@@ -366,12 +397,12 @@ mod tests {
         t.push(b"ok \xff end ");
         let euro = "€".as_bytes();
         t.push(&euro[..1]);
-        assert_eq!(t.text_str(), "ok \u{FFFD} end ");
+        assert_eq!(t.text_string(), "ok \u{FFFD} end ");
         t.push(&euro[1..]);
-        assert_eq!(t.text_str(), "ok \u{FFFD} end €");
+        assert_eq!(t.text_string(), "ok \u{FFFD} end €");
         t.push(&euro[..2]);
         t.finish_pending();
-        assert_eq!(t.text_str(), "ok \u{FFFD} end €\u{FFFD}");
+        assert_eq!(t.text_string(), "ok \u{FFFD} end €\u{FFFD}");
     }
 
     #[test]
@@ -449,13 +480,13 @@ mod tests {
         t.push(b"new\n");
         t.resync(12);
         let c = t.next_chunk().unwrap();
-        assert_eq!((c.start, &t.bytes()[c.from..c.to]), (12, &b"new\n"[..]));
+        assert_eq!((c.start, &t.chunk_body(c)[..]), (12, &b"new\n"[..]));
         // Two loaders: GitLab has the dump's unsent text and the other loader's line after it.
         let mut t = Trace::from_data(data, Masker::default());
         t.push(b"mine\n");
         t.resync(12 + 7);
         let c = t.next_chunk().unwrap();
-        assert_eq!((c.start, &t.bytes()[c.from..c.to]), (19, &b"mine\n"[..]));
+        assert_eq!((c.start, &t.chunk_body(c)[..]), (19, &b"mine\n"[..]));
     }
 
     #[test]

@@ -256,7 +256,7 @@ impl Job {
     /// log as it was when it was handed over or dumped.
     pub fn log_text(&self) -> Result<String> {
         self.shared.check_local()?;
-        Ok(lock(&self.shared.inner).trace.text_str().to_string())
+        Ok(lock(&self.shared.inner).trace.text_string())
     }
 
     /// Appends to the log: a memory copy, never a network wait. The background uploader sends it

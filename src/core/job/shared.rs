@@ -546,10 +546,11 @@ impl JobShared {
                 return Err(self.not_owner());
             }
             let (chunk, body) = {
-                let m = lock(&self.inner);
+                let mut m = lock(&self.inner);
                 match m.trace.next_chunk() {
                     None => return Ok(()),
-                    Some(c) => (c, bytes::Bytes::copy_from_slice(&m.trace.bytes()[c.from..c.to])),
+                    // Shared with the log, not copied: the lock is held for no longer than this.
+                    Some(c) => (c, m.trace.chunk_body(c)),
                 }
             };
             sent += 1;

@@ -49,11 +49,19 @@ fn write_escape(out: &mut Vec<u8>, b: u8) {
     out.extend_from_slice(&[b'\\', short]);
 }
 
-/// `text` as a JSON string literal (quotes included), appended to `out`. `text` is UTF-8 (the
-/// caller's guarantee): only ASCII bytes are escaped, so the output is UTF-8 as well.
-pub fn write_str(out: &mut Vec<u8>, text: &[u8]) {
-    out.reserve(text.len() + 2);
+/// The concatenation of `pieces` as one JSON string literal (quotes included), appended to
+/// `out`. Each piece is UTF-8 on its own (the caller's guarantee): only ASCII bytes are escaped,
+/// so the output is UTF-8 as well, and where the pieces meet does not matter.
+pub fn write_str_pieces(out: &mut Vec<u8>, pieces: &[&[u8]]) {
+    out.reserve(pieces.iter().map(|p| p.len()).sum::<usize>() + 2);
     out.push(b'"');
+    for text in pieces {
+        write_escaped(out, text);
+    }
+    out.push(b'"');
+}
+
+fn write_escaped(out: &mut Vec<u8>, text: &[u8]) {
     let mut start = 0;
     loop {
         let at = next_escape(text, start);
@@ -62,7 +70,6 @@ pub fn write_str(out: &mut Vec<u8>, text: &[u8]) {
         write_escape(out, b);
         start = at + 1;
     }
-    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -71,7 +78,7 @@ mod tests {
 
     fn ours(s: &str) -> String {
         let mut out = Vec::new();
-        write_str(&mut out, s.as_bytes());
+        write_str_pieces(&mut out, &[s.as_bytes()]);
         String::from_utf8(out).unwrap()
     }
 
@@ -108,9 +115,16 @@ mod tests {
     }
 
     #[test]
+    fn pieces_make_one_string() {
+        let mut out = Vec::new();
+        write_str_pieces(&mut out, &[b"a\n", b"", "\u{e9}\"".as_bytes(), b"z"]);
+        assert_eq!(out, serde_json::to_vec("a\n\u{e9}\"z").unwrap());
+    }
+
+    #[test]
     fn appends_to_what_is_there() {
         let mut out = b"[".to_vec();
-        write_str(&mut out, b"a\"b");
+        write_str_pieces(&mut out, &[b"a\"b"]);
         assert_eq!(out, b"[\"a\\\"b\"");
     }
 }

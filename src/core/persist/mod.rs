@@ -104,7 +104,8 @@ pub fn job_to_string(j: &JobData) -> String {
 /// Enough room for most dumps of `j` in one allocation: the log, one escape per 8 bytes of it
 /// (a line break per line, some colours), the payload, and the rest, which is small.
 pub fn job_size_hint(j: &JobView<'_>) -> usize {
-    j.log.text.len() + j.log.text.len() / 8 + j.payload.len() + 4096
+    let log: usize = j.log.text.iter().map(|p| p.len()).sum();
+    log + log / 8 + j.payload.len() + 4096
 }
 
 /// Appends the job in our v2 format to `out`: the bytes the model types' `Serialize` gives
@@ -137,7 +138,7 @@ fn write_log(log: &LogView<'_>, out: &mut Vec<u8>) {
     let LogView { text, acknowledged, remote, pending, mask_mode, limit, limited } = log;
     out.push(b'{');
     write_key(out, "text");
-    json::write_str(out, text);
+    json::write_str_pieces(out, text);
     write_member(out, "acknowledged", acknowledged);
     write_member(out, "remote", remote);
     if !pending.is_empty() {

@@ -1,0 +1,123 @@
+//! Memory for large logs, prepared ahead of the writer. A log past its first MiB grows in fixed
+//! blocks of [`BLOCK`] bytes (see `log_text`). A fresh block's pages are not mapped until first
+//! written, and each first write is a page fault (one per 4 KiB, a microsecond or so each) taken
+//! by whoever writes: without this pool, the thread appending to the log. Here a thread of the
+//! library allocates the next blocks and touches every page of them first, so the appending
+//! thread finds them mapped and its appends stay memory copies.
+//!
+//! The pool holds at most [`READY`] blocks and exists only while large logs are being written:
+//! its thread starts on the first demand and ends, freeing what it holds, after [`LINGER`]
+//! without one. Per process, as the uploader: a fork()ed child builds its own.
+
+use super::process::PerProcess;
+use super::sync::{lock, wait_timeout};
+use bytes::BytesMut;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+/// The size of one block of a large log, and of its largest PATCH (`trace::MAX_PATCH`).
+pub const BLOCK: usize = 1024 * 1024;
+/// Room in a block beyond [`BLOCK`] for output longer than its input at a block's end (see
+/// `log_text::LogText::room`), so that a full block holds exactly `BLOCK` bytes of log.
+pub const HEADROOM: usize = 64;
+/// Blocks kept ready: one for the writer's next block, one more for a second writer or for a
+/// writer faster than the pool for a moment.
+const READY: usize = 4;
+/// How long the pool lives on after the last block was taken.
+const LINGER: Duration = Duration::from_secs(2);
+/// Touching one byte per page maps the whole page. 4 KiB is the smallest page on every
+/// platform we build for; on larger pages some touches are redundant, never missing.
+const PAGE: usize = 4096;
+
+struct Ready {
+    blocks: Vec<BytesMut>,
+    running: bool,
+}
+
+struct Pool {
+    ready: Mutex<Ready>,
+    wanted: Condvar,
+}
+
+fn pool() -> Option<&'static Pool> {
+    static POOL: PerProcess<Pool> = PerProcess::new();
+    POOL.get(|| Pool { ready: Mutex::new(Ready { blocks: Vec::new(), running: false }), wanted: Condvar::new() })
+}
+
+/// An empty block with room for [`BLOCK`] bytes and the [`HEADROOM`]: a prepared one when the pool has one, else a
+/// fresh allocation (the pool then prepares the following ones). Never waits for the pool.
+pub fn take() -> BytesMut {
+    if let Some(p) = pool() {
+        let mut ready = lock(&p.ready);
+        let block = ready.blocks.pop();
+        if !ready.running {
+            // Without the thread, blocks are simply allocated by the writer: nothing is lost.
+            ready.running = std::thread::Builder::new().name("glr-log-blocks".into()).spawn(move || run(p)).is_ok();
+        }
+        drop(ready);
+        p.wanted.notify_one();
+        if let Some(b) = block {
+            return b;
+        }
+    }
+    BytesMut::with_capacity(BLOCK + HEADROOM)
+}
+
+/// A block whose every page has been written once, so it is mapped.
+fn prepared() -> BytesMut {
+    let mut block = BytesMut::with_capacity(BLOCK + HEADROOM);
+    for byte in block.spare_capacity_mut().iter_mut().step_by(PAGE) {
+        byte.write(0);
+    }
+    block
+}
+
+fn run(p: &'static Pool) {
+    let mut ready = lock(&p.ready);
+    loop {
+        if ready.blocks.len() < READY {
+            // Prepared without the lock: a writer taking a block never waits for the faults.
+            drop(ready);
+            let block = prepared();
+            ready = lock(&p.ready);
+            ready.blocks.push(block);
+            continue;
+        }
+        let (guard, waited) = wait_timeout(&p.wanted, ready, LINGER);
+        ready = guard;
+        if waited.timed_out() && ready.blocks.len() >= READY {
+            // No demand for LINGER: give the memory back and end (the next demand restarts).
+            ready.blocks.clear();
+            ready.running = false;
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_empty_with_room_for_a_block() {
+        for _ in 0..5 {
+            let b = take();
+            assert!(b.is_empty());
+            assert!(b.capacity() >= BLOCK + HEADROOM);
+        }
+        let b = prepared();
+        assert!(b.is_empty() && b.capacity() >= BLOCK + HEADROOM);
+    }
+
+    #[test]
+    fn the_pool_fills_up_to_ready_and_hands_out_prepared_blocks() {
+        drop(take());
+        let p = pool().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while lock(&p.ready).blocks.len() < READY {
+            assert!(std::time::Instant::now() < deadline, "the pool never filled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(lock(&p.ready).blocks.len() <= READY);
+    }
+}
