@@ -8,8 +8,8 @@
 //! - token prefixes (`glpat-` & co.): the prefix is kept, the token characters after it become
 //!   one `[MASKED]`.
 
-use bytes::BufMut;
 use crate::scan::StartSet;
+use bytes::BufMut;
 
 const MASK: &[u8] = b"[MASKED]";
 
