@@ -217,7 +217,19 @@ impl Masker {
     /// Masks `input`, appending what is decided to `out`.
     pub fn push(&mut self, input: &[u8], out: &mut impl BufMut) {
         if self.held.is_empty() {
-            self.run(input, out, false);
+            // The common case, without `run`'s state machine: nothing held, no secret open, so
+            // the text up to the first place a pattern could start is decided (most appends hold
+            // none: all of it). `run` goes on from there as it would have.
+            let mut rest = input;
+            if self.mode == Mode::Normal {
+                let next = self.next_candidate(input, 0);
+                out.put_slice(&input[..next]);
+                if next == input.len() {
+                    return;
+                }
+                rest = &input[next..];
+            }
+            self.run(rest, out, false);
         } else {
             let mut joined = std::mem::take(&mut self.held);
             joined.extend_from_slice(input);
