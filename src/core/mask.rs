@@ -102,8 +102,8 @@ pub struct Masker {
     /// cost a full comparison.
     second_index: [u16; 256],
     seconds: Vec<[u64; 4]>,
-    /// The bytes that can start a pattern (`?` and `&` for URL keys), searched 16 bytes at a
-    /// time: most text holds none, and is copied in bulk.
+    /// The bytes that can start a pattern (`?` and `&` for URL keys), searched 16 or 32 bytes
+    /// at a time (see `scan`): most text holds none, and is copied in bulk.
     start_set: StartSet,
     mode: Mode,
     held: Vec<u8>,
