@@ -55,24 +55,25 @@ pub(crate) fn invalid_arg(name: &str, why: impl fmt::Display) -> FfiError {
     FfiError::new(GLR_ERR_INVALID_ARGUMENT, format!("{name}: {why}"))
 }
 
-struct LastError {
-    status: glr_status,
-    /// NUL bytes replaced, so C sees the whole message.
-    message: String,
-}
-
 thread_local! {
-    static LAST_ERROR: RefCell<Option<LastError>> = const { RefCell::new(None) };
+    /// The status of this thread's last failure, GLR_OK when the last call that clears it
+    /// succeeded. Kept apart from the message so that clearing, on entry to every call, is one
+    /// store (no destructor, no borrow); the message is only read while this is not GLR_OK.
+    static LAST_STATUS: Cell<glr_status> = const { Cell::new(GLR_OK) };
+    /// The message of that failure, NUL bytes replaced, so C sees the whole message. May hold an
+    /// older failure's text while LAST_STATUS is GLR_OK (it is overwritten by the next failure).
+    static LAST_MESSAGE: RefCell<String> = const { RefCell::new(String::new()) };
     /// How many guards are active on this thread (the panic hook stays quiet inside them).
     static GUARD_DEPTH: Cell<usize> = const { Cell::new(0) };
     /// Where the last panic caught by a guard happened, set by the panic hook.
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-// `try_with`: during thread teardown the slots may already be gone; losing the message then is
-// better than a panic (which would abort, as it cannot unwind out of an extern "C" fn).
+// LAST_STATUS has no destructor, so it is there for the thread's whole life. The others use
+// `try_with`: during thread teardown they may already be gone; losing the message then is better
+// than a panic (which would abort, as it cannot unwind out of an extern "C" fn).
 fn clear_last_error() {
-    let _ = LAST_ERROR.try_with(|slot| slot.borrow_mut().take());
+    LAST_STATUS.with(|s| s.set(GLR_OK));
 }
 
 fn set_last_error(e: FfiError) -> glr_status {
@@ -81,16 +82,28 @@ fn set_last_error(e: FfiError) -> glr_status {
         Cow::Borrowed(_) => e.message,
         Cow::Owned(replaced) => replaced,
     };
-    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = Some(LastError { status, message }));
+    // Without its message slot (thread teardown) the failure is not recorded at all, as before
+    // the two were split: a status with no message would read as a failure with an empty text.
+    if LAST_MESSAGE.try_with(|slot| *slot.borrow_mut() = message).is_ok() {
+        LAST_STATUS.with(|s| s.set(status));
+    }
     status
+}
+
+/// This thread's last failure message, "" when the last call that clears it succeeded.
+fn with_last_message<R>(f: impl FnOnce(&str) -> R) -> Option<R> {
+    if LAST_STATUS.with(Cell::get) == GLR_OK {
+        return Some(f(""));
+    }
+    LAST_MESSAGE.try_with(|slot| f(slot.borrow().as_str())).ok()
 }
 
 /// Runs `f` inside a frame of `handle_errors` (see there): its failure is also recorded on the
 /// handle it borrowed.
 fn in_frame<T>(f: impl FnOnce() -> FfiResult<T>) -> FfiResult<T> {
-    handle_errors::enter();
+    let enclosing = handle_errors::enter();
     let result = catch_panic(f).and_then(|r| r);
-    handle_errors::leave(result.as_ref().err().map(|e| e.message.as_str()));
+    handle_errors::leave(enclosing, result.as_ref().err().map(|e| e.message.as_str()));
     result
 }
 
@@ -219,14 +232,8 @@ pub(crate) fn guard_quiet(f: impl FnOnce()) {
 /// @return       Length of the whole message in bytes, excluding the NUL.
 #[no_mangle]
 pub unsafe extern "C" fn glr_last_error_message(buf: *mut c_char, buflen: usize) -> usize {
-    LAST_ERROR
-        .try_with(|slot| {
-            let slot = slot.borrow();
-            let message = slot.as_ref().map_or("", |e| e.message.as_str());
-            // SAFETY: `buf` as the caller promised.
-            unsafe { copy_to_buffer(message, buf, buflen) }
-        })
-        .unwrap_or(0)
+    // SAFETY: `buf` as the caller promised.
+    with_last_message(|message| unsafe { copy_to_buffer(message, buf, buflen) }).unwrap_or(0)
 }
 
 /// The status of the last failure on the calling thread, or #GLR_OK if the last call that
@@ -235,7 +242,7 @@ pub unsafe extern "C" fn glr_last_error_message(buf: *mut c_char, buflen: usize)
 /// "unset" result. Does not clear the slot.
 #[no_mangle]
 pub extern "C" fn glr_last_error_code() -> glr_status {
-    LAST_ERROR.try_with(|slot| slot.borrow().as_ref().map_or(GLR_OK, |e| e.status)).unwrap_or(GLR_OK)
+    LAST_STATUS.with(Cell::get)
 }
 
 #[cfg(test)]

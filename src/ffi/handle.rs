@@ -56,31 +56,39 @@ pub(crate) trait Counted {
     fn errors(&self) -> &HandleErrors;
 }
 
-/// A borrowed handle, counted as in use until dropped.
-pub(crate) struct Using<'a, T: Counted>(&'a T);
+/// A borrowed handle, counted as in use until dropped, or, for the first handle a call borrows,
+/// until the call's boundary ends (the boundary took the count over: see `handle_errors`).
+pub(crate) struct Using<'a, T: Counted> {
+    handle: &'a T,
+    /// Whether dropping this releases the count (false when the boundary does).
+    releases: bool,
+}
 
 impl<T: Counted> Drop for Using<'_, T> {
     fn drop(&mut self) {
-        self.0.in_use().0.fetch_sub(1, Ordering::SeqCst);
+        if self.releases {
+            self.handle.in_use().0.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
 impl<T: Counted> std::ops::Deref for Using<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.0
+        self.handle
     }
 }
 
-/// Like [`handle_ref`], but the handle counts as in use until the result is dropped.
+/// Like [`handle_ref`], but the handle counts as in use until the result is dropped (or, inside a
+/// boundary, until the boundary ends, when this is the call's first counted handle).
 ///
 /// # Safety
 /// As [`handle_ref`].
 pub(crate) unsafe fn handle_use<'a, T: Counted>(p: *const T, name: &str) -> FfiResult<Using<'a, T>> {
     let r = unsafe { handle_ref(p, name) }?;
     r.in_use().0.fetch_add(1, Ordering::SeqCst);
-    handle_errors::note(r.errors());
-    Ok(Using(r))
+    let releases = !handle_errors::note(&r.in_use().0, r.errors());
+    Ok(Using { handle: r, releases })
 }
 
 /// Frees a counted handle: `stop` first makes the calls in progress end soon (interrupts their
