@@ -70,27 +70,35 @@ impl LogText {
     /// the masker held back from the last append, a `[MASKED]` longer than its secret): text
     /// that still does not fit makes the tail grow by a copy, correct but slow. Small logs grow
     /// the tail as a `Vec` grows; once it is a full block, it is frozen and a new block goes on.
+    #[inline]
     pub fn room(&mut self, want: usize, slack: usize) -> (&mut BytesMut, usize) {
-        let free = self.tail.capacity() - self.tail.len();
-        if want + slack > free {
-            // What the log holds in memory, written or not (freezing a piece does not change it).
-            let footprint = self.frozen_len + self.tail.capacity();
-            if footprint < BLOCK {
-                // Growing towards the first block (a block and the slack, so that it holds a
-                // whole block): at least doubling, as a Vec would.
-                let target = (self.len() + want + slack).max(2 * footprint).clamp(FIRST_CAPACITY, BLOCK + slack);
-                self.tail.reserve(target.max(self.len() + slack + 1) - self.len());
-            } else if free <= slack {
-                let full = std::mem::replace(&mut self.tail, blocks::take());
-                self.freeze_piece(full.freeze());
-                if self.tail.capacity() <= slack {
-                    // A slack as large as a block (a secret of a MiB held back): grow once.
-                    self.tail.reserve(slack + 1);
-                }
-            }
+        if want + slack > self.tail.capacity() - self.tail.len() {
+            self.make_room(want, slack);
         }
         let free = self.tail.capacity() - self.tail.len();
         (&mut self.tail, want.min(free - slack))
+    }
+
+    /// `room`'s rare part (once per block at most): out of line, so that an append's common
+    /// path stays small.
+    #[inline(never)]
+    fn make_room(&mut self, want: usize, slack: usize) {
+        let free = self.tail.capacity() - self.tail.len();
+        // What the log holds in memory, written or not (freezing a piece does not change it).
+        let footprint = self.frozen_len + self.tail.capacity();
+        if footprint < BLOCK {
+            // Growing towards the first block (a block and the slack, so that it holds a
+            // whole block): at least doubling, as a Vec would.
+            let target = (self.len() + want + slack).max(2 * footprint).clamp(FIRST_CAPACITY, BLOCK + slack);
+            self.tail.reserve(target.max(self.len() + slack + 1) - self.len());
+        } else if free <= slack {
+            let full = std::mem::replace(&mut self.tail, blocks::take());
+            self.freeze_piece(full.freeze());
+            if self.tail.capacity() <= slack {
+                // A slack as large as a block (a secret of a MiB held back): grow once.
+                self.tail.reserve(slack + 1);
+            }
+        }
     }
 
     /// Appends bytes at the end (growing the tail as needed; used for the rare text that does

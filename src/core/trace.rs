@@ -229,10 +229,15 @@ impl Trace {
 
     /// Past the limit: cut on a character boundary, add the official runner's notice, and drop
     /// everything after (never cutting what GitLab already acknowledged).
+    #[inline]
     fn enforce_limit(&mut self) {
-        if self.text.len() <= self.limit {
-            return;
+        if self.text.len() > self.limit {
+            self.cut_at_limit();
         }
+    }
+
+    #[inline(never)]
+    fn cut_at_limit(&mut self) {
         let mut cut = self.limit.max(self.acked);
         while cut > self.acked && (self.text.byte_at(cut) & 0xC0) == 0x80 {
             cut -= 1;
