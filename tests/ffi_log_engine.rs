@@ -272,3 +272,31 @@ fn freeing_a_job_with_unsent_text_neither_hangs_nor_crashes() {
     teardown(runner2, job2);
     drop(server);
 }
+
+#[test]
+fn whole_patches_of_a_long_log_go_up_while_it_is_written_and_its_end_at_the_interval() {
+    let (server, runner, job, id) = setup(json!({}));
+    // GitLab asks for one upload every 10 minutes: only whole PATCHes may go up before then.
+    server.set_config(|c| c.trace_update_interval = 600);
+    append(job, b"first\n");
+    assert!(server.wait_for_job(id, Duration::from_secs(10), |j| j.trace == b"first\n").is_some());
+    let mib = 1024 * 1024;
+    let line: Vec<u8> = (0..99).map(|i| b'a' + (i % 26) as u8).chain(*b"\n").collect();
+    let mut expected = b"first\n".to_vec();
+    while expected.len() < 3 * mib + mib / 2 {
+        append(job, &line);
+        expected.extend_from_slice(&line);
+    }
+    // The 1 MiB blocks are sent as they fill; the last, unfinished one waits.
+    let rec = server.wait_for_job(id, Duration::from_secs(20), |j| j.trace.len() >= 3 * mib);
+    let stored = rec.expect("whole PATCHes went up before the interval, without a flush").trace;
+    assert_eq!(stored, expected[..stored.len()], "in order, each byte once");
+    std::thread::sleep(Duration::from_millis(1500));
+    let stored = server.job(id).unwrap().trace;
+    assert!(stored.len() < expected.len(), "the log's unfinished end waits for GitLab's interval");
+    unsafe { ok(glr_job_set_success(job, ptr::null())) };
+    let rec = server.job(id).unwrap();
+    assert_eq!((rec.state.as_str(), rec.trace == expected), ("success", true));
+    assert_eq!(rec.checksum_matches, Some(true));
+    teardown(runner, job);
+}

@@ -89,7 +89,8 @@ impl LogText {
         if footprint < BLOCK {
             // Growing towards the first block (a block and the slack, so that it holds a
             // whole block): at least doubling, as a Vec would.
-            let target = (self.len() + want + slack).max(2 * footprint).clamp(FIRST_CAPACITY, BLOCK + slack);
+            let target = (self.len() + want + slack).max(2 * footprint).max(FIRST_CAPACITY);
+            let target = if target >= BLOCK { BLOCK + slack } else { target };
             self.tail.reserve(target.max(self.len() + slack + 1) - self.len());
         } else if free <= slack {
             let full = std::mem::replace(&mut self.tail, blocks::take());
@@ -295,6 +296,15 @@ mod tests {
             want.extend_from_slice(b"notice");
             assert_eq!(t.to_vec(), want, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_log_grown_by_small_appends_has_whole_blocks_too() {
+        let mut t = LogText::default();
+        while t.len() < 2 * BLOCK + 10 {
+            append(&mut t, b"0123456789abcdef");
+        }
+        assert_eq!((t.piece_end(0), t.piece_end(BLOCK)), (BLOCK, 2 * BLOCK));
     }
 
     #[test]

@@ -295,6 +295,11 @@ impl Trace {
         Some(Chunk { start: self.remote, from: self.acked, to })
     }
 
+    /// Whether the next PATCH is a whole one: something follows it, so it will not grow.
+    pub fn whole_chunk_waiting(&self) -> bool {
+        self.verified && self.next_chunk().is_some_and(|c| c.to < self.text.len())
+    }
+
     /// The PATCH got no answer (it may or may not have been stored).
     pub fn unanswered(&mut self, chunk: Chunk) {
         if !chunk.is_empty() {

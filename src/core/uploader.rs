@@ -104,7 +104,9 @@ fn run(u: &'static Uploader) {
         let now = Instant::now();
         let mut due = Vec::new();
         let mut next = now + MAX_SLEEP;
-        {
+        // The registry lock is held only to copy the list: a job's first append (`wake`) and a
+        // new job (`register`) take it too, and must not wait while every job is looked at.
+        let jobs: Vec<Arc<dyn Background>> = {
             let mut reg = registry(u);
             reg.kicked = false;
             reg.jobs.retain(|w| w.strong_count() > 0);
@@ -117,12 +119,13 @@ fn run(u: &'static Uploader) {
             } else {
                 empty_since = None;
             }
-            for job in reg.jobs.iter().filter_map(Weak::upgrade) {
-                match job.next_due(now) {
-                    Some(t) if t <= now => due.push(job),
-                    Some(t) => next = next.min(t),
-                    None => {}
-                }
+            reg.jobs.iter().filter_map(Weak::upgrade).collect()
+        };
+        for job in jobs {
+            match job.next_due(now) {
+                Some(t) if t <= now => due.push(job),
+                Some(t) => next = next.min(t),
+                None => {}
             }
         }
         let busy = !due.is_empty();

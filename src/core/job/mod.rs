@@ -31,7 +31,7 @@ use crate::core::uploader::{self, Background};
 use crate::core::url::warn_if_plain_http;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use shared::{JobMut, JobShared, Parts, Role, DEFAULT_KEEPALIVE, DEFAULT_UPDATE_INTERVAL};
+use shared::{JobMut, JobShared, Parts, Patches, Role, DEFAULT_KEEPALIVE, DEFAULT_UPDATE_INTERVAL};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -356,7 +356,7 @@ impl Job {
         let call = s.call();
         let _net = s.lock_net(&call)?;
         s.check_active(s.state())?;
-        s.upload(None, &call)
+        s.upload(Patches::All, &call)
     }
 
     /// Uploads `set` (each file in order), then reports the job finished. An upload failure

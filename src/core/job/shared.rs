@@ -160,6 +160,26 @@ fn state_of(code: u8) -> JobState {
     }
 }
 
+/// How much of the log one `upload` sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Patches {
+    /// Everything (a flush, the final update, shutdown).
+    All,
+    /// At most this many PATCHes (a background turn, fair to the other jobs).
+    AtMost(usize),
+    /// At most this many, and only whole chunks: a full block or what ends where more text
+    /// follows, never the unfinished end of the log (that waits for GitLab's interval).
+    Full(usize),
+}
+
+impl Patches {
+    fn max(self) -> Option<usize> {
+        match self {
+            Patches::All => None,
+            Patches::AtMost(n) | Patches::Full(n) => Some(n),
+        }
+    }
+}
 impl JobShared {
     pub(super) fn new(parts: Parts, me: Weak<JobShared>) -> JobShared {
         let Parts { runner, runner_info, payload, info, keep_details, taken_at, inner } = parts;
@@ -533,13 +553,13 @@ impl JobShared {
         self.observe_update(&reply)
     }
 
-    /// PATCHes until GitLab holds every byte (or `max_patches` were sent). Caller holds `net`.
-    pub(super) fn upload(&self, max_patches: Option<usize>, call: &Call) -> Result<()> {
+    /// PATCHes until GitLab holds every byte, or as `patches` says. Caller holds `net`.
+    pub(super) fn upload(&self, patches: Patches, call: &Call) -> Result<()> {
         self.commit_locked(call)?;
         let mut resyncs = 0;
         let mut sent = 0;
         loop {
-            if max_patches.is_some_and(|max| sent >= max) {
+            if patches.max().is_some_and(|max| sent >= max) {
                 return Ok(());
             }
             if self.handing_over.load(Ordering::Acquire) {
@@ -549,6 +569,7 @@ impl JobShared {
                 let mut m = lock(&self.inner);
                 match m.trace.next_chunk() {
                     None => return Ok(()),
+                    Some(_) if matches!(patches, Patches::Full(_)) && !m.trace.whole_chunk_waiting() => return Ok(()),
                     // Shared with the log, not copied: the lock is held for no longer than this.
                     Some(c) => (c, m.trace.chunk_body(c)),
                 }
@@ -624,7 +645,7 @@ impl JobShared {
         let mut wait = Duration::from_secs(1);
         loop {
             if with_log {
-                self.upload(None, call)?;
+                self.upload(Patches::All, call)?;
             } else {
                 self.commit_locked(call)?;
             }
