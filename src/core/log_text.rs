@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 /// 4 KiB of log however often a caller flushes.
 const COPY_BELOW: usize = 4096;
 /// The first allocation of a log's tail (most logs are small).
-const FIRST_CAPACITY: usize = 4096;
+const FIRST_CAPACITY: usize = 1024;
 
 #[derive(Clone, Debug, Default)]
 pub struct LogText {
