@@ -231,9 +231,7 @@ mod tests {
 
     #[test]
     fn the_raw_info_is_the_info_json_serialised() {
-        let mut runners = vec![RunnerData::default()];
-        let mut r = RunnerData::default();
-        r.identity = Identity {
+        let identity = Identity {
             name: Some("n \"quoted\" é".into()),
             version: Some("1.2".into()),
             revision: Some("abc".into()),
@@ -241,13 +239,13 @@ mod tests {
             architecture: Some("arm64".into()),
             executor: Some("custom".into()),
         };
-        r.features = [("image", true), ("cancel_gracefully", false), ("zz_extra", true), ("aa_extra", false)]
+        let features = [("image", true), ("cancel_gracefully", false), ("zz_extra", true), ("aa_extra", false)]
             .into_iter()
             .map(|(k, on)| (k.to_string(), on))
             .collect();
-        r.labels =
+        let labels =
             [("site", "cern"), ("a.b", "c-d")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        runners.push(r);
+        let runners = [RunnerData::default(), RunnerData { identity, features, labels, ..RunnerData::default() }];
         for r in &runners {
             assert_eq!(info_raw(r).get(), serde_json::to_string(&info_json(r)).unwrap());
         }
