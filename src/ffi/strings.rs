@@ -45,11 +45,11 @@ pub(crate) unsafe fn opt_str_arg<'a>(p: *const c_char, name: &str) -> FfiResult<
 }
 
 /// `std::str::from_utf8`, with the same verdict and error offset (`valid_up_to`), for large
-/// arguments that are mostly ASCII (a dump is JSON around a log): those parts are checked 64
+/// arguments that are mostly ASCII (a dump is JSON around a log): those parts are checked 128
 /// bytes at a time (an OR of the block, which the compiler vectorises), and only the blocks
 /// holding other bytes go through `from_utf8`, which checks such text a word at a time.
 fn utf8(bytes: &[u8]) -> Result<&str, usize> {
-    const BLOCK: usize = 64;
+    const BLOCK: usize = 128;
     let mut at = 0;
     loop {
         while let Some(block) = bytes.get(at..at + BLOCK) {
@@ -65,7 +65,7 @@ fn utf8(bytes: &[u8]) -> Result<&str, usize> {
         }
         match std::str::from_utf8(&bytes[at..end]) {
             Ok(_) => at = end,
-            // A character cut by the block's end (it starts at least 61 bytes in): checked with
+            // A character cut by the block's end (it starts at least 125 bytes in): checked with
             // the next block.
             Err(e) if e.error_len().is_none() => at += e.valid_up_to(),
             Err(e) => return Err(at + e.valid_up_to()),
@@ -253,7 +253,7 @@ mod tests {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for case in 0..20_000 {
             // Mostly ASCII, like the arguments this is for, with a piece at some block offset.
-            let mut b: Vec<u8> = vec![b'a'; case % 200];
+            let mut b: Vec<u8> = vec![b'a'; case % 300];
             for _ in 0..case % 4 {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
