@@ -9,7 +9,10 @@
 //! Reading walks a `serde_json::Value` by hand instead of deriving `Deserialize`: serde's type
 //! errors quote the offending value (`invalid type: string "glrt-..."`), which could leak a token,
 //! and by hand every message can name the field. `serde_json`'s recursion limit (128) turns deeply
-//! nested input into an error instead of a stack overflow.
+//! nested input into an error instead of a stack overflow. A v2 job has its two large parts (the
+//! log text and the payload) lifted out before that (see "Reading: v2 jobs, fast"), so that a
+//! load costs about a scan and a copy of its log; the payload is then kept as the text it was
+//! dumped as.
 //!
 //! Version policy (also in the README): dumps outlive the process that wrote them, and the
 //! process that loads one may run another version of the library.
