@@ -2,6 +2,8 @@
 //! honestly, which features it supports (the library's own plus what the executor declared).
 
 use super::model::{Identity, RunnerData};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -128,9 +130,65 @@ pub fn info_json(runner: &RunnerData) -> Value {
     identity_json(&runner.identity, &runner.features, &runner.labels)
 }
 
-/// [`info_json`] serialised once, to be spliced into every request body that carries it.
+/// [`info_json`] serialised once, to be spliced into every request body that carries it. Written
+/// from borrowed parts (the same bytes: a test holds the two together) rather than through a
+/// `Value` map, which costs an allocation per feature, and every job (taken or loaded) writes it.
 pub fn info_raw(runner: &RunnerData) -> Box<serde_json::value::RawValue> {
-    serde_json::value::to_raw_value(&info_json(runner)).expect("the runner info serialises")
+    let Identity { name, version, revision, platform, architecture, executor } = &runner.identity;
+    let info = InfoOut {
+        name: name.as_deref().unwrap_or("gitlab_runner_api"),
+        version: version.as_deref().unwrap_or(env!("CARGO_PKG_VERSION")),
+        revision: revision.as_deref(),
+        platform: platform.as_deref().unwrap_or(std::env::consts::OS),
+        architecture: architecture.as_deref().unwrap_or_else(|| default_architecture()),
+        executor: executor.as_deref(),
+        features: FeaturesOut(&runner.features),
+        config: ConfigOut { gpus: "" },
+        labels: &runner.labels,
+    };
+    serde_json::value::to_raw_value(&info).expect("the runner info serialises")
+}
+
+/// [`identity_json`]'s members, in its order.
+#[derive(Serialize)]
+struct InfoOut<'a> {
+    name: &'a str,
+    version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<&'a str>,
+    platform: &'a str,
+    architecture: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executor: Option<&'a str>,
+    features: FeaturesOut<'a>,
+    config: ConfigOut,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct ConfigOut {
+    gpus: &'static str,
+}
+
+/// [`features_json`] as it serialises: every official key in its order, then the declared
+/// others (in name order).
+struct FeaturesOut<'a>(&'a BTreeMap<String, bool>);
+
+impl Serialize for FeaturesOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let declared = self.0;
+        let extra = declared.iter().filter(|(key, _)| !FEATURE_KEYS.contains(&key.as_str()));
+        let mut map = s.serialize_map(Some(FEATURE_KEYS.len() + extra.clone().count()))?;
+        for key in FEATURE_KEYS {
+            let on = declared.get(*key).copied().unwrap_or_else(|| LIBRARY_FEATURES.contains(key));
+            map.serialize_entry(key, &on)?;
+        }
+        for (key, on) in extra {
+            map.serialize_entry(key, on)?;
+        }
+        map.end()
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +227,28 @@ mod tests {
         assert!(info.get("labels").is_none(), "no labels: none sent");
         let labels = BTreeMap::from([("site".to_string(), "cern-batch".to_string())]);
         assert_eq!(identity_json(&Identity::default(), &BTreeMap::new(), &labels)["labels"]["site"], "cern-batch");
+    }
+
+    #[test]
+    fn the_raw_info_is_the_info_json_serialised() {
+        let identity = Identity {
+            name: Some("n \"quoted\" é".into()),
+            version: Some("1.2".into()),
+            revision: Some("abc".into()),
+            platform: Some("linux".into()),
+            architecture: Some("arm64".into()),
+            executor: Some("custom".into()),
+        };
+        let features = [("image", true), ("cancel_gracefully", false), ("zz_extra", true), ("aa_extra", false)]
+            .into_iter()
+            .map(|(k, on)| (k.to_string(), on))
+            .collect();
+        let labels =
+            [("site", "cern"), ("a.b", "c-d")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let runners = [RunnerData::default(), RunnerData { identity, features, labels, ..RunnerData::default() }];
+        for r in &runners {
+            assert_eq!(info_raw(r).get(), serde_json::to_string(&info_json(r)).unwrap());
+        }
     }
 
     #[test]

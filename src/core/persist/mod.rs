@@ -9,7 +9,10 @@
 //! Reading walks a `serde_json::Value` by hand instead of deriving `Deserialize`: serde's type
 //! errors quote the offending value (`invalid type: string "glrt-..."`), which could leak a token,
 //! and by hand every message can name the field. `serde_json`'s recursion limit (128) turns deeply
-//! nested input into an error instead of a stack overflow.
+//! nested input into an error instead of a stack overflow. A v2 job has its two large parts (the
+//! log text and the payload) lifted out before that (see "Reading: v2 jobs, fast"), so that a
+//! load costs about a scan and a copy of its log; the payload is then kept as the text it was
+//! dumped as.
 //!
 //! Version policy (also in the README): dumps outlive the process that wrote them, and the
 //! process that loads one may run another version of the library.
@@ -32,6 +35,7 @@ use serde_json::{Map, Value};
 
 use super::error::{Error, Result};
 use super::model::{Identity, JobData, JobState, JobView, LogData, LogView, Registration, RunnerData};
+use super::payload::MAX_PAYLOAD_DEPTH;
 use super::system_id;
 use super::trace::MIN_LOG_LIMIT;
 use super::url::normalize_api_url;
@@ -541,19 +545,28 @@ pub fn job_from_str(s: &str) -> Result<JobData> {
 }
 
 fn job_from_json(s: &str) -> Result<JobData> {
+    if let Some(job) = job_from_v2_lifted(s) {
+        return job;
+    }
     match parse_json(s)? {
-        Value::Object(map) => job_from_v2(map),
+        Value::Object(map) => job_from_v2(map, payload_from_value),
         Value::Array(items) => job_from_v1(items),
         other => Err(not_object_or_array(&other)),
     }
 }
 
-fn job_from_v2(map: Map<String, Value>) -> Result<JobData> {
+/// The payload parsed with the rest of the dump: checked, and written back as JSON text.
+fn payload_from_value(payload: Value) -> Result<String> {
+    check_payload(&payload)?;
+    Ok(payload.to_string())
+}
+
+/// `payload_text` turns the member `payload` into the job's payload text (checking it).
+fn job_from_v2(map: Map<String, Value>, payload_text: impl FnOnce(Value) -> Result<String>) -> Result<JobData> {
     let mut f = Fields::new(map, "");
     check_header(&mut f, Kind::Job)?;
     let runner = runner_from_v2(f.req("runner", OBJECT)?).map_err(|e| e.context("runner"))?;
-    let payload = f.req("payload", ANY)?;
-    check_payload(&payload)?;
+    let payload = payload_text(f.req("payload", ANY)?)?;
     let state = parse_state(&f.req("state", STRING)?, &ALL_STATES)?;
     let committed = f.req("committed", BOOL)?;
     let exit_code = f.opt("exit_code", I32)?;
@@ -591,7 +604,7 @@ fn job_from_v2(map: Map<String, Value>) -> Result<JobData> {
 
     Ok(JobData {
         runner: Arc::new(runner),
-        payload: payload.to_string(),
+        payload,
         state,
         committed,
         exit_code,
@@ -624,6 +637,124 @@ fn job_from_v1(items: Vec<Value>) -> Result<JobData> {
         log: LogData { text, acknowledged: len, remote: len, pending: Vec::new(), mask_mode: 0, ..Default::default() },
         taken_at: None,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading: v2 jobs, fast. A dump is mostly its log (a MiB and more) and its payload (kilobytes):
+// parsing both into a `Value` tree, as `job_from_v2` gets them, costs most of a load, and the
+// payload is parsed again by the job anyway. So the two are lifted out first: the log text read
+// straight into its `String` (`json::read_str`), the payload only checked and kept as the text
+// it was dumped as. serde_json parses what is left, with stand-ins where they were, and
+// `job_from_v2` reads that as always. Whenever the input is not plainly what our writer gives
+// (duplicate members, escaped keys, anything this reading cannot vouch for), the ordinary reading
+// runs instead and gives exactly the result and error it always gave.
+
+/// The large parts of a v2 job dump, and where they were in it.
+struct Lifted {
+    payload: std::ops::Range<usize>,
+    payload_depth: usize,
+    text: std::ops::Range<usize>,
+    log_text: String,
+}
+
+/// A v2 job read with its large parts lifted out; None: read it the ordinary way.
+fn job_from_v2_lifted(s: &str) -> Option<Result<JobData>> {
+    let lifted = lift_job_parts(s)?;
+    let payload = &s[lifted.payload.clone()];
+    if lifted.payload_depth > MAX_PAYLOAD_DEPTH || !raw_payload_ok(payload) {
+        return None;
+    }
+    let rest = with_stand_ins(s, [(lifted.payload.clone(), "0"), (lifted.text.clone(), "\"\"")]);
+    // Any error here is reported by the ordinary reading, with its own positions.
+    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&rest) else { return None };
+    let Some(Value::Object(log)) = map.get_mut("log") else { return None };
+    log.insert("text".into(), Value::String(lifted.log_text));
+    Some(job_from_v2(map, |_stand_in| Ok(payload.to_string())))
+}
+
+/// Finds `payload` and `log.text` in the object `s`, each exactly once (with duplicates,
+/// serde_json keeps the last one, which need not be the one lifted), and reads the text.
+fn lift_job_parts(s: &str) -> Option<Lifted> {
+    let mut payloads = Vec::new();
+    let mut texts = Vec::new();
+    let mut logs = 0;
+    json::Cursor::new(s).members(|c, key| {
+        match key {
+            "payload" => {
+                c.peek()?;
+                let start = c.at();
+                let depth = c.skip_value()?;
+                payloads.push((start..c.at(), depth));
+            }
+            "log" => {
+                logs += 1;
+                c.members(|c, key| {
+                    if key != "text" {
+                        return c.skip_value().map(drop);
+                    }
+                    c.peek()?;
+                    let start = c.at();
+                    let text = c.read_str()?;
+                    texts.push((start..c.at(), text));
+                    Some(())
+                })?;
+            }
+            _ => {
+                c.skip_value()?;
+            }
+        }
+        Some(())
+    })?;
+    let ([(payload, payload_depth)], [(text, log_text)], 1) = (&mut payloads[..], &mut texts[..], logs) else {
+        return None;
+    };
+    Some(Lifted {
+        payload: payload.clone(),
+        payload_depth: *payload_depth,
+        text: text.clone(),
+        log_text: std::mem::take(log_text),
+    })
+}
+
+/// `check_payload` on the payload's text without building it: serde_json checks its syntax
+/// while it picks out `id` and `token`, which are then checked as `check_payload` checks them.
+/// False for anything else, even what the ordinary reading accepts (a duplicate `id`): then it
+/// decides. The strings in the payload were checked by the walk that found it, more strictly
+/// than serde_json checks what it skips (lone surrogates).
+fn raw_payload_ok(raw: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct IdToken<'a> {
+        #[serde(borrow)]
+        id: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow)]
+        token: Option<&'a serde_json::value::RawValue>,
+    }
+    // serde would also read a struct from an array.
+    if !raw.starts_with('{') {
+        return false;
+    }
+    let Ok(IdToken { id, token }) = serde_json::from_str(raw) else { return false };
+    let mut map = Map::new();
+    for (key, value) in [("id", id), ("token", token)] {
+        let Some(value) = value else { continue };
+        let Ok(value) = serde_json::from_str(value.get()) else { return false };
+        map.insert(key.into(), value);
+    }
+    check_payload(&Value::Object(map)).is_ok()
+}
+
+/// `s` with each range replaced by its stand-in (the ranges do not overlap).
+fn with_stand_ins<const N: usize>(s: &str, mut parts: [(std::ops::Range<usize>, &str); N]) -> String {
+    parts.sort_by_key(|(range, _)| range.start);
+    let mut out = String::with_capacity(s.len() - parts.iter().map(|(r, _)| r.len()).sum::<usize>() + 16);
+    let mut from = 0;
+    for (range, stand_in) in parts {
+        out.push_str(&s[from..range.start]);
+        out.push_str(stand_in);
+        from = range.end;
+    }
+    out.push_str(&s[from..]);
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1259,6 +1390,128 @@ mod tests {
                 }
             }
         }
+    }
+
+    // ---- the lifted reading of v2 jobs ----
+
+    /// The reading `job_from_json` did before the lifted one (and still does when that declines).
+    fn ordinary(s: &str) -> Result<JobData> {
+        match parse_json(s)? {
+            Value::Object(map) => job_from_v2(map, payload_from_value),
+            Value::Array(items) => job_from_v1(items),
+            other => Err(not_object_or_array(&other)),
+        }
+    }
+
+    /// The lifted reading gives what the ordinary one gives: the same job (its payload the same
+    /// JSON, kept as it was written), or the same error. Returns whether it read `s` at all.
+    fn assert_lifted_is_ordinary(s: &str) -> bool {
+        let Some(lifted) = job_from_v2_lifted(s) else { return false };
+        match (lifted, ordinary(s)) {
+            (Ok(mut a), Ok(b)) => {
+                let (pa, pb): (Value, Value) =
+                    (serde_json::from_str(&a.payload).unwrap(), serde_json::from_str(&b.payload).unwrap());
+                assert_eq!(pa, pb, "{s:.300}");
+                a.payload = b.payload.clone();
+                assert_eq!(a, b, "{s:.300}");
+            }
+            (Err(a), Err(b)) => assert_eq!(a.message, b.message, "{s:.300}"),
+            (a, b) => panic!("lifted {:?}, ordinary {:?}, for {s:.300}", a.map(drop), b.map(drop)),
+        }
+        true
+    }
+
+    /// A job with a large log (every escape, lines, non-ASCII) and a payload like GitLab's.
+    fn big_job() -> JobData {
+        let mut j = sample_job(JobState::Running);
+        let line = "\u{1b}[32;1m$ make\u{1b}[0m \"quoted\" back\\slash tab\t é € 😀 \u{0}\u{7f}\r\n";
+        j.log.text = line.repeat(2000);
+        j.log.acknowledged = j.log.text.len() / 2;
+        j.log.remote = j.log.acknowledged;
+        j.payload = json!({
+            "id": 7, "token": "SECRETJOB", "allow_git_fetch": true, "timeout": 3600.5,
+            "variables": (0..50).map(|i| json!({"key": format!("V{i}"), "value": "x\"y\\z\u{1}", "public": i % 2 == 0}))
+                .collect::<Vec<_>>(),
+            "steps": [{"name": "script", "script": ["echo \"hi\"", "make -j8"], "when": "on_success"}],
+            "nested": [[[[{"deep": [1, -2, 3.25, null, false]}]]]], "empty": {}, "none": [],
+        })
+        .to_string();
+        j
+    }
+
+    #[test]
+    fn our_dumps_are_read_the_lifted_way_with_the_ordinary_result() {
+        let mut jobs: Vec<JobData> = ALL_STATES.into_iter().map(sample_job).collect();
+        jobs.push(big_job());
+        for j in &jobs {
+            let s = job_to_string(j);
+            assert!(assert_lifted_is_ordinary(&s), "not lifted: {s:.300}");
+            assert_eq!(&job_from_str(&s).unwrap(), j);
+        }
+        // Pretty-printed (a hand-edited file) as well.
+        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&job_to_string(&big_job())).unwrap());
+        assert!(assert_lifted_is_ordinary(&pretty.unwrap()));
+    }
+
+    #[test]
+    fn every_truncation_and_mutation_reads_the_same_lifted_or_not() {
+        let mut lifted = 0;
+        for cut in (0..V2_JOB.len()).filter(|&i| V2_JOB.is_char_boundary(i)) {
+            assert_lifted_is_ordinary(&V2_JOB[..cut]);
+        }
+        for at in (0..V2_JOB.len()).filter(|&i| V2_JOB.is_char_boundary(i)) {
+            let rest: String = V2_JOB[at..].chars().skip(1).collect();
+            for c in ['0', '9', '-', '"', '\\', '[', ']', '{', '}', ',', ':', 'n', ' ', 'e', '\n', '\u{1}'] {
+                lifted += usize::from(assert_lifted_is_ordinary(&format!("{}{c}{rest}", &V2_JOB[..at])));
+            }
+        }
+        // Most of them are read the lifted way (those changing neither the structure nor a string).
+        assert!(lifted > 1000, "{lifted}");
+    }
+
+    #[test]
+    fn the_lifted_reading_declines_what_it_cannot_vouch_for() {
+        let job = V2_JOB;
+        let log_at = job.find("\"log\":").unwrap();
+        let payload_at = job.find("\"payload\":").unwrap();
+        let declined = [
+            // Duplicates: serde_json keeps the last one.
+            job.replacen("\"log\":", "\"log\":{\"text\":\"other\",\"acknowledged\":0},\"log\":", 1),
+            job.replacen("\"payload\":", "\"payload\":{\"id\":1,\"token\":\"x\"},\"payload\":", 1),
+            job.replacen("{\"text\":", "{\"text\":\"first\",\"text\":", 1),
+            // Keys with escapes, which serde_json reads unescaped.
+            job.replacen("\"log\":", "\"l\\u006fg\":", 1),
+            format!("{}\"pay\\u006coad\":{{\"id\":1,\"token\":\"x\"}},{}", &job[..payload_at], &job[payload_at..]),
+            // A payload that is not an object, or fails the checks, or holds what is not vouched for.
+            set(job, "/payload", json!([1, "x"])),
+            set(job, "/payload/id", json!("x")),
+            remove(job, "/payload/token"),
+            set(job, "/payload/zeta", json!(1e300)),
+            job.replacen("\"zeta\":[", "\"zeta\":[\"\\udc00\",", 1),
+            edit(job, |v| v["payload"]["deep"] = (0..MAX_PAYLOAD_DEPTH).fold(json!(1), |v, _| json!([v]))),
+            // Not where our writer puts things.
+            remove(job, "/log/text"),
+            set(job, "/log", json!("text")),
+            format!("[{}]", &job[..log_at]),
+        ];
+        for s in &declined {
+            assert!(job_from_v2_lifted(s).is_none(), "lifted: {s:.400}");
+        }
+        // Just within the nesting allowed.
+        let deep = edit(job, |v| v["payload"]["deep"] = (0..MAX_PAYLOAD_DEPTH - 2).fold(json!(1), |v, _| json!([v])));
+        assert!(assert_lifted_is_ordinary(&deep));
+    }
+
+    #[test]
+    fn the_payload_is_kept_as_it_was_dumped() {
+        // GitLab escapes `<`, `>` and `&`; a hand-edited file may have spaces. The payload text
+        // stays as written (the ordinary reading writes it anew, with the same content).
+        let payload = r#"{ "id": 1234567, "token": "SECRETJOB", "html": "\u003cb\u003e \u0026" }"#;
+        let s = V2_JOB.replacen(&sample_job(JobState::Canceling).payload, payload, 1);
+        assert_ne!(s, V2_JOB);
+        let j = job_from_str(&s).unwrap();
+        assert_eq!(j.payload, payload.trim());
+        assert!(assert_lifted_is_ordinary(&s));
     }
 
     // ---- files ----
