@@ -20,9 +20,12 @@ pub const BLOCK: usize = 1024 * 1024;
 /// Room in a block beyond [`BLOCK`] for output longer than its input at a block's end (see
 /// `log_text::LogText::room`), so that a full block holds exactly `BLOCK` bytes of log.
 pub const HEADROOM: usize = 64;
-/// Blocks kept ready: one for the writer's next block, one more for a second writer or for a
-/// writer faster than the pool for a moment.
-const READY: usize = 4;
+/// Blocks kept ready at first: for the writer's next blocks, and for a second writer.
+const READY: usize = 2;
+/// At most this many: each time a writer finds the pool empty (it wrote faster than the pool
+/// could prepare, or the pool's thread did not get a core in time), twice as many are kept
+/// ready, up to this; back to `READY` when the pool ends.
+const MAX_READY: usize = 8;
 /// How long the pool lives on after the last block was taken.
 const LINGER: Duration = Duration::from_secs(2);
 /// Touching one byte per page maps the whole page. 4 KiB is the smallest page on every
@@ -31,6 +34,8 @@ const PAGE: usize = 4096;
 
 struct Ready {
     blocks: Vec<BytesMut>,
+    /// How many blocks to keep ready now (`READY` ..= `MAX_READY`).
+    target: usize,
     running: bool,
 }
 
@@ -41,7 +46,10 @@ struct Pool {
 
 fn pool() -> Option<&'static Pool> {
     static POOL: PerProcess<Pool> = PerProcess::new();
-    POOL.get(|| Pool { ready: Mutex::new(Ready { blocks: Vec::new(), running: false }), wanted: Condvar::new() })
+    POOL.get(|| Pool {
+        ready: Mutex::new(Ready { blocks: Vec::new(), target: READY, running: false }),
+        wanted: Condvar::new(),
+    })
 }
 
 /// An empty block with room for [`BLOCK`] bytes and the [`HEADROOM`]: a prepared one when the pool has one, else a
@@ -50,6 +58,9 @@ pub fn take() -> BytesMut {
     if let Some(p) = pool() {
         let mut ready = lock(&p.ready);
         let block = ready.blocks.pop();
+        if block.is_none() && ready.running {
+            ready.target = (ready.target * 2).min(MAX_READY);
+        }
         if !ready.running {
             // Without the thread, blocks are simply allocated by the writer: nothing is lost.
             ready.running = std::thread::Builder::new().name("glr-log-blocks".into()).spawn(move || run(p)).is_ok();
@@ -75,7 +86,7 @@ fn prepared() -> BytesMut {
 fn run(p: &'static Pool) {
     let mut ready = lock(&p.ready);
     loop {
-        if ready.blocks.len() < READY {
+        if ready.blocks.len() < ready.target {
             // Prepared without the lock: a writer taking a block never waits for the faults.
             drop(ready);
             let block = prepared();
@@ -85,9 +96,10 @@ fn run(p: &'static Pool) {
         }
         let (guard, waited) = wait_timeout(&p.wanted, ready, LINGER);
         ready = guard;
-        if waited.timed_out() && ready.blocks.len() >= READY {
+        if waited.timed_out() && ready.blocks.len() >= ready.target {
             // No demand for LINGER: give the memory back and end (the next demand restarts).
             ready.blocks.clear();
+            ready.target = READY;
             ready.running = false;
             return;
         }
@@ -118,6 +130,6 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the pool never filled");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(lock(&p.ready).blocks.len() <= READY);
+        assert!(lock(&p.ready).blocks.len() <= MAX_READY);
     }
 }
