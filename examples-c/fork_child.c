@@ -4,14 +4,16 @@
  *
  *   fork_child RUNNER.json
  *
- * The parent takes a job (it owns the job's log), appends a line and fork()s at once, while that
- * line is still waiting in memory for the background upload. The child has a copy of the
+ * The parent takes a job (it owns the job's log), appends a line and 2 MiB of numbered filler
+ * lines (a long log: the library's block thread is busy preparing memory for it) and fork()s at
+ * once, while that text is still waiting in memory for the background upload. The child has a copy of the
  * parent's memory, the job handle included, but not the parent's threads:
  *  - the parent's job is not the child's: glr_job_is_watcher() says 1, glr_job_log_append()
  *    returns GLR_ERR_NOT_OWNER, and nothing of it (not even the pending line) is sent from the
  *    child; its id and state can still be read, and glr_job_free() releases nothing;
  *  - the library works in the child at once (its own connections and threads): with the
- *    parent's runner it takes another job, logs a line and reports that job successful;
+ *    parent's runner it takes another job, logs a line and 3 MiB of filler (a long log of its
+ *    own, with its own block thread) and reports that job successful;
  *  - it prints how long it took from fork() to having its job, then _exit()s.
  * The parent waits for the child, appends another line and reports its own job successful.
  *
@@ -31,6 +33,7 @@
 static const char PARENT_BEFORE[] = "parent: before the fork\n";
 static const char PARENT_AFTER[] = "parent: after the child is done\n";
 static const char NOT_SENT[] = "child: must not reach the parent's job\n";
+static const size_t MIB = 1024 * 1024;
 
 static int fail(const char *who, const char *what)
 {
@@ -45,6 +48,22 @@ static double seconds_since(const struct timespec *start)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* Appends "<who> filler 0000000\n", "<who> filler 0000001\n"... until at least `bytes` bytes. */
+static glr_status append_filler(glr_job *job, const char *who, size_t bytes)
+{
+    char line[64];
+    size_t done = 0;
+    long i;
+    for (i = 0; done < bytes; i++) {
+        int n = snprintf(line, sizeof line, "%s filler %07ld\n", who, i);
+        glr_status st = glr_job_log_append(job, line, (size_t)n);
+        if (st != GLR_OK)
+            return st;
+        done += (size_t)n;
+    }
+    return GLR_OK;
 }
 
 static glr_status take_job(glr_runner *runner, glr_job **job)
@@ -88,7 +107,7 @@ static int child(glr_runner *runner, glr_job *parents_job, const struct timespec
     printf("child: took job %lld %.3f s after fork()\n", (long long)glr_job_id(job), seconds_since(forked));
     fflush(stdout);
     n = snprintf(line, sizeof line, "child: the only line of job %lld\n", (long long)glr_job_id(job));
-    if (glr_job_log_append(job, line, (size_t)n) != GLR_OK)
+    if (glr_job_log_append(job, line, (size_t)n) != GLR_OK || append_filler(job, "child", 3 * MIB) != GLR_OK)
         return fail("child", "glr_job_log_append");
     if (glr_job_set_success(job, NULL) != GLR_OK)
         return fail("child", "glr_job_set_success");
@@ -119,7 +138,8 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("parent: took job %lld\n", (long long)glr_job_id(job));
-    if (glr_job_log_append(job, PARENT_BEFORE, strlen(PARENT_BEFORE)) != GLR_OK)
+    if (glr_job_log_append(job, PARENT_BEFORE, strlen(PARENT_BEFORE)) != GLR_OK ||
+        append_filler(job, "parent", 2 * MIB) != GLR_OK)
         return fail("parent", "glr_job_log_append");
 
     fflush(stdout); /* or the child's exit would print the parent's buffered lines again */

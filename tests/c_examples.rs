@@ -979,6 +979,18 @@ fn number_after(text: &str, line_start: &str, marker: &str) -> f64 {
     token.parse().unwrap_or_else(|_| panic!("{token:?} (in {line:?}) is not a number"))
 }
 
+/// fork_child.c's `append_filler`: numbered lines until at least `bytes` bytes.
+fn filler(who: &str, bytes: usize) -> String {
+    let mut out = String::new();
+    for i in 0.. {
+        if out.len() >= bytes {
+            break;
+        }
+        out.push_str(&format!("{who} filler {i:07}\n"));
+    }
+    out
+}
+
 #[test]
 fn fork_child_takes_its_own_job_and_leaves_the_parent_s_alone() {
     if check() == Check::Tsan {
@@ -1006,15 +1018,16 @@ fn fork_child_takes_its_own_job_and_leaves_the_parent_s_alone() {
     let parent = job_record(&server, parent_id);
     assert_eq!(parent.state, "success", "{shown}");
     assert_eq!(parent.checksum_matches, Some(true));
-    assert_eq!(
-        trace(&parent),
-        "parent: before the fork\nparent: after the child is done\n",
-        "each parent line once, nothing from the child (its copy of the pending line included)"
+    // Both logs are long (MiB blocks, prepared by each process's own block thread).
+    let parent_log = format!("parent: before the fork\n{}parent: after the child is done\n", filler("parent", 2 << 20));
+    assert!(
+        trace(&parent) == parent_log,
+        "each parent line once, nothing from the child (its copy of the pending text included)"
     );
     let child = job_record(&server, child_id);
     assert_eq!(child.state, "success", "{shown}");
     assert_eq!(child.checksum_matches, Some(true));
-    assert_eq!(trace(&child), format!("child: the only line of job {child_id}\n"));
+    assert!(trace(&child) == format!("child: the only line of job {child_id}\n{}", filler("child", 3 << 20)));
 }
 
 // ---- stopping a poller (issue 13, finding 6) --------------------------------------------------
