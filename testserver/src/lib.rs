@@ -32,6 +32,7 @@ mod gateway;
 mod model;
 mod payload_template;
 mod range;
+mod redact;
 mod reqlog;
 mod routes;
 mod server;
