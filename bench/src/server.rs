@@ -160,6 +160,10 @@ impl Server {
 }
 
 impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Ends the server with SIGTERM and waits for it: `glr-testserver` shuts down cleanly on it
     /// (and a process under valgrind writes its output either way).
     pub fn terminate(mut self) -> Result<()> {
