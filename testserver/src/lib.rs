@@ -31,6 +31,7 @@ mod faults;
 mod gateway;
 mod model;
 mod payload_template;
+mod queue;
 mod range;
 mod redact;
 mod reqlog;

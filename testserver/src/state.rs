@@ -7,10 +7,11 @@ use crate::model::{
     ArtifactRecord, Endpoint, Fault, JobRecord, ManagerRecord, RequestRecord, RunnerOptions, RunnerRecord,
 };
 use crate::payload_template::{self, TemplateContext};
+use crate::queue::{Queue, Taker};
 use crate::redact::Secrets;
 use crate::util::{iso8601, iso8601_millis, Rng};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
@@ -224,7 +225,7 @@ pub(crate) struct Inner {
     next_job_id: i64,
     next_pipeline_id: i64,
     /// Queued job ids in FIFO order (only `pending`, not yet assigned jobs).
-    pub pending: VecDeque<i64>,
+    pub pending: Queue,
     /// The runner queue value sent as `X-GitLab-Last-Update`; changes when a job is queued.
     pub queue_value: String,
     pub faults: Vec<Fault>,
@@ -362,16 +363,10 @@ impl Inner {
     /// jobs only for `run_untagged` runners, `ref_protected` runners only protected refs.
     pub(crate) fn find_job_for(&self, runner_id: i64) -> Option<i64> {
         let r = self.runners.get(&runner_id)?;
-        self.pending.iter().copied().find(|id| {
-            let Some(j) = self.jobs.get(id) else { return false };
-            if j.state != JobState::Pending || j.runner_id.is_some() {
-                return false;
-            }
-            let tags_ok = if j.tags.is_empty() { r.run_untagged } else { j.tags.iter().all(|t| r.tags.contains(t)) };
-            // The payload is looked into only for a ref_protected runner: two map lookups per
-            // queued job were most of the cost of a job request with many jobs queued.
-            tags_ok
-                && (r.access_level != "ref_protected" || j.payload["git_info"]["protected"].as_bool().unwrap_or(false))
+        let taker =
+            Taker { tags: &r.tags, run_untagged: r.run_untagged, protected_only: r.access_level == "ref_protected" };
+        self.pending.first_for(&taker, |id| {
+            self.jobs.get(&id).is_some_and(|j| j.state == JobState::Pending && j.runner_id.is_none())
         })
     }
 }
@@ -403,7 +398,7 @@ impl Shared {
             jobs: BTreeMap::new(),
             next_job_id: 1,
             next_pipeline_id: 1000,
-            pending: VecDeque::new(),
+            pending: Queue::default(),
             queue_value,
             faults: Vec::new(),
             requests: Vec::new(),
@@ -505,11 +500,12 @@ impl Shared {
                 }
             }
         }
+        let protected = payload["git_info"]["protected"].as_bool().unwrap_or(false);
+        inner.pending.push(id, &tags, protected);
         let mut job = Job::new(id, token.clone(), payload, tags);
         job.overrides = overrides.clone();
         job.pipeline_id = pipeline_id;
         inner.jobs.insert(id, job);
-        inner.pending.push_back(id);
         (id, token)
     }
 
@@ -532,7 +528,7 @@ impl Shared {
             JobState::Running | JobState::Canceling => JobState::Canceled,
             other => other,
         };
-        inner.pending.retain(|p| *p != id);
+        inner.pending.remove(id);
         let j = inner.jobs.get_mut(&id)?;
         j.state = new_state;
         j.waiting_ack = false;
