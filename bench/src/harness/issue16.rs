@@ -115,8 +115,8 @@ impl Harness {
              than per request, which a slow run would count more of). N = 0 and N = {held}. Our library sends \
              back the queue cursor of the last answer (`last_update`), so after the first request the server \
              answers 204 from it without looking at its queue, as GitLab does; the second figure is for requests \
-             without it (a raw client sending the runner's token and a small info), each of which walks the \
-             queue (jobs queued first come first, so the walk passes every job this runner may not take).\n\n{}\n",
+             without it (a raw client sending the runner's token and a small info), each of which makes the \
+             server look for a job in its queue (the N jobs are all queued, for another tag).\n\n{}\n",
             table(&["figure", "measured", "child mode"], &rows),
             mib = self.plan.i4_tp_mib,
             cpu_runs = p.cpu_runs,
@@ -278,8 +278,8 @@ impl Harness {
         Ok(vec![
             format!("test server instructions per job request, {} jobs held / none", self.plan.i16.server_held),
             format!(
-                "{:.2} ({held:.0} / {none:.0}); requests without `last_update`, which make the server walk its \
-                 queue: {:.2} ({fresh_held:.0} / {fresh_none:.0})",
+                "{:.2} ({held:.0} / {none:.0}); requests without `last_update`, which make the server look into \
+                 its queue: {:.2} ({fresh_held:.0} / {fresh_none:.0})",
                 held / none,
                 fresh_held / fresh_none
             ),
@@ -389,7 +389,7 @@ impl Harness {
             ),
             show(srv, &|r| {
                 format!(
-                    "{r:.2} ({:.0} / {:.0}, our library's requests); {} without `last_update` (the queue walked)",
+                    "{r:.2} ({:.0} / {:.0}, our library's requests); {} without `last_update` (the queue looked into)",
                     g("server_instr_held").unwrap_or(0.0),
                     g("server_instr_none").unwrap_or(0.0),
                     show(g("server_instr_fresh"), &|x| format!("{x:.2}"))
