@@ -1,6 +1,8 @@
 //! The harness: runs every scenario (our side in child processes through the C API, the Python
 //! package in fresh interpreters), checks what the server stored, and writes BENCHMARKS.md.
 
+mod issue16;
+
 use crate::capi::Runner;
 use crate::content;
 use crate::proc;
@@ -68,6 +70,7 @@ struct Plan {
     so_jobs: usize,
     so_lines: usize,
     so_runs: (usize, usize),
+    i16: issue16::Plan,
 }
 
 impl Plan {
@@ -113,6 +116,7 @@ impl Plan {
             so_jobs: 400,
             so_lines: 20,
             so_runs: (3, 2),
+            i16: issue16::Plan::full(),
         }
     }
 
@@ -158,6 +162,7 @@ impl Plan {
             so_jobs: 10,
             so_lines: 5,
             so_runs: (1, 1),
+            i16: issue16::Plan::quick(),
         }
     }
 }
@@ -175,6 +180,8 @@ struct Harness {
     sections: Vec<String>,
     /// Failures of the harness's own checks (a log not stored, a job taken twice...).
     problems: Vec<String>,
+    /// Figures of this run that the issue 16 target table compares, by name.
+    figures: BTreeMap<&'static str, f64>,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -204,6 +211,7 @@ pub fn run(opts: &Options) -> Result<()> {
         targets: Vec::new(),
         sections: Vec::new(),
         problems: Vec::new(),
+        figures: BTreeMap::new(),
     };
     type Scenario = fn(&mut Harness) -> Result<()>;
     let scenarios: Vec<(&str, Scenario)> = vec![
@@ -212,6 +220,7 @@ pub fn run(opts: &Options) -> Result<()> {
         ("issue 4: 1,000 live jobs", Harness::i4_jobs),
         ("issue 14: 1,000 parked jobs watched", Harness::i14_parked),
         ("issue 16: instruction counts and page faults", Harness::i16_counts),
+        ("issue 16: client CPU, append tail, memory kept, test server", Harness::i16_more),
         ("register + request + appends + success", Harness::e2e),
         ("append latency", Harness::latency),
         ("dumps/loads", Harness::dumps_loads),
@@ -481,6 +490,8 @@ impl Harness {
         self.check(v["raw_ok"] == true, "issue 4 throughput: the raw client's log was not stored whole".into());
         let append_mbps = Runs(runs.iter().map(|r| f(r, "bytes") / 1e6 / f(r, "append_secs")).collect());
         let m = mbps.median().unwrap_or(f64::NAN);
+        self.keep("upload_ours_mbps", mbps.median());
+        self.keep("upload_raw_mbps", Some(raw_mbps));
         self.targets.push(vec![
             format!("upload throughput of a {tp_mib} MiB log on loopback (append all + set_success; no delay; the same server takes {raw_mbps:.0} MB/s from a raw client)"),
             mbps.show(|x| format!("{x:.0} MB/s")),
@@ -540,6 +551,7 @@ impl Harness {
             self.ours("append-faults", json!({"warm": warm, "n": n}))?
         };
         let per_1000_faults = f(&faults, "per_1000");
+        self.keep("faults_per_1000", Some(per_1000_faults));
         self.targets.push(vec![
             "page faults per 1,000 appends in steady state (100-byte lines, after the first ones)".into(),
             format!("{per_1000_faults:.2}"),
@@ -569,6 +581,8 @@ Not measured: valgrind is not installed here.
         };
         let dumps = persist("dumps-instr", "glr_job_dumps")?;
         let loads = persist("loads-instr", "glr_job_loads")?;
+        self.keep("append_instr", Some(append));
+        self.keep("rtt_instr_ratio", Some(ratio));
         self.targets.push(vec![
             "instructions per 100-byte append (callgrind, inside glr_job_log_append)".into(),
             format!("{append:.0}"),
@@ -846,6 +860,9 @@ Not measured: valgrind is not installed here.
                 self.check(c == Some(1.0), format!("latency: our job {id} log incomplete"));
             }
             let (op50, op99) = (Runs(field(&o, "runs", "p50_ns")), Runs(field(&o, "runs", "p99_ns")));
+            if delay == 0 {
+                self.keep("append_p99_ns", op99.median());
+            }
             let (pp50, pp99, pcomp, perr, pn) = if self.py_available() {
                 let (np, rp) = (self.plan.lat_appends.1[k], self.plan.lat_runs.1[k]);
                 srv.queue_jobs(rp)?;
@@ -928,6 +945,8 @@ Not measured: valgrind is not installed here.
         } else {
             (Runs::default(), Runs::default(), self.py_missing())
         };
+        self.keep("dumps_vs_python", od.median().zip(pd.median()).map(|(a, b)| a / b));
+        self.keep("loads_vs_python", ol.median().zip(pl.median()).map(|(a, b)| a / b));
         let per_s = |x: f64| format!("{}/s", num(x));
         let rows = vec![
             vec!["dumps per second".into(), od.show(per_s), pd.show(per_s), ratio(od.median(), pd.median())],
@@ -1011,6 +1030,8 @@ Not measured: valgrind is not installed here.
         let srv = self.server()?;
         let o = self.ours("rtt", json!({"url": srv.url, "reg": srv.registration_token, "runs": ro, "n": no}))?;
         let (ours, raw) = (Runs(nums(&o, "ours_per_s")), Runs(nums(&o, "raw_per_s")));
+        self.keep("rtt_ours_per_s", ours.median());
+        self.keep("rtt_raw_per_s", raw.median());
         let (pkg, praw) = if self.py_available() {
             let pv = self.py("rtt", json!({"url": srv.url, "reg": srv.registration_token, "runs": rp, "n": np}))?;
             (Runs(nums(&pv, "package_per_s")), Runs(nums(&pv, "raw_per_s")))
@@ -1044,8 +1065,8 @@ Not measured: valgrind is not installed here.
                 ratio(praw.median(), ours.median()),
             ],
         ];
-        // The test server's cost per request grows with the jobs it holds (it redacts every token it
-        // knows from each request's log record): the same measurement with 1,000 more jobs on it.
+        // Whether the test server's cost per request grows with the jobs it holds (it did while it
+        // searched each logged request for every token it knew): the same with 1,000 more jobs on it.
         let busy_jobs = self.plan.hold_ns.last().copied().unwrap_or(1000);
         srv.queue_tagged_jobs(busy_jobs, "bench-nobody-has-this-tag")?;
         let b = self.ours("rtt", json!({"url": srv.url, "reg": srv.registration_token, "runs": ro.min(3), "n": no}))?;
@@ -1072,9 +1093,9 @@ Not measured: valgrind is not installed here.
             "## 5. request_job round trips\n\n\
              No job queued, long polling off: each request is answered 204 at once, so this is the client's cost per \
              poll. The raw client sends exactly the body our library sent (taken from the server's request log). \
-             Our overhead over the raw client: {overhead}. The last two rows show the test server's own cost \
-             growing with the jobs it holds (it redacts every token it knows from each request it logs), which \
-             weighs on every scenario with many jobs.\n\n{}\n",
+             Our overhead over the raw client: {overhead}. The last two rows are the same with the server \
+             holding {busy_jobs} more jobs, to show whether its cost per request grows with the jobs it holds \
+             (its instructions per job request, with and without them, are in the issue 16 section).\n\n{}\n",
             table(&["client", "requests × runs", "round trips per second", "relative to ours"], &rows)
         ));
         Ok(())
@@ -1527,6 +1548,8 @@ Not measured: valgrind is not installed here.
         }
         s.push_str("## Issue 4 targets\n\n");
         s.push_str(&table(&["figure", "measured", "target", "met"], &self.targets));
+        s.push('\n');
+        s.push_str(&self.i16_targets());
         s.push('\n');
         for sec in &self.sections {
             s.push_str(sec);

@@ -41,8 +41,13 @@ pub fn count(exe: &Path, args: &[String], toggle: Option<&str>, scratch: &Path) 
             String::from_utf8_lossy(&status.stderr).lines().last().unwrap_or("")
         ));
     }
-    let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let _ = std::fs::remove_file(&out);
+    summary(&out)
+}
+
+/// The instruction count of a callgrind output file, which is then removed.
+pub fn summary(out: &Path) -> Result<u64> {
+    let text = std::fs::read_to_string(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let _ = std::fs::remove_file(out);
     // "summary: N" (or "totals: N") holds the instruction count (the default event, Ir).
     text.lines()
         .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))

@@ -11,6 +11,11 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod append_tail;
+mod rss_append;
+mod server_instr;
+mod upload_cpu;
+
 pub type Result<T> = std::result::Result<T, String>;
 
 fn arg_str(a: &Value, k: &str) -> Result<String> {
@@ -40,6 +45,11 @@ pub fn run(mode: &str, a: &Value) -> Result<Value> {
         "rtt-instr" => rtt_instr(a),
         "dumps-instr" => dumps_instr(a),
         "loads-instr" => loads_instr(a),
+        "upload-cpu" => upload_cpu::upload_cpu(a),
+        "append-p999" => append_tail::append_p999(a),
+        "append-max-jobs" => append_tail::append_max_jobs(a),
+        "rss-append" => rss_append::rss_append(a),
+        "server-instr" => server_instr::server_instr(a),
         other => Err(format!("unknown child mode {other}")),
     }
 }

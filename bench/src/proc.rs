@@ -85,3 +85,32 @@ pub fn thread_minor_faults() -> u64 {
     // Fields after the command: state is field 3, minflt field 10.
     rest.split_whitespace().nth(7).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
+
+/// `struct rusage` of Linux: user and system time as timevals, then 14 longs (maxrss, minflt...).
+#[repr(C)]
+#[derive(Default)]
+struct Rusage {
+    utime: [i64; 2],
+    stime: [i64; 2],
+    rest: [i64; 14],
+}
+
+extern "C" {
+    fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+}
+
+fn rusage_cpu(who: i32) -> f64 {
+    let mut u = Rusage::default();
+    // SAFETY: getrusage writes one struct rusage, which `Rusage` lays out exactly.
+    if unsafe { getrusage(who, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    let secs = |t: [i64; 2]| t[0] as f64 + t[1] as f64 / 1e6;
+    secs(u.utime) + secs(u.stime)
+}
+
+/// CPU time (user + system) of the whole process so far, threads that ended included, to the
+/// microsecond (getrusage(RUSAGE_SELF); `cpu_secs` counts 10 ms ticks).
+pub fn process_cpu_secs() -> f64 {
+    rusage_cpu(0)
+}

@@ -47,14 +47,24 @@ pub struct Server {
 
 impl Server {
     pub fn start(exe: &ServerExe, args: &[&str]) -> Result<Server> {
-        let mut cmd = match exe {
-            ServerExe::Binary(p) => Command::new(p),
-            ServerExe::SelfServe(p) => {
-                let mut c = Command::new(p);
-                c.arg("serve");
+        Server::start_wrapped(&[], exe, args)
+    }
+
+    /// The server run by `wrapper` (e.g. `valgrind --tool=callgrind ...`; empty: run directly).
+    pub fn start_wrapped(wrapper: &[String], exe: &ServerExe, args: &[&str]) -> Result<Server> {
+        let (program, serve) = match exe {
+            ServerExe::Binary(p) => (p, None),
+            ServerExe::SelfServe(p) => (p, Some("serve")),
+        };
+        let mut cmd = match wrapper.split_first() {
+            None => Command::new(program),
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(program);
                 c
             }
         };
+        cmd.args(serve);
         let mut child = cmd
             .args(args)
             .stdin(Stdio::null())
@@ -146,6 +156,24 @@ impl Server {
     pub fn trace(&self, id: i64) -> Result<Vec<u8>> {
         let resp = self.control(reqwest::Method::GET, &format!("jobs/{id}/trace"), None)?;
         resp.bytes().map(|b| b.to_vec()).map_err(|e| e.to_string())
+    }
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Ends the server with SIGTERM and waits for it: `glr-testserver` shuts down cleanly on it
+    /// (and a process under valgrind writes its output either way).
+    pub fn terminate(mut self) -> Result<()> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().map_err(|e| format!("kill: {e}"))?;
+        if !status.success() {
+            return Err(format!("kill -TERM {pid}: {status}"));
+        }
+        self.child.wait().map_err(|e| format!("waiting for the test server: {e}"))?;
+        Ok(())
     }
 }
 

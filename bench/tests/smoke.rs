@@ -22,6 +22,8 @@ fn quick_run_writes_every_section_and_passes_its_checks() {
         "## Issue 4: the append path and the wire",
         "## Issue 4: upload throughput",
         "live jobs in one process",
+        "## Issue 16 targets",
+        "## Issue 16: client CPU, the append tail, memory kept, the test server's cost",
         "## 1. register + request",
         "## 2. Append latency",
         "## 3. dumps / loads",

@@ -33,12 +33,11 @@ pub(crate) async fn gateway(State(s): State<Arc<Shared>>, req: Request, next: Ne
     let (parts, body) = req.into_parts();
     let limit = cfg.max_artifact_size.max(cfg.max_trace_size) + BODY_SLACK;
     let body = axum::body::to_bytes(body, limit).await;
-    let secrets = s.lock().secrets();
     let bytes = body.as_ref().cloned().unwrap_or_default();
-    let mut record = reqlog::start_record(parts.method.as_str(), &target, &parts.headers, &bytes, &secrets, at_ms);
+    let mut record = reqlog::start_record(parts.method.as_str(), &target, &parts.headers, &bytes, &s.secrets(), at_ms);
     if body.is_err() {
         let resp = message(413, "413 Request Entity Too Large");
-        finish(&s, &cfg, record, Some(&resp), &secrets);
+        finish(&s, &cfg, record, Some(&resp));
         return resp;
     }
     let rebuild = |bytes: Bytes| Request::from_parts(parts, Body::from(bytes));
@@ -47,7 +46,7 @@ pub(crate) async fn gateway(State(s): State<Arc<Shared>>, req: Request, next: Ne
         Some(FaultKind::Status { code, retry_after }) => faults::status_answer(code, retry_after),
         Some(FaultKind::Body { code, body }) => faults::body_answer(code, &body),
         Some(FaultKind::DropConnection) => {
-            finish(&s, &cfg, record, None, &secrets);
+            finish(&s, &cfg, record, None);
             return drop_connection(kill).await;
         }
         Some(FaultKind::Delay(d)) => {
@@ -57,28 +56,22 @@ pub(crate) async fn gateway(State(s): State<Arc<Shared>>, req: Request, next: Ne
         Some(FaultKind::TruncatedBody) => truncate(next.run(rebuild(bytes)).await).await,
         Some(FaultKind::DropAfterHandling) => {
             let handled = next.run(rebuild(bytes)).await;
-            record.response_headers = reqlog::redact_headers(handled.headers(), &secrets);
-            finish(&s, &cfg, record, None, &secrets);
+            record.response_headers = reqlog::redact_headers(handled.headers(), &s.secrets());
+            finish(&s, &cfg, record, None);
             return drop_connection(kill).await;
         }
         None => next.run(rebuild(bytes)).await,
     };
-    // Tokens created by this very request (registration, reset) must be redacted too.
-    let secrets = s.lock().secrets();
-    finish(&s, &cfg, record, Some(&resp), &secrets);
+    finish(&s, &cfg, record, Some(&resp));
     resp
 }
 
-fn finish(
-    s: &Shared,
-    cfg: &crate::Config,
-    mut record: crate::model::RequestRecord,
-    resp: Option<&Response>,
-    secrets: &[String],
-) {
+fn finish(s: &Shared, cfg: &crate::Config, mut record: crate::model::RequestRecord, resp: Option<&Response>) {
     if let Some(r) = resp {
         record.status = r.status().as_u16();
-        record.response_headers = reqlog::redact_headers(r.headers(), secrets);
+        // The secrets as they are now: tokens created by this very request (registration, reset)
+        // are redacted too.
+        record.response_headers = reqlog::redact_headers(r.headers(), &s.secrets());
     }
     if cfg.log_requests {
         let status = if record.status == 0 { "dropped".to_string() } else { record.status.to_string() };

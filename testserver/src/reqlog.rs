@@ -1,27 +1,17 @@
 //! The request log: what came in and what went out, with every token redacted. Tokens are
 //! redacted by name (token headers, `token`-like keys and query parameters) and by value (any
-//! token the server knows, wherever it appears).
+//! secret the server knows, wherever it appears: see `redact`).
 
 use crate::model::RequestRecord;
+use crate::redact::{Secrets, REDACTED};
 use axum::http::HeaderMap;
 use serde_json::Value;
-
-const REDACTED: &str = "[REDACTED]";
+use std::borrow::Cow;
 const SECRET_HEADERS: &[&str] =
     &["job-token", "runner-token", "private-token", "authorization", "proxy-authorization", "cookie"];
 const SECRET_KEYS: &[&str] = &["token", "private_token", "job_token", "authorization", "password"];
 
-pub(crate) fn redact_str(s: &str, secrets: &[String]) -> String {
-    let mut out = s.to_string();
-    for secret in secrets.iter().filter(|t| t.len() >= 4) {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), REDACTED);
-        }
-    }
-    out
-}
-
-pub(crate) fn redact_headers(headers: &HeaderMap, secrets: &[String]) -> Vec<(String, String)> {
+pub(crate) fn redact_headers(headers: &HeaderMap, secrets: &Secrets) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(k, v)| {
@@ -29,7 +19,7 @@ pub(crate) fn redact_headers(headers: &HeaderMap, secrets: &[String]) -> Vec<(St
             let value = if SECRET_HEADERS.contains(&name.as_str()) {
                 REDACTED.to_string()
             } else {
-                redact_str(&String::from_utf8_lossy(v.as_bytes()), secrets)
+                secrets.redact(&String::from_utf8_lossy(v.as_bytes())).into_owned()
             };
             (name, value)
         })
@@ -37,7 +27,7 @@ pub(crate) fn redact_headers(headers: &HeaderMap, secrets: &[String]) -> Vec<(St
 }
 
 /// Path and query with secret query parameters' values replaced.
-pub(crate) fn redact_target(target: &str, secrets: &[String]) -> String {
+pub(crate) fn redact_target(target: &str, secrets: &Secrets) -> String {
     let redacted = match target.split_once('?') {
         None => target.to_string(),
         Some((path, query)) => {
@@ -53,10 +43,10 @@ pub(crate) fn redact_target(target: &str, secrets: &[String]) -> String {
             format!("{path}?{}", q.join("&"))
         }
     };
-    redact_str(&redacted, secrets)
+    secrets.redact(&redacted).into_owned()
 }
 
-pub(crate) fn redact_json(v: &mut Value, secrets: &[String]) {
+pub(crate) fn redact_json(v: &mut Value, secrets: &Secrets) {
     match v {
         Value::Object(map) => {
             for (k, val) in map.iter_mut() {
@@ -68,7 +58,11 @@ pub(crate) fn redact_json(v: &mut Value, secrets: &[String]) {
             }
         }
         Value::Array(a) => a.iter_mut().for_each(|x| redact_json(x, secrets)),
-        Value::String(s) => *s = redact_str(s, secrets),
+        Value::String(s) => {
+            if let Cow::Owned(r) = secrets.redact(s) {
+                *s = r;
+            }
+        }
         _ => {}
     }
 }
@@ -79,7 +73,7 @@ pub(crate) fn start_record(
     target: &str,
     headers: &HeaderMap,
     body: &[u8],
-    secrets: &[String],
+    secrets: &Secrets,
     at_ms: u64,
 ) -> RequestRecord {
     let body_json = serde_json::from_slice::<Value>(body).ok().map(|mut v| {
@@ -105,7 +99,8 @@ mod tests {
 
     #[test]
     fn redacts_by_name_and_by_value() {
-        let secrets = vec!["glrt-SECRET123".to_string()];
+        let mut secrets = Secrets::default();
+        secrets.add("glrt-SECRET123");
         let mut v = json!({"token": "whatever", "info": {"note": "uses glrt-SECRET123 here"}});
         redact_json(&mut v, &secrets);
         assert_eq!(v["token"], REDACTED);

@@ -7,10 +7,12 @@ use crate::model::{
     ArtifactRecord, Endpoint, Fault, JobRecord, ManagerRecord, RequestRecord, RunnerOptions, RunnerRecord,
 };
 use crate::payload_template::{self, TemplateContext};
+use crate::queue::{Queue, Taker};
+use crate::redact::Secrets;
 use crate::util::{iso8601, iso8601_millis, Rng};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
@@ -223,7 +225,7 @@ pub(crate) struct Inner {
     next_job_id: i64,
     next_pipeline_id: i64,
     /// Queued job ids in FIFO order (only `pending`, not yet assigned jobs).
-    pub pending: VecDeque<i64>,
+    pub pending: Queue,
     /// The runner queue value sent as `X-GitLab-Last-Update`; changes when a job is queued.
     pub queue_value: String,
     pub faults: Vec<Fault>,
@@ -231,6 +233,9 @@ pub(crate) struct Inner {
     /// Direct-download links: key -> (job id, artifact index).
     pub storage_links: BTreeMap<String, (i64, usize)>,
     pub fixture_job: Option<i64>,
+    /// Every secret issued or given so far, for the request log. Shared with `Shared::secrets` so
+    /// that a log record is redacted without the state lock (and without copying the secrets).
+    secrets: Arc<RwLock<Secrets>>,
 }
 
 /// Seconds from now until `at`, negative once it has passed.
@@ -260,16 +265,17 @@ impl Inner {
         self.jobs.values().find(|j| j.token == token).map(|j| j.id)
     }
 
-    /// Every secret the server knows, for redaction of logs.
-    pub(crate) fn secrets(&self) -> Vec<String> {
-        let mut s: Vec<String> = self.registration_tokens.clone();
-        s.extend(self.runners.values().map(|r| r.token.clone()));
-        s.extend(self.jobs.values().map(|j| j.token.clone()));
-        s
+    /// Records a secret for the request log's redaction; every token is recorded where it is
+    /// made, before anyone can send it.
+    pub(crate) fn remember_secret(&self, secret: &str) {
+        self.secrets.write().unwrap_or_else(|e| e.into_inner()).add(secret);
     }
 
-    fn new_runner_token(&mut self, prefix: &str) -> String {
-        format!("{prefix}{}", self.rng.alnum(20))
+    /// A new runner token, already recorded as a secret.
+    pub(crate) fn new_runner_token(&mut self, prefix: &str) -> String {
+        let token = format!("{prefix}{}", self.rng.alnum(20));
+        self.remember_secret(&token);
+        token
     }
 
     /// GitLab's runner queue "tick": a new value wakes long polls and invalidates cached 204s.
@@ -357,15 +363,10 @@ impl Inner {
     /// jobs only for `run_untagged` runners, `ref_protected` runners only protected refs.
     pub(crate) fn find_job_for(&self, runner_id: i64) -> Option<i64> {
         let r = self.runners.get(&runner_id)?;
-        self.pending.iter().copied().find(|id| {
-            let Some(j) = self.jobs.get(id) else { return false };
-            if j.state != JobState::Pending || j.runner_id.is_some() {
-                return false;
-            }
-            let tags_ok = if j.tags.is_empty() { r.run_untagged } else { j.tags.iter().all(|t| r.tags.contains(t)) };
-            let protected = j.payload["git_info"]["protected"].as_bool().unwrap_or(false);
-            let access_ok = r.access_level != "ref_protected" || protected;
-            tags_ok && access_ok
+        let taker =
+            Taker { tags: &r.tags, run_untagged: r.run_untagged, protected_only: r.access_level == "ref_protected" };
+        self.pending.first_for(&taker, |id| {
+            self.jobs.get(&id).is_some_and(|j| j.state == JobState::Pending && j.runner_id.is_none())
         })
     }
 }
@@ -373,6 +374,7 @@ impl Inner {
 pub(crate) struct Shared {
     pub config: Mutex<Config>,
     inner: Mutex<Inner>,
+    secrets: Arc<RwLock<Secrets>>,
     /// Bumped whenever the queue value changes; held long polls wait on it.
     pub tick: watch::Sender<u64>,
     pub base_url: String,
@@ -385,6 +387,8 @@ impl Shared {
         // GitLab registration tokens carry the `GR1348941` prefix.
         let reg = format!("GR1348941{}", rng.alnum(20));
         let queue_value = rng.hex(32);
+        let secrets = Arc::new(RwLock::new(Secrets::default()));
+        secrets.write().unwrap_or_else(|e| e.into_inner()).add(&reg);
         let mut inner = Inner {
             rng,
             registration_tokens: vec![reg.clone()],
@@ -394,16 +398,30 @@ impl Shared {
             jobs: BTreeMap::new(),
             next_job_id: 1,
             next_pipeline_id: 1000,
-            pending: VecDeque::new(),
+            pending: Queue::default(),
             queue_value,
             faults: Vec::new(),
             requests: Vec::new(),
             storage_links: BTreeMap::new(),
             fixture_job: None,
+            secrets: secrets.clone(),
         };
         add_fixture_job(&mut inner);
         let (tick, _) = watch::channel(0);
-        Shared { config: Mutex::new(config), inner: Mutex::new(inner), tick, base_url, started: Instant::now() }
+        Shared {
+            config: Mutex::new(config),
+            inner: Mutex::new(inner),
+            secrets,
+            tick,
+            base_url,
+            started: Instant::now(),
+        }
+    }
+
+    /// The secrets to redact from the request log. Never held across an `.await`, nor while
+    /// taking the state lock (the state lock is taken first where both are).
+    pub(crate) fn secrets(&self) -> RwLockReadGuard<'_, Secrets> {
+        self.secrets.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A poisoned lock only means a handler panicked mid-way; the data is still the best we have.
@@ -424,6 +442,7 @@ impl Shared {
     pub(crate) fn new_registration_token(&self) -> String {
         let mut inner = self.lock();
         let t = format!("GR1348941{}", inner.rng.alnum(20));
+        inner.remember_secret(&t);
         inner.registration_tokens.push(t.clone());
         t
     }
@@ -455,6 +474,7 @@ impl Shared {
         inner.next_job_id += 1;
         // Job tokens look like GitLab's database job tokens.
         let token = format!("glcbt-{}", inner.rng.alnum(24));
+        inner.remember_secret(&token);
         let created_at = iso8601(SystemTime::now());
         let dependency = inner.fixture_job.and_then(|fid| {
             let j = inner.jobs.get(&fid)?;
@@ -472,11 +492,20 @@ impl Shared {
         };
         let mut payload = payload_template::build_payload(&ctx, overrides);
         fill_dependency_files(inner, &mut payload);
+        // Masked variables are secrets the runner must keep out of the log, and so must we.
+        for v in payload["variables"].as_array().into_iter().flatten() {
+            if v["masked"] == true {
+                if let Some(value) = v["value"].as_str() {
+                    inner.remember_secret(value);
+                }
+            }
+        }
+        let protected = payload["git_info"]["protected"].as_bool().unwrap_or(false);
+        inner.pending.push(id, &tags, protected);
         let mut job = Job::new(id, token.clone(), payload, tags);
         job.overrides = overrides.clone();
         job.pipeline_id = pipeline_id;
         inner.jobs.insert(id, job);
-        inner.pending.push_back(id);
         (id, token)
     }
 
@@ -499,7 +528,7 @@ impl Shared {
             JobState::Running | JobState::Canceling => JobState::Canceled,
             other => other,
         };
-        inner.pending.retain(|p| *p != id);
+        inner.pending.remove(id);
         let j = inner.jobs.get_mut(&id)?;
         j.state = new_state;
         j.waiting_ack = false;
@@ -575,6 +604,7 @@ fn add_fixture_job(inner: &mut Inner) {
     let id = inner.next_job_id;
     inner.next_job_id += 1;
     let token = format!("glcbt-{}", inner.rng.alnum(24));
+    inner.remember_secret(&token);
     let zip = crate::zip::stored_zip(&[
         ("build/output.txt", b"built by the fixture job\n"),
         ("build/version.txt", b"1.0.0\n"),

@@ -119,7 +119,7 @@ fn decide(
         let r = &inner.runners[&runner_id];
         (r.description.clone(), r.tags.clone(), r.maximum_timeout)
     };
-    inner.pending.retain(|p| *p != job_id);
+    inner.pending.remove(job_id);
     let Some(job) = inner.jobs.get_mut(&job_id) else {
         return Decision::Respond(no_content());
     };

@@ -225,12 +225,7 @@ pub(crate) async fn reset_token(State(s): State<Arc<Shared>>, uri: Uri, headers:
     let mut inner = s.lock();
     let new_token = {
         let glrt = inner.runners.get(&id).is_some_and(|r| r.token.starts_with("glrt-"));
-        let suffix = inner.rng.alnum(20);
-        if glrt {
-            format!("glrt-{suffix}")
-        } else {
-            format!("t1_{suffix}")
-        }
+        inner.new_runner_token(if glrt { "glrt-" } else { "t1_" })
     };
     let Some(runner) = inner.runners.get_mut(&id) else { return forbidden(None) };
     runner.token = new_token.clone();

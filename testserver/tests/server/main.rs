@@ -9,6 +9,7 @@ mod control;
 mod faults;
 mod jobs;
 mod load;
+mod redaction;
 mod runners;
 mod tokens;
 mod trace;

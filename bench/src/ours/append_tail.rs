@@ -1,0 +1,80 @@
+//! Issue 16: the tail of the append latency: p99.9 in steady state on one job, and the worst
+//! append while the process holds 1,000 live jobs (the background uploader walking them meanwhile).
+
+use super::{arg_str, arg_u, Result};
+use crate::capi::{Job, Runner};
+use crate::content;
+use crate::stats::percentiles_ns;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn timed_append(job: &Job, line: &[u8], samples: &mut Vec<u64>) -> Result<()> {
+    let t = Instant::now();
+    let st = job.append_raw(line);
+    samples.push(t.elapsed().as_nanos() as u64);
+    if st != 0 {
+        return Err(format!("append: status {st}"));
+    }
+    Ok(())
+}
+
+/// `runs` jobs, one after the other (a separate server process, no delay): `warm` untimed
+/// appends of 100-byte lines (the log's first pages), then `n` appends each timed alone,
+/// back to back as in section 2; percentiles per run.
+pub fn append_p999(a: &Value) -> Result<Value> {
+    let (url, reg) = (arg_str(a, "url")?, arg_str(a, "reg")?);
+    let (runs, warm, n) = (arg_u(a, "runs")?, arg_u(a, "warm")?, arg_u(a, "n")?);
+    let lines: Vec<Vec<u8>> = (0..warm + n).map(|i| content::line(i, 100)).collect();
+    let runner = Runner::register(&url, &reg)?;
+    let mut out = Vec::new();
+    for _ in 0..runs {
+        let job = runner.take_job()?;
+        for l in &lines[..warm] {
+            job.append(l)?;
+        }
+        let mut samples = Vec::with_capacity(n);
+        for l in &lines[warm..] {
+            timed_append(&job, l, &mut samples)?;
+        }
+        job.set_success()?;
+        let p = percentiles_ns(&mut samples, &[50.0, 99.0, 99.9, 100.0]);
+        out.push(json!({"job": job.id(), "p50_ns": p[0], "p99_ns": p[1], "p999_ns": p[2], "max_ns": p[3]}));
+    }
+    Ok(json!({"runs": out, "log_bytes": (warm + n) * 100}))
+}
+
+/// One process takes `jobs` jobs (a separate server process) and gives each a first 100-byte
+/// line (untimed: a job's first append registers it with the uploader); then `rounds` rounds of
+/// one timed append to every job, with `pause_ms` between rounds so that the run spans several
+/// turns of the background uploader. The worst append over the run, and percentiles.
+pub fn append_max_jobs(a: &Value) -> Result<Value> {
+    let (url, reg) = (arg_str(a, "url")?, arg_str(a, "reg")?);
+    let (n, rounds, pause_ms) = (arg_u(a, "jobs")?, arg_u(a, "rounds")?, arg_u(a, "pause_ms")?);
+    let runner = Runner::register(&url, &reg)?;
+    let first = content::line(0, 100);
+    let mut jobs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let job = runner.take_job()?;
+        job.append(&first)?;
+        jobs.push(job);
+    }
+    let lines: Vec<Vec<u8>> = (1..=rounds).map(|i| content::line(i, 100)).collect();
+    let mut samples = Vec::with_capacity(n * rounds);
+    let t = Instant::now();
+    for l in &lines {
+        for job in &jobs {
+            timed_append(job, l, &mut samples)?;
+        }
+        std::thread::sleep(Duration::from_millis(pause_ms as u64));
+    }
+    let window = t.elapsed().as_secs_f64();
+    for job in &jobs {
+        job.set_success()?;
+    }
+    let ids: Vec<i64> = jobs.iter().map(Job::id).collect();
+    let p = percentiles_ns(&mut samples, &[50.0, 99.0, 99.9, 100.0]);
+    Ok(json!({
+        "jobs": ids, "appends": samples.len(), "window_secs": window,
+        "p50_ns": p[0], "p99_ns": p[1], "p999_ns": p[2], "max_ns": p[3],
+    }))
+}
