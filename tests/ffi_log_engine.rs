@@ -280,8 +280,11 @@ fn whole_patches_of_a_long_log_go_up_while_it_is_written_and_its_end_at_the_inte
     server.set_config(|c| c.trace_update_interval = 600);
     append(job, b"first\n");
     assert!(server.wait_for_job(id, Duration::from_secs(10), |j| j.trace == b"first\n").is_some());
+    // The uploader has just sent "first" and sleeps: until the interval, and at most a second
+    // (its safety net). Only being told that whole PATCHes wait makes it send them sooner.
+    let uploaded_first = std::time::Instant::now();
     let mib = 1024 * 1024;
-    let line: Vec<u8> = (0..99).map(|i| b'a' + (i % 26) as u8).chain(*b"\n").collect();
+    let line: Vec<u8> = (0..999).map(|i| b'a' + (i % 26) as u8).chain(*b"\n").collect();
     let mut expected = b"first\n".to_vec();
     while expected.len() < 3 * mib + mib / 2 {
         append(job, &line);
@@ -290,6 +293,8 @@ fn whole_patches_of_a_long_log_go_up_while_it_is_written_and_its_end_at_the_inte
     // The 1 MiB blocks are sent as they fill; the last, unfinished one waits.
     let rec = server.wait_for_job(id, Duration::from_secs(20), |j| j.trace.len() >= 3 * mib);
     let stored = rec.expect("whole PATCHes went up before the interval, without a flush").trace;
+    let took = uploaded_first.elapsed();
+    assert!(took < Duration::from_millis(900), "the whole PATCHes waited for the uploader's next look ({took:?})");
     assert_eq!(stored, expected[..stored.len()], "in order, each byte once");
     std::thread::sleep(Duration::from_millis(1500));
     let stored = server.job(id).unwrap().trace;

@@ -19,6 +19,7 @@ pub(crate) use shared::DEFAULT_CALL_TIMEOUT;
 
 use crate::core::api;
 use crate::core::artifacts::{self, ArtifactSet};
+use crate::core::blocks::BLOCK;
 use crate::core::error::{Error, ErrorKind, Result};
 use crate::core::info::info_raw;
 use crate::core::mask::Masker;
@@ -272,8 +273,13 @@ impl Job {
             }
             s.check_active(m.state)?;
             let idle = m.trace.all_acknowledged();
+            let before = m.trace.len();
             m.trace.push(data);
-            idle && !m.trace.all_acknowledged()
+            // The uploader sleeps until the interval unless told: told when the log gets text
+            // to send after having none, and each time it grows past a block's end, when a
+            // whole PATCH waits that goes up at once (see `background::full_chunk_waiting`).
+            let filled_a_block = m.trace.len() / BLOCK != before / BLOCK;
+            (idle || filled_a_block) && !m.trace.all_acknowledged()
         };
         if wake {
             uploader::wake();
