@@ -294,12 +294,12 @@ impl Harness {
         let show = |v: Option<f64>, fmt: &dyn Fn(f64) -> String| v.map_or("—".to_string(), fmt);
         let mut rows = Vec::new();
 
-        let up = ratio(g("upload_ours_mbps"), g("upload_raw_mbps"));
+        let up = g("upload_paired_ratio");
         rows.push(row(
             &format!("{} MiB upload, ours / raw client, same server", self.plan.i4_tp_mib),
             show(up, &|r| {
                 format!(
-                    "{r:.2} ({:.0} / {:.0} MB/s)",
+                    "{r:.2} (median of the runs' ratios; medians {:.0} / {:.0} MB/s)",
                     g("upload_ours_mbps").unwrap_or(0.0),
                     g("upload_raw_mbps").unwrap_or(0.0)
                 )
