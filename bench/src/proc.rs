@@ -109,6 +109,26 @@ fn rusage_cpu(who: i32) -> f64 {
     secs(u.utime) + secs(u.stime)
 }
 
+/// What the calling thread went through so far (getrusage(RUSAGE_THREAD)): minor page faults,
+/// voluntary context switches (it waited: a lock, a sleep) and involuntary ones (the scheduler
+/// gave its core to another thread).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadEvents {
+    pub minor_faults: i64,
+    pub waited: i64,
+    pub preempted: i64,
+}
+
+pub fn thread_events() -> ThreadEvents {
+    let mut u = Rusage::default();
+    // SAFETY: as in `rusage_cpu`; 1 is RUSAGE_THREAD.
+    if unsafe { getrusage(1, &mut u) } != 0 {
+        return ThreadEvents::default();
+    }
+    // After maxrss, ixrss, idrss, isrss: minflt (4) ... nvcsw (12), nivcsw (13).
+    ThreadEvents { minor_faults: u.rest[4], waited: u.rest[12], preempted: u.rest[13] }
+}
+
 /// CPU time (user + system) of the whole process so far, threads that ended included, to the
 /// microsecond (getrusage(RUSAGE_SELF); `cpu_secs` counts 10 ms ticks).
 pub fn process_cpu_secs() -> f64 {

@@ -101,7 +101,10 @@ impl Harness {
              after {warm} untimed appends (the log's first pages), {n} timed appends per run; runs: {tail_runs}.\n\
              - Append max with live jobs: one process takes {jobs} jobs and gives each a first line (untimed), \
              then {rounds} rounds of one timed append to every job, {pause} ms apart (so the background uploader \
-             walks the jobs meanwhile); the worst append of the run; runs: {live_runs}.\n\
+             walks the jobs meanwhile); the worst append of the run; runs: {live_runs}. Each append is also put in \
+             one class by getrusage(RUSAGE_THREAD) read around it (outside the timed part): its thread lost its \
+             core (an involuntary context switch), waited (a voluntary one: a lock), took a page fault, or none \
+             of these.\n\
              - RSS kept by a big append: a fresh process takes a job, then one {rss_mib} MiB `glr_job_log_append` \
              from a buffer of its own that it then frees; VmRSS after minus before, over the append's size \
              (after `glr_job_log_flush` too, the log uploaded); runs: {rss_runs}, one process each.\n\
@@ -218,15 +221,34 @@ impl Harness {
         let max = get("max_ns");
         self.keep("live_max_ns", max.median());
         self.keep("live_jobs", Some(jobs as f64));
+        // The appends by what their thread went through meanwhile (see the child mode).
+        let class = |c: &str| {
+            let n = Runs(results.iter().map(|r| r["by_event"][c]["n"].as_f64().unwrap_or(f64::NAN)).collect());
+            let m = Runs(results.iter().map(|r| r["by_event"][c]["max_ns"].as_f64().unwrap_or(f64::NAN)).collect());
+            (n, m)
+        };
+        let (clean_n, clean_max) = class("clean");
+        self.keep("live_max_clean_ns", clean_max.median());
+        let by_event = ["faulted", "waited", "preempted"]
+            .iter()
+            .map(|c| {
+                let (n, m) = class(c);
+                format!("{c} {} appends, max {}", n.show(|x| format!("{x:.0}")), m.show(ns))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
         Ok(vec![
             format!("append max with {jobs} live jobs"),
             format!(
-                "max {} (p99 {}, p99.9 {}; {} appends over {} per run)",
+                "max {} (p99 {}, p99.9 {}; {} appends over {} per run). By what the appending thread went \
+                 through during the append: none {} appends, max {}; {by_event}",
                 max.show(ns),
                 get("p99_ns").show(ns),
                 get("p999_ns").show(ns),
                 get("appends").median().unwrap_or(0.0),
                 get("window_secs").show(dur),
+                clean_n.show(|x| format!("{x:.0}")),
+                clean_max.show(ns),
             ),
             "`append-max-jobs`".into(),
         ])
@@ -377,7 +399,13 @@ impl Harness {
         let live = g("live_max_ns");
         rows.push(row(
             &format!("append max with {:.0} live jobs", g("live_jobs").unwrap_or(0.0)),
-            show(live, &ns),
+            show(live, &|v| {
+                let clean = g("live_max_clean_ns").map_or("—".into(), ns);
+                format!(
+                    "{} ({clean} over the appends whose thread was not preempted, did not wait and took no page fault)",
+                    ns(v)
+                )
+            }),
             "≤ 100 µs",
             live.map(|v| v <= 100_000.0),
         ));
