@@ -55,30 +55,46 @@ fn pool() -> Option<&'static Pool> {
 /// An empty block with room for [`BLOCK`] bytes and the [`HEADROOM`]: a prepared one when the pool has one, else a
 /// fresh allocation (the pool then prepares the following ones). Never waits for the pool.
 pub fn take() -> BytesMut {
-    if let Some(p) = pool() {
-        let mut ready = lock(&p.ready);
-        let block = ready.blocks.pop();
-        if block.is_none() && ready.running {
-            ready.target = (ready.target * 2).min(MAX_READY);
-        }
-        if !ready.running {
-            // Without the thread, blocks are simply allocated by the writer: nothing is lost.
-            ready.running = std::thread::Builder::new().name("glr-log-blocks".into()).spawn(move || run(p)).is_ok();
-        }
-        drop(ready);
-        p.wanted.notify_one();
-        if let Some(b) = block {
-            return b;
-        }
+    if let Some(b) = pool().and_then(|p| demand(p, true)) {
+        return b;
     }
     BytesMut::with_capacity(BLOCK + HEADROOM)
 }
 
-/// A block whose every page has been written once, so it is mapped.
+/// A log will soon need blocks (its first MiB is half full): the pool starts preparing them
+/// now, so that the first ones are ready when a fast writer gets there.
+pub fn expect() {
+    if let Some(p) = pool() {
+        demand(p, false);
+    }
+}
+
+/// Wakes the pool (starting its thread if needed), and takes a prepared block if `take`.
+fn demand(p: &'static Pool, take: bool) -> Option<BytesMut> {
+    let mut ready = lock(&p.ready);
+    let block = if take { ready.blocks.pop() } else { None };
+    if take && block.is_none() && ready.running {
+        ready.target = (ready.target * 2).min(MAX_READY);
+    }
+    if !ready.running {
+        // Without the thread, blocks are simply allocated by the writer: nothing is lost.
+        ready.running = std::thread::Builder::new().name("glr-log-blocks".into()).spawn(move || run(p)).is_ok();
+    }
+    drop(ready);
+    p.wanted.notify_one();
+    block
+}
+
+/// A block whose every page is mapped: in one system call where the kernel has it (several
+/// times faster than a trap per page, so the pool keeps ahead of a fast writer on a busy
+/// machine), else by writing one byte of each page.
 fn prepared() -> BytesMut {
     let mut block = BytesMut::with_capacity(BLOCK + HEADROOM);
-    for byte in block.spare_capacity_mut().iter_mut().step_by(PAGE) {
-        byte.write(0);
+    let spare = block.spare_capacity_mut();
+    if !crate::os::populate_for_writing(spare) {
+        for byte in spare.iter_mut().step_by(PAGE) {
+            byte.write(0);
+        }
     }
     block
 }
@@ -119,6 +135,17 @@ mod tests {
         }
         let b = prepared();
         assert!(b.is_empty() && b.capacity() >= BLOCK + HEADROOM);
+    }
+
+    #[test]
+    fn an_expected_demand_fills_the_pool_before_any_block_is_taken() {
+        expect();
+        let p = pool().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while lock(&p.ready).blocks.len() < READY {
+            assert!(std::time::Instant::now() < deadline, "the pool did not fill on an expected demand");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     #[test]

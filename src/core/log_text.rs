@@ -91,6 +91,10 @@ impl LogText {
             // whole block): at least doubling, as a Vec would.
             let target = (self.len() + want + slack).max(2 * footprint).max(FIRST_CAPACITY);
             let target = if target >= BLOCK { BLOCK + slack } else { target };
+            if target >= BLOCK / 2 {
+                // A log this long is likely to go on: its blocks get prepared from now on.
+                blocks::expect();
+            }
             self.tail.reserve(target.max(self.len() + slack + 1) - self.len());
         } else if free <= slack {
             let full = std::mem::replace(&mut self.tail, blocks::take());
