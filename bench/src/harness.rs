@@ -496,6 +496,7 @@ impl Harness {
         self.keep("upload_ours_mbps", mbps.median());
         self.keep("upload_raw_mbps", raw_mbps.median());
         self.keep("upload_paired_ratio", paired.median());
+        self.keep("append_alone_mbps", append_mbps.median());
         let raw_median = raw_mbps.median().unwrap_or(f64::NAN);
         self.targets.push(vec![
             format!("upload throughput of a {tp_mib} MiB log on loopback (append all + set_success; no delay; the same server takes {raw_median:.0} MB/s from a raw client)"),
