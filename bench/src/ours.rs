@@ -391,23 +391,8 @@ fn i4_throughput(a: &Value) -> Result<Value> {
         // 1 MiB chunks (no masking, no bookkeeping), on a job our library took (and so
         // committed). Paired run by run, as this machine's speed drifts between runs.
         let raw_job = runner.take_job()?;
-        let endpoint = format!("{}/api/v4/jobs/{}/trace", server.url(), raw_job.id());
-        let token = raw_job.token();
         let t = Instant::now();
-        for (k, c) in text.chunks(1 << 20).enumerate() {
-            let start = k << 20;
-            let r = http
-                .patch(&endpoint)
-                .header("job-token", &token)
-                .header("content-range", format!("{start}-{}", start + c.len() - 1))
-                .header("content-type", "text/plain")
-                .body(c.to_vec())
-                .send()
-                .map_err(|e| e.to_string())?;
-            if r.status().as_u16() != 202 {
-                return Err(format!("raw PATCH: {}", r.status()));
-            }
-        }
+        raw_patches(&http, &server.url(), &raw_job, &text)?;
         let raw_secs = t.elapsed().as_secs_f64();
         let raw_ok = server.job(raw_job.id()).is_some_and(|r| r.trace == text);
         out.push(json!({
@@ -416,6 +401,28 @@ fn i4_throughput(a: &Value) -> Result<Value> {
         }));
     }
     Ok(json!({"runs": out}))
+}
+
+/// The raw HTTP client of the upload comparisons: `text` PATCHed in 1 MiB chunks to the trace of
+/// `job` (which our library took, and so committed), each answered 202, nothing else.
+pub(crate) fn raw_patches(http: &reqwest::blocking::Client, url: &str, job: &Job, text: &[u8]) -> Result<()> {
+    let endpoint = format!("{url}/api/v4/jobs/{}/trace", job.id());
+    let token = job.token();
+    for (k, c) in text.chunks(1 << 20).enumerate() {
+        let start = k << 20;
+        let r = http
+            .patch(&endpoint)
+            .header("job-token", &token)
+            .header("content-range", format!("{start}-{}", start + c.len() - 1))
+            .header("content-type", "text/plain")
+            .body(c.to_vec())
+            .send()
+            .map_err(|e| e.to_string())?;
+        if r.status().as_u16() != 202 {
+            return Err(format!("raw PATCH: {}", r.status()));
+        }
+    }
+    Ok(())
 }
 
 /// Issue 4: `n` live jobs in one process (against a separate server process, so the server's own

@@ -2,7 +2,7 @@
 //! another process (so that this process's CPU time is the client's alone: the caller's thread,
 //! the library's threads, the raw client's runtime thread).
 
-use super::{arg_str, arg_u, Result};
+use super::{arg_str, arg_u, raw_patches, Result};
 use crate::capi::Runner;
 use crate::content;
 use crate::proc::process_cpu_secs;
@@ -32,23 +32,8 @@ pub fn upload_cpu(a: &Value) -> Result<Value> {
 
         // The raw client PATCHes a job our library took (and so committed), then leaves it.
         let raw_job = runner.take_job()?;
-        let endpoint = format!("{url}/api/v4/jobs/{}/trace", raw_job.id());
-        let token = raw_job.token();
         let (cpu0, t) = (process_cpu_secs(), Instant::now());
-        for (k, c) in text.chunks(1 << 20).enumerate() {
-            let start = k << 20;
-            let r = http
-                .patch(&endpoint)
-                .header("job-token", &token)
-                .header("content-range", format!("{start}-{}", start + c.len() - 1))
-                .header("content-type", "text/plain")
-                .body(c.to_vec())
-                .send()
-                .map_err(|e| e.to_string())?;
-            if r.status().as_u16() != 202 {
-                return Err(format!("raw PATCH: {}", r.status()));
-            }
-        }
+        raw_patches(&http, &url, &raw_job, &text)?;
         let (raw_cpu, raw_secs) = (process_cpu_secs() - cpu0, t.elapsed().as_secs_f64());
         // Both logs stored whole, checked after the timed parts.
         let stored = |job: i64| -> Result<bool> {
