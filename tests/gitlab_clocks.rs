@@ -134,7 +134,7 @@ fn parked_behind_a_watcher() {
     ok(unsafe { glr_job_hand_over_dump(job, path_arg(&dump).as_ptr()) });
     ok(unsafe { glr_job_set_keepalive_interval(job, WATCHER_KEEPALIVE) });
 
-    let parked = server_clock(&server);
+    let parked = server_mark(&server);
     std::thread::sleep(3 * STALE);
     let rec = server.job(id).unwrap();
     let requests = job_requests_since(&server, id, parked);
@@ -203,7 +203,7 @@ fn one_job_waiting_out_a_retry_after_does_not_stall_the_keepalives_of_the_others
         wait_until(Duration::from_secs(10), || patches(&server, refused_id).iter().any(|r| r.status == 503)),
         "the upload got its 503"
     );
-    let since = server_clock(&server);
+    let since = server_mark(&server);
     std::thread::sleep(3 * STALE);
     let rec = server.job(parked_id).unwrap();
     let requests = job_requests_since(&server, parked_id, since);
@@ -295,7 +295,7 @@ fn manager_requests(server: &TestServer, system_id: &str) -> Vec<RequestRecord> 
         .into_iter()
         .filter(|r| r.body_json.as_ref().is_some_and(|b| b["system_id"] == system_id))
         .collect();
-    requests.sort_by_key(|r| r.at_ms);
+    requests.sort_by_key(|r| r.arrival);
     requests
 }
 
@@ -659,7 +659,7 @@ fn a_404_to_a_job_update_ends_the_job() {
             count: 1,
             kind: FaultKind::Status { code: 404, retry_after: None },
         });
-        let since = server_clock(&server);
+        let since = server_mark(&server);
         let msg = expect(call(job), GLR_ERR_JOB_CANCELED);
         assert!(msg.contains("GitLab no longer has"), "{what}: {msg}");
         assert_eq!(unsafe { glr_job_state(job) }, GLR_JOB_CANCELED, "{what}");

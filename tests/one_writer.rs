@@ -77,10 +77,10 @@ fn assert_stored_once(server: &TestServer, id: i64, expected: &str) {
     assert_eq!(rec.checksum_matches, Some(true), "the reported checksum matches the stored log");
 }
 
-/// No request of job `id` arrived at or after `since_ms` (server clock).
+/// No request of job `id` arrived after the marker `since` (from `server_mark`).
 #[track_caller]
-fn assert_silent_since(server: &TestServer, id: i64, since_ms: u64, who: &str) {
-    let late = job_requests_since(server, id, since_ms);
+fn assert_silent_since(server: &TestServer, id: i64, since: u64, who: &str) {
+    let late = job_requests_since(server, id, since);
     assert!(late.is_empty(), "{who} sent requests afterwards:\n{}", describe(&late));
 }
 
@@ -102,7 +102,7 @@ fn hand_over_after_a_failed_flush_stores_every_line_once() {
     append_lines(t.job, &failed);
     expect(unsafe { glr_job_log_flush(t.job) }, GLR_ERR_HTTP);
     let dump = hand_over_dumps(t.job);
-    let handed_over = server_clock(&t.server);
+    let handed_over = server_mark(&t.server);
     t.server.clear_faults();
     assert_eq!(unsafe { glr_job_is_watcher(t.job) }, 1);
 
@@ -116,7 +116,7 @@ fn hand_over_after_a_failed_flush_stores_every_line_once() {
     append_lines(next, &after);
     ok(unsafe { glr_job_set_success(next, ptr::null()) });
     assert_stored_once(&t.server, t.id, &format!("{before}{failed}{after}"));
-    let watcher_patches = patches(&t.server, t.id).iter().filter(|r| r.at_ms >= handed_over).count();
+    let watcher_patches = patches(&t.server, t.id).iter().filter(|r| r.arrival >= handed_over).count();
     assert!(watcher_patches > 0, "the loader uploaded (the request log sees its PATCHes)");
     unsafe { glr_job_free(next) };
 }
@@ -138,7 +138,7 @@ fn hand_over_waits_for_the_upload_in_flight() {
     let started = Instant::now();
     let dump = hand_over_dumps(t.job);
     let took = started.elapsed();
-    let handed_over = server_clock(&t.server);
+    let handed_over = server_mark(&t.server);
     // The request log records a request when it is answered: the held PATCH must be there.
     let answered = patches(&t.server, t.id).iter().filter(|r| r.status == 202).count();
     assert_eq!(
@@ -154,9 +154,9 @@ fn hand_over_waits_for_the_upload_in_flight() {
     let after = lines("appended by the loader", 10);
     append_lines(next, &after);
     // The watcher sent nothing between the hand-over and the loader's first request.
-    let loader_started = server_clock(&t.server);
+    let loader_started = server_mark(&t.server);
     let watcher_requests: Vec<_> =
-        job_requests_since(&t.server, t.id, handed_over).into_iter().filter(|r| r.at_ms < loader_started).collect();
+        job_requests_since(&t.server, t.id, handed_over).into_iter().filter(|r| r.arrival < loader_started).collect();
     assert!(
         watcher_requests.iter().all(|r| r.method != "PATCH"),
         "the watcher PATCHed:\n{}",
@@ -183,7 +183,7 @@ fn hand_over_while_a_patch_times_out(no_retry: bool) {
     let unanswered = lines("in the PATCH that gets no answer", 10);
     append_lines(t.job, &unanswered);
     wait_for_patch_in_flight(&t.server);
-    let handing_over = server_clock(&t.server);
+    let handing_over = server_mark(&t.server);
     let started = Instant::now();
     let dump = hand_over_dumps(t.job);
     let took = started.elapsed();
@@ -255,11 +255,11 @@ fn hand_over_during_a_retry_pause_starts_no_new_attempt() {
     let text = lines("waiting for a retry", 5);
     append_lines(t.job, &text);
     wait_for_patch_answered(&t.server, t.id, 429);
-    let handing_over = server_clock(&t.server);
+    let handing_over = server_mark(&t.server);
     let started = Instant::now();
     let dump = hand_over_dumps(t.job);
     let took = started.elapsed();
-    let attempts = patches(&t.server, t.id).into_iter().filter(|r| r.at_ms >= handing_over).collect::<Vec<_>>();
+    let attempts = patches(&t.server, t.id).into_iter().filter(|r| r.arrival >= handing_over).collect::<Vec<_>>();
     assert!(
         attempts.is_empty() && took < Duration::from_secs(1),
         "the hand-over took {took:?} and the handle sent PATCHes after it began:\n{}",
@@ -291,7 +291,7 @@ fn free_during_a_slow_upload_sends_nothing_afterwards() {
     unsafe { glr_job_free(t.job) };
     t.job = ptr::null_mut();
     let took = started.elapsed();
-    let freed = server_clock(&t.server);
+    let freed = server_mark(&t.server);
     assert!(took < Duration::from_secs(1), "free ended the upload in flight at once ({took:?})");
     // Past the server's hold and the three PATCHes that would follow it.
     std::thread::sleep(Duration::from_secs(4));
@@ -327,7 +327,7 @@ fn free_during_another_thread_s_flush_ends_that_flush() {
     unsafe { glr_job_free(t.job) };
     t.job = ptr::null_mut();
     let took = started.elapsed();
-    let freed = server_clock(&t.server);
+    let freed = server_mark(&t.server);
     let (st, flush_took) = flushing.join().expect("the flushing thread");
     assert_eq!(st, GLR_ERR_INTERRUPTED, "the flush in progress ends when its job is freed");
     assert!(took < Duration::from_secs(2), "free waited for the flush to return, not for GitLab ({took:?})");
@@ -352,7 +352,7 @@ fn a_freed_job_leaves_its_text_to_the_loader_of_its_snapshot() {
     let dump = job_dumps(t.job);
     unsafe { glr_job_free(t.job) };
     t.job = ptr::null_mut();
-    let freed = server_clock(&t.server);
+    let freed = server_mark(&t.server);
     t.server.clear_faults();
     std::thread::sleep(Duration::from_secs(4));
     assert_silent_since(&t.server, t.id, freed, "the freed job");
@@ -471,7 +471,7 @@ fn watchers_keep_alive(check_gaps: bool) {
         // One watcher at a time, so the keep-alives seen are its own.
         ok(unsafe { glr_job_set_keepalive_interval(quiet, 2700) });
         ok(unsafe { glr_job_set_keepalive_interval(active, 1) });
-        let since = server_clock(&t.server);
+        let since = server_mark(&t.server);
         let keepalives =
             || job_requests_since(&t.server, t.id, since).into_iter().filter(is_keepalive_without_output).count();
         // Generous: the gaps are checked below, when asked for.
@@ -481,7 +481,7 @@ fn watchers_keep_alive(check_gaps: bool) {
         assert!(requests.iter().all(|r| r.method == "PUT" && r.status == 200), "{who}:\n{}", describe(&requests));
         if check_gaps {
             // The background's turns are at least 1 s apart: gaps of 1-2 s.
-            let gaps: Vec<u64> = requests.windows(2).map(|w| w[1].at_ms - w[0].at_ms).collect();
+            let gaps: Vec<u64> = requests.windows(2).map(|w| w[1].at_ms.saturating_sub(w[0].at_ms)).collect();
             assert!(gaps.iter().all(|g| *g <= 2500), "{who}: keep-alive gaps {gaps:?} ms for an interval of 1 s");
         }
     }
@@ -557,7 +557,7 @@ fn a_watcher_finishes_the_job_without_a_checksum() {
     append(t.job, b"hello\n");
     ok(unsafe { glr_job_log_flush(t.job) });
     let dump = hand_over_dumps(t.job);
-    let since = server_clock(&t.server);
+    let since = server_mark(&t.server);
     ok(unsafe { glr_job_set_failed(t.job, GLR_FAILURE_SCRIPT, ptr::null()) });
     let rec = t.server.job(t.id).unwrap();
     assert_eq!((rec.state.as_str(), rec.failure_reason.as_deref()), ("failed", Some("script_failure")));

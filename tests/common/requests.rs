@@ -1,6 +1,6 @@
 //! The test server's request log read for questions about time and order: which requests of a
-//! job arrived, in which order, and whether any arrived after a moment of the test (the server's
-//! clock, read with a marker request), and which injected faults are still waiting.
+//! job arrived, in which order, and whether any arrived after a moment of the test (a marker
+//! request's place in the order of arrival), and which injected faults are still waiting.
 //!
 //! The log gets a record when the server answers (or drops) a request, so a request held by a
 //! `Delay` fault shows up only once it is answered, and one whose client went away while the
@@ -25,7 +25,7 @@ pub fn job_requests(server: &TestServer, id: i64) -> Vec<RequestRecord> {
             path == update || path == trace
         })
         .collect();
-    requests.sort_by_key(|r| r.at_ms);
+    requests.sort_by_key(|r| r.arrival);
     requests
 }
 
@@ -34,9 +34,9 @@ pub fn patches(server: &TestServer, id: i64) -> Vec<RequestRecord> {
     job_requests(server, id).into_iter().filter(|r| r.method == "PATCH").collect()
 }
 
-/// Job `id`'s requests that arrived at or after `since_ms` on the server's clock.
-pub fn job_requests_since(server: &TestServer, id: i64, since_ms: u64) -> Vec<RequestRecord> {
-    job_requests(server, id).into_iter().filter(|r| r.at_ms >= since_ms).collect()
+/// Job `id`'s requests that arrived after the marker `since` (from [`server_mark`]).
+pub fn job_requests_since(server: &TestServer, id: i64, since: u64) -> Vec<RequestRecord> {
+    job_requests(server, id).into_iter().filter(|r| r.arrival >= since).collect()
 }
 
 /// `PUT state=running` without the log's checksum: a watcher's keep-alive.
@@ -60,9 +60,11 @@ pub fn describe(requests: &[RequestRecord]) -> String {
         .join("\n")
 }
 
-/// The server's clock now, in the unit of `RequestRecord::at_ms`: a marker request (answered
-/// 404, logged like every runner-API request) arrives after everything the caller did before.
-pub fn server_clock(server: &TestServer) -> u64 {
+/// A moment of the test on the server, in the unit of `RequestRecord::arrival`: a marker request
+/// (answered 404, logged like every runner-API request) arrives after every request the caller
+/// saw answered before, and a request that arrives later has a number at least this. Not a
+/// millisecond clock: a request answered in the marker's millisecond would count as after it.
+pub fn server_mark(server: &TestServer) -> u64 {
     static MARKERS: AtomicU64 = AtomicU64::new(0);
     let path = format!("/api/v4/__test_clock/{}", MARKERS.fetch_add(1, Ordering::Relaxed));
     let (status, _) = http_get(server, &path);
@@ -71,7 +73,7 @@ pub fn server_clock(server: &TestServer) -> u64 {
         .requests()
         .iter()
         .find(|r| r.path == path)
-        .map(|r| r.at_ms)
+        .map(|r| r.arrival)
         .expect("the marker request is in the request log")
 }
 

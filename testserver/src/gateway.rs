@@ -13,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Slack on top of the size limits, so that an over-limit upload is still read whole and
@@ -24,6 +25,7 @@ pub(crate) async fn gateway(State(s): State<Arc<Shared>>, req: Request, next: Ne
         return next.run(req).await;
     }
     let at_ms = s.started.elapsed().as_millis() as u64;
+    let arrival = s.arrivals.fetch_add(1, Ordering::SeqCst);
     let target = req.extensions().get::<RawTarget>().map(|t| t.0.clone()).unwrap_or_else(|| req.uri().to_string());
     let kill = req.extensions().get::<ConnKill>().cloned();
     let endpoint = faults::classify(req.method(), req.uri().path());
@@ -34,7 +36,8 @@ pub(crate) async fn gateway(State(s): State<Arc<Shared>>, req: Request, next: Ne
     let limit = cfg.max_artifact_size.max(cfg.max_trace_size) + BODY_SLACK;
     let body = axum::body::to_bytes(body, limit).await;
     let bytes = body.as_ref().cloned().unwrap_or_default();
-    let mut record = reqlog::start_record(parts.method.as_str(), &target, &parts.headers, &bytes, &s.secrets(), at_ms);
+    let mut record =
+        reqlog::start_record(parts.method.as_str(), &target, &parts.headers, &bytes, &s.secrets(), at_ms, arrival);
     if body.is_err() {
         let resp = message(413, "413 Request Entity Too Large");
         finish(&s, &cfg, record, Some(&resp));

@@ -198,6 +198,10 @@ pub struct RequestRecord {
     pub body_json: Option<serde_json::Value>,
     /// Milliseconds since the server started, when the request arrived.
     pub at_ms: u64,
+    /// Place in the order of arrival (0 for the server's first request). Unlike `at_ms` it
+    /// tells apart requests of the same millisecond: a request answered before another was
+    /// sent has the smaller number.
+    pub arrival: u64,
 }
 
 /// Options for a runner created through the control interface (new workflow, glrt- token).

@@ -75,6 +75,7 @@ pub(crate) fn start_record(
     body: &[u8],
     secrets: &Secrets,
     at_ms: u64,
+    arrival: u64,
 ) -> RequestRecord {
     let body_json = serde_json::from_slice::<Value>(body).ok().map(|mut v| {
         redact_json(&mut v, secrets);
@@ -89,6 +90,7 @@ pub(crate) fn start_record(
         body_size: body.len(),
         body_json,
         at_ms,
+        arrival,
     }
 }
 

@@ -12,6 +12,7 @@ use crate::redact::Secrets;
 use crate::util::{iso8601, iso8601_millis, Rng};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
@@ -379,6 +380,9 @@ pub(crate) struct Shared {
     pub tick: watch::Sender<u64>,
     pub base_url: String,
     pub started: Instant,
+    /// Requests received so far, answered or not: the next request's place in the order of
+    /// arrival. A millisecond clock cannot order two requests of the same millisecond.
+    pub arrivals: AtomicU64,
 }
 
 impl Shared {
@@ -415,6 +419,7 @@ impl Shared {
             tick,
             base_url,
             started: Instant::now(),
+            arrivals: AtomicU64::new(0),
         }
     }
 

@@ -154,6 +154,27 @@ fn request_log_has_no_tokens() {
     assert!(s.requests().is_empty());
 }
 
+/// The request log orders requests exactly: many arrive within one millisecond, and `at_ms`
+/// alone cannot say which came first (a test comparing with a marker request's `at_ms` once
+/// counted a PATCH answered before the marker as sent after it).
+#[test]
+fn request_log_numbers_requests_in_the_order_they_arrive() {
+    let s = server();
+    let c = client();
+    let paths: Vec<String> = (0..50).map(|i| format!("/api/v4/__order/{i}")).collect();
+    for p in &paths {
+        assert_eq!(c.get(format!("{}{p}", s.url())).send().unwrap().status(), 404);
+    }
+    let records = s.requests();
+    let arrivals: Vec<u64> =
+        paths.iter().map(|p| records.iter().find(|r| &r.path == p).expect("logged").arrival).collect();
+    assert!(arrivals.windows(2).all(|w| w[0] < w[1]), "one after the other, each a later number: {arrivals:?}");
+    let same_ms = records.windows(2).filter(|w| w[0].at_ms == w[1].at_ms).count();
+    eprintln!("{same_ms} of 49 neighbours shared a millisecond");
+    let log = get(&s, "/__control/requests");
+    assert_eq!(log[0]["arrival"], json!(arrivals[0]), "the control interface has the number too");
+}
+
 #[test]
 fn clocks_and_limits_are_settings() {
     let s = server();
