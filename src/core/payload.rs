@@ -133,6 +133,11 @@ pub fn id_and_token(payload: &Value) -> Result<(i64, String)> {
     if nesting_depth(payload) > MAX_PAYLOAD_DEPTH {
         return Err(Error::parse(format!("job payload nests deeper than {MAX_PAYLOAD_DEPTH} levels")));
     }
+    id_and_token_of_object(payload)
+}
+
+/// [`id_and_token`] of an object whose nesting was checked.
+fn id_and_token_of_object(payload: &Value) -> Result<(i64, String)> {
     let id = int(payload.get("id")).ok_or_else(|| Error::parse("job payload has no integer `id`"))?;
     let token = match payload.get("token") {
         Some(Value::String(t)) if !t.is_empty() => t.clone(),
@@ -172,6 +177,11 @@ fn variable(item: &Value) -> Option<Variable> {
             flags |= bit;
         }
     }
+    variable_from(key, value, flags)
+}
+
+/// A variable from its members (None without a usable `key`).
+pub(crate) fn variable_from(key: Option<&Value>, value: Option<&Value>, flags: u32) -> Option<Variable> {
     Some(Variable { key: text(key)?, value: text(value).unwrap_or_default(), flags })
 }
 
@@ -217,43 +227,59 @@ fn dependencies(payload: &Value) -> Vec<Dependency> {
         .collect()
 }
 
+/// The payload's text parsed into a `Value`, then read: the ordinary reading (see
+/// `payload_text` for the usual one).
+pub(crate) fn from_value_text(text: &str) -> Result<JobInfo> {
+    let parsed: Value =
+        serde_json::from_str(text).map_err(|e| Error::parse(format!("job payload is not JSON: {e}")))?;
+    JobInfo::from_payload(&parsed)
+}
+
 impl JobInfo {
     pub fn from_payload(payload: &Value) -> Result<JobInfo> {
-        let (id, token) = id_and_token(payload)?;
-        let variables = variables(payload);
-        let var = |key: &str| variables.iter().find(|v| v.key == key).map(|v| v.value.clone());
-        let failure_reasons = match at(payload, &["features", "failure_reasons"]) {
-            Some(Value::Array(_)) => Some(strings(at(payload, &["features", "failure_reasons"]))),
-            _ => None,
-        };
-        Ok(JobInfo {
-            id,
-            token,
-            name: text(at(payload, &["job_info", "name"])),
-            stage: text(at(payload, &["job_info", "stage"])),
-            git_ref: text(at(payload, &["git_info", "ref"])),
-            repo_url: text(at(payload, &["git_info", "repo_url"])),
-            commit_sha: text(at(payload, &["git_info", "sha"])),
-            commit_message: var("CI_COMMIT_MESSAGE"),
-            username: var("GITLAB_USER_LOGIN"),
-            project_url: var("CI_PROJECT_URL"),
-            project_path: var("CI_PROJECT_PATH"),
-            project_name: var("CI_PROJECT_NAME").or_else(|| text(at(payload, &["job_info", "project_name"]))),
-            job_url: var("CI_JOB_URL"),
-            pipeline_url: var("CI_PIPELINE_URL"),
-            pipeline_id: var("CI_PIPELINE_ID").or_else(|| text(at(payload, &["job_info", "pipeline_id"]))),
-            is_branch: at(payload, &["git_info", "ref_type"]).and_then(Value::as_str).map(|t| t == "branch"),
-            script: step_script(payload, "script"),
-            after_script: step_script(payload, "after_script"),
-            credentials: credentials(payload),
-            dependencies: dependencies(payload),
-            failure_reasons,
-            token_mask_prefixes: strings(at(payload, &["features", "token_mask_prefixes"])),
-            timeout: int(at(payload, &["runner_info", "timeout"])).filter(|t| *t > 0),
-            variables,
-        })
+        id_and_token(payload)?;
+        from_members(payload, variables(payload))
     }
+}
 
+/// A [`JobInfo`] from a payload object whose nesting was checked, with its variables read
+/// already (from this `Value`, or straight from the text by `payload_text`).
+pub(crate) fn from_members(payload: &Value, variables: Vec<Variable>) -> Result<JobInfo> {
+    let (id, token) = id_and_token_of_object(payload)?;
+    let var = |key: &str| variables.iter().find(|v| v.key == key).map(|v| v.value.clone());
+    let failure_reasons = match at(payload, &["features", "failure_reasons"]) {
+        Some(Value::Array(_)) => Some(strings(at(payload, &["features", "failure_reasons"]))),
+        _ => None,
+    };
+    Ok(JobInfo {
+        id,
+        token,
+        name: text(at(payload, &["job_info", "name"])),
+        stage: text(at(payload, &["job_info", "stage"])),
+        git_ref: text(at(payload, &["git_info", "ref"])),
+        repo_url: text(at(payload, &["git_info", "repo_url"])),
+        commit_sha: text(at(payload, &["git_info", "sha"])),
+        commit_message: var("CI_COMMIT_MESSAGE"),
+        username: var("GITLAB_USER_LOGIN"),
+        project_url: var("CI_PROJECT_URL"),
+        project_path: var("CI_PROJECT_PATH"),
+        project_name: var("CI_PROJECT_NAME").or_else(|| text(at(payload, &["job_info", "project_name"]))),
+        job_url: var("CI_JOB_URL"),
+        pipeline_url: var("CI_PIPELINE_URL"),
+        pipeline_id: var("CI_PIPELINE_ID").or_else(|| text(at(payload, &["job_info", "pipeline_id"]))),
+        is_branch: at(payload, &["git_info", "ref_type"]).and_then(Value::as_str).map(|t| t == "branch"),
+        script: step_script(payload, "script"),
+        after_script: step_script(payload, "after_script"),
+        credentials: credentials(payload),
+        dependencies: dependencies(payload),
+        failure_reasons,
+        token_mask_prefixes: strings(at(payload, &["features", "token_mask_prefixes"])),
+        timeout: int(at(payload, &["runner_info", "timeout"])).filter(|t| *t > 0),
+        variables,
+    })
+}
+
+impl JobInfo {
     /// The value of variable `key` (the last one wins, as when exported to a shell).
     pub fn variable(&self, key: &str) -> Option<&str> {
         self.variables.iter().rev().find(|v| v.key == key).map(|v| v.value.as_str())
@@ -270,7 +296,7 @@ impl JobInfo {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -290,7 +316,7 @@ mod tests {
         assert!(e.message.contains("nests deeper"), "{e}");
     }
 
-    fn sample() -> Value {
+    pub(crate) fn sample() -> Value {
         json!({
             "id": 42, "token": "glcbt-secret",
             "job_info": {"name": "build", "stage": "test", "project_name": "p", "pipeline_id": 7},

@@ -25,13 +25,13 @@ use crate::core::info::info_raw;
 use crate::core::mask::Masker;
 use crate::core::model::{JobData, JobState, JobView, LogData, RunnerData};
 use crate::core::payload::{JobInfo, VAR_MASKED};
+use crate::core::payload_text;
 use crate::core::sync::lock;
 use crate::core::time;
 use crate::core::trace::Trace;
 use crate::core::uploader::{self, Background};
 use crate::core::url::warn_if_plain_http;
 use serde_json::value::RawValue;
-use serde_json::Value;
 use shared::{JobMut, JobShared, Parts, Patches, Role, DEFAULT_KEEPALIVE, DEFAULT_UPDATE_INTERVAL};
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -65,9 +65,7 @@ impl Job {
         trace: impl FnOnce(LogData, Masker) -> Trace,
     ) -> Result<Job> {
         let JobData { runner, payload, state, committed, exit_code, log, taken_at } = data;
-        let parsed: Value =
-            serde_json::from_str(&payload).map_err(|e| Error::parse(format!("job payload is not JSON: {e}")))?;
-        let info = JobInfo::from_payload(&parsed)?;
+        let info = payload_text::job_info(&payload)?;
         let trace = trace(log, masker_for(&info));
         let inner = JobMut {
             state,

@@ -20,6 +20,7 @@ use crate::core::failure;
 use crate::core::http::{Call, Interrupter};
 use crate::core::model::{JobData, JobState, JobView, RunnerData};
 use crate::core::payload::JobInfo;
+use crate::core::payload_text;
 use crate::core::process;
 use crate::core::sync::{lock, wait_timeout};
 use crate::core::time;
@@ -217,8 +218,7 @@ impl JobShared {
         if let Some(info) = d.as_ref() {
             return info.clone();
         }
-        let parsed: serde_json::Value = serde_json::from_str(&self.payload).expect("the payload was parsed before");
-        let info = Arc::new(JobInfo::from_payload(&parsed).expect("the payload was read before"));
+        let info = Arc::new(payload_text::job_info(&self.payload).expect("the payload was read before"));
         *d = Some(info.clone());
         info
     }

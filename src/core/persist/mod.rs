@@ -39,9 +39,7 @@ use super::payload::MAX_PAYLOAD_DEPTH;
 use super::system_id;
 use super::trace::MIN_LOG_LIMIT;
 use super::url::normalize_api_url;
-use super::{info, time};
-
-mod json;
+use super::{info, json, time};
 
 const FORMAT_VERSION: i64 = 2;
 

@@ -3,7 +3,8 @@
 //! compared (a fixed-size loop the compiler turns into vector compares) and the runs between
 //! escapes are copied whole. The output is byte for byte what serde_json writes, so dumps keep
 //! their format; reading accepts exactly the strings serde_json accepts and gives the same text.
-//! A [`Cursor`] finds where the large parts of a dump are, so that serde_json parses the rest.
+//! A [`Cursor`] finds where the large parts of a dump are, so that serde_json parses the rest,
+//! and how deeply a job payload nests without building it.
 
 /// The bytes a JSON string cannot hold as they are: `"`, `\` and the control characters.
 /// Everything else (DEL, `/`, any byte of a multi-byte UTF-8 sequence) is copied unchanged.

@@ -1,0 +1,247 @@
+//! A job payload's text read into a [`JobInfo`] without a `Value` tree for its variables.
+//!
+//! A payload is mostly its variables: a hundred objects and more, each of which becomes a map
+//! with a hashed index when the payload is parsed into a `Value` (with `preserve_order`, an
+//! `IndexMap` per variable), only to be turned into a [`Variable`] and dropped. Every job taken
+//! and every job loaded from a dump reads its payload, so here the variables are read straight
+//! into [`Variable`]s and only the other members become `Value`s.
+//!
+//! The result is exactly what [`JobInfo::from_payload`] gives for the parsed text: the members
+//! are read with the same rules (the last of duplicate members wins, as it does in a `Value`
+//! map), and a payload whose variables are not a list of objects, or that nests too deeply, or
+//! is not JSON, is left to the ordinary reading, which then gives its own result or error.
+
+use super::error::Result;
+use super::json;
+use super::payload::{self, JobInfo, Variable, MAX_PAYLOAD_DEPTH};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// What the accessors need from the payload `text`: as [`JobInfo::from_payload`] of the parsed
+/// text, errors included.
+pub fn job_info(text: &str) -> Result<JobInfo> {
+    match read(text) {
+        Some(result) => result,
+        None => payload::from_value_text(text),
+    }
+}
+
+/// The payload read the fast way, or None when the ordinary reading decides.
+fn read(text: &str) -> Option<Result<JobInfo>> {
+    let mut cursor = json::Cursor::new(text);
+    if cursor.peek()? != b'{' || cursor.skip_value()? > MAX_PAYLOAD_DEPTH {
+        return None;
+    }
+    let Members { rest, variables } = serde_json::from_str(text).ok()?;
+    Some(payload::from_members(&Value::Object(rest), variables.unwrap_or_default()))
+}
+
+/// The payload's members but `variables`, and its variables read as [`Variable`]s.
+struct Members {
+    rest: Map<String, Value>,
+    variables: Option<Vec<Variable>>,
+}
+
+impl<'de> de::Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_map(MembersVisitor)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Members;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a job payload object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Members, A::Error> {
+        let mut members = Members { rest: Map::new(), variables: None };
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "variables" {
+                members.variables = Some(map.next_value_seed(VariablesSeed)?);
+            } else {
+                let value = map.next_value::<Value>()?;
+                members.rest.insert(key, value);
+            }
+        }
+        Ok(members)
+    }
+}
+
+/// `variables`: a list of objects, or an error (the ordinary reading then takes any other
+/// shape as it always did).
+struct VariablesSeed;
+
+impl<'de> DeserializeSeed<'de> for VariablesSeed {
+    type Value = Vec<Variable>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Vec<Variable>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for VariablesSeed {
+    type Value = Vec<Variable>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of variables")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<Variable>, A::Error> {
+        let mut variables = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(variable) = seq.next_element_seed(VariableSeed)? {
+            variables.extend(variable);
+        }
+        Ok(variables)
+    }
+}
+
+/// One variable object: None where the ordinary reading skips it (no usable `key`).
+struct VariableSeed;
+
+impl<'de> DeserializeSeed<'de> for VariableSeed {
+    type Value = Option<Variable>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Option<Variable>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for VariableSeed {
+    type Value = Option<Variable>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a variable object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Option<Variable>, A::Error> {
+        let (mut key, mut value) = (None, None);
+        // Each flag as its last member says (as in a `Value` map).
+        let mut flags = [
+            (payload::VAR_PUBLIC, false),
+            (payload::VAR_MASKED, false),
+            (payload::VAR_FILE, false),
+            (payload::VAR_RAW, false),
+        ];
+        while let Some(name) = map.next_key::<VariableMember>()? {
+            match name {
+                VariableMember::Key => key = Some(map.next_value::<Value>()?),
+                VariableMember::Value => value = Some(map.next_value::<Value>()?),
+                VariableMember::Flag(i) => flags[i].1 = map.next_value::<Value>()? == Value::Bool(true),
+                VariableMember::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let flags = flags.iter().filter(|(_, on)| *on).fold(0, |all, (bit, _)| all | bit);
+        Ok(payload::variable_from(key.as_ref(), value.as_ref(), flags))
+    }
+}
+
+/// A member name of a variable object, told apart without keeping it.
+enum VariableMember {
+    Key,
+    Value,
+    /// Index into the flags of [`VariableSeed::visit_map`].
+    Flag(usize),
+    Other,
+}
+
+impl<'de> de::Deserialize<'de> for VariableMember {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_identifier(VariableMemberVisitor)
+    }
+}
+
+struct VariableMemberVisitor;
+
+impl Visitor<'_> for VariableMemberVisitor {
+    type Value = VariableMember;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> std::result::Result<VariableMember, E> {
+        Ok(match name {
+            "key" => VariableMember::Key,
+            "value" => VariableMember::Value,
+            "public" => VariableMember::Flag(0),
+            "masked" => VariableMember::Flag(1),
+            "file" => VariableMember::Flag(2),
+            "raw" => VariableMember::Flag(3),
+            _ => VariableMember::Other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The ordinary reading's result for `text`.
+    fn ordinary(text: &str) -> Result<JobInfo> {
+        payload::from_value_text(text)
+    }
+
+    #[track_caller]
+    fn same(text: &str) {
+        assert_eq!(job_info(text), ordinary(text), "for {text}");
+    }
+
+    #[test]
+    fn a_real_payload_is_read_the_fast_way_with_the_ordinary_result() {
+        let text = payload::tests::sample().to_string();
+        assert!(read(&text).is_some(), "taken the fast way");
+        same(&text);
+    }
+
+    #[test]
+    fn odd_payloads_give_what_the_ordinary_reading_gives() {
+        let texts = [
+            json!({"id": 1, "token": "t"}).to_string(),
+            json!({"id": "12", "token": "t", "variables": []}).to_string(),
+            json!({"token": "t", "variables": [{"key": "A", "value": "1"}]}).to_string(),
+            json!({"id": 1}).to_string(),
+            json!({"id": 1, "token": ""}).to_string(),
+            json!([1, 2]).to_string(),
+            json!({"id": 1, "token": "t", "steps": 5, "variables": {"a": 1}, "git_info": []}).to_string(),
+            json!({"id": 1, "token": "t", "variables": null}).to_string(),
+            json!({"id": 1, "token": "t", "variables": [
+                "not an object", {"value": "no key"}, {"key": 7, "value": true, "masked": "yes", "raw": true, "x": 1},
+                {"key": "E", "public": true, "masked": true, "file": false}, {"key": null}, {"key": {"a": 1}},
+                {"key": "K", "value": [1], "masked": true}, {"key": 1.5, "value": -3}
+            ]})
+            .to_string(),
+            // Duplicates: the last one wins, as in a `Value` map.
+            r#"{"id": 1, "token": "t", "variables": [{"key": "A", "masked": true, "masked": false, "key": "B", "value": "x", "value": "y"}]}"#.into(),
+            r#"{"id": 1, "token": "t", "variables": [{"key": "A"}], "variables": [{"key": "B", "raw": true}]}"#.into(),
+            r#"{"id": 1, "id": 2, "token": "t", "token": "u"}"#.into(),
+            // Escaped member names mean the same names.
+            r#"{"i\u0064": 3, "token": "t", "v\u0061riables": [{"k\u0065y": "A", "m\u0061sked": true}]}"#.into(),
+            // Not JSON, or not all of it.
+            r#"{"id": 1, "token": "t""#.into(),
+            r#"{"id": 1, "token": "t"} x"#.into(),
+            r#"{"id": 1, "token": "t", "variables": [{"key": "\ud800"}]}"#.into(),
+            "  {\"id\": 1, \"token\": \"t\"}  ".into(),
+            "".into(),
+        ];
+        for text in &texts {
+            same(text);
+        }
+    }
+
+    #[test]
+    fn nesting_is_limited_as_in_the_ordinary_reading() {
+        for levels in [MAX_PAYLOAD_DEPTH - 2, MAX_PAYLOAD_DEPTH - 1, MAX_PAYLOAD_DEPTH, 130] {
+            let deep = format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+            same(&format!(r#"{{"id": 1, "token": "t", "deep": {deep}}}"#));
+            same(&format!(r#"{{"id": 1, "token": "t", "variables": [{{"key": "A", "value": {deep}}}]}}"#));
+        }
+    }
+}
