@@ -39,6 +39,18 @@ struct Ready {
     running: bool,
 }
 
+impl Ready {
+    /// A prepared block, if there is one; a writer finding none while the pool runs makes it
+    /// keep twice as many ready.
+    fn take(&mut self, how: Take) -> Option<BytesMut> {
+        let block = self.blocks.pop();
+        if how == Take::Lines && block.is_none() && self.running {
+            self.target = (self.target * 2).min(MAX_READY);
+        }
+        block
+    }
+}
+
 struct Pool {
     ready: Mutex<Ready>,
     wanted: Condvar,
@@ -52,10 +64,23 @@ fn pool() -> Option<&'static Pool> {
     })
 }
 
-/// An empty block with room for [`BLOCK`] bytes and the [`HEADROOM`]: a prepared one when the pool has one, else a
-/// fresh allocation (the pool then prepares the following ones). Never waits for the pool.
-pub fn take() -> BytesMut {
-    if let Some(b) = pool().and_then(|p| demand(p, true)) {
+/// How a block is taken, which decides what finding the pool empty means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// For a writer's next lines: an empty pool means the writer outran it, and more blocks are
+    /// kept ready from then on.
+    Lines,
+    /// For the middle of one append longer than a block: no pool keeps ahead of one copy, so an
+    /// empty pool says nothing about the writer, and keeping more ready would only hold memory
+    /// (up to [`MAX_READY`] blocks) after the append.
+    OneLongAppend,
+}
+
+/// An empty block with room for [`BLOCK`] bytes and the [`HEADROOM`]: a prepared one when the
+/// pool has one, else a fresh allocation (the pool then prepares the following ones). Never
+/// waits for the pool.
+pub fn take(how: Take) -> BytesMut {
+    if let Some(b) = pool().and_then(|p| demand(p, Some(how))) {
         return b;
     }
     BytesMut::with_capacity(BLOCK + HEADROOM)
@@ -65,17 +90,14 @@ pub fn take() -> BytesMut {
 /// now, so that the first ones are ready when a fast writer gets there.
 pub fn expect() {
     if let Some(p) = pool() {
-        demand(p, false);
+        demand(p, None);
     }
 }
 
-/// Wakes the pool (starting its thread if needed), and takes a prepared block if `take`.
-fn demand(p: &'static Pool, take: bool) -> Option<BytesMut> {
+/// Wakes the pool (starting its thread if needed), and takes a prepared block if `take` says how.
+fn demand(p: &'static Pool, take: Option<Take>) -> Option<BytesMut> {
     let mut ready = lock(&p.ready);
-    let block = if take { ready.blocks.pop() } else { None };
-    if take && block.is_none() && ready.running {
-        ready.target = (ready.target * 2).min(MAX_READY);
-    }
+    let block = take.and_then(|how| ready.take(how));
     if !ready.running {
         // Without the thread, blocks are simply allocated by the writer: nothing is lost.
         ready.running = std::thread::Builder::new().name("glr-log-blocks".into()).spawn(move || run(p)).is_ok();
@@ -129,7 +151,7 @@ mod tests {
     #[test]
     fn blocks_are_empty_with_room_for_a_block() {
         for _ in 0..5 {
-            let b = take();
+            let b = take(Take::Lines);
             assert!(b.is_empty());
             assert!(b.capacity() >= BLOCK + HEADROOM);
         }
@@ -150,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_pool_fills_up_to_ready_and_hands_out_prepared_blocks() {
-        drop(take());
+        drop(take(Take::Lines));
         let p = pool().unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while lock(&p.ready).blocks.len() < READY {
@@ -158,5 +180,20 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(lock(&p.ready).blocks.len() <= MAX_READY);
+    }
+
+    #[test]
+    fn an_empty_pool_keeps_more_ready_for_a_fast_writer_but_not_for_one_long_append() {
+        let mut ready = Ready { blocks: Vec::new(), target: READY, running: true };
+        assert!(ready.take(Take::OneLongAppend).is_none());
+        assert_eq!(ready.target, READY, "a long append's miss keeps no more ready");
+        assert!(ready.take(Take::Lines).is_none());
+        assert_eq!(ready.target, 2 * READY, "a writer's miss keeps twice as many ready");
+        for _ in 0..10 {
+            ready.take(Take::Lines);
+        }
+        assert_eq!(ready.target, MAX_READY);
+        ready.blocks.push(BytesMut::with_capacity(16));
+        assert!(ready.take(Take::Lines).is_some());
     }
 }

@@ -11,7 +11,7 @@
 //! Every piece holds whole UTF-8 characters: the log only ever receives whole characters (see
 //! `trace`), and pieces end where an append, a PATCH or the limit ended.
 
-use super::blocks::{self, BLOCK};
+use super::blocks::{self, Take, BLOCK};
 use bytes::{Bytes, BytesMut};
 
 /// Below this, a PATCH body is copied out of the tail instead of freezing it: a copy of a few
@@ -97,7 +97,9 @@ impl LogText {
             }
             self.tail.reserve(target.max(self.len() + slack + 1) - self.len());
         } else if free <= slack {
-            let full = std::mem::replace(&mut self.tail, blocks::take());
+            // `want` beyond this block: one append fills it and more (see `blocks::Take`).
+            let how = if want > BLOCK { Take::OneLongAppend } else { Take::Lines };
+            let full = std::mem::replace(&mut self.tail, blocks::take(how));
             self.freeze_piece(full.freeze());
             if self.tail.capacity() <= slack {
                 // A slack as large as a block (a secret of a MiB held back): grow once.

@@ -469,7 +469,8 @@ impl Harness {
              target. The appends that were not preempted, did not wait and took no fault are within it.\n\
              - **loads / Python.** A load of a dump with a 1 MiB log reads the whole log: its C string's \
              length and UTF-8 (about 8 % of the time), the scan for escapes and the copy into the log (about \
-             half, in a profile with `perf`: a MiB read and a MiB written), then the payload parsed once (the rest). \
+             half, in a profile with `perf`: a MiB read and a MiB written), then the payload (the rest): checked where the dump \
+             is read, then read into the job, its variables straight into their records. \
              Python's load includes a network request (it verifies the runner), which ours does not make.\n",
             fmt_s(append_per_mib),
             fmt_s(g("cpu_raw_per_mib")),
