@@ -100,7 +100,7 @@ pub(crate) fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-fn truthy(v: Option<&Value>) -> bool {
+pub(crate) fn truthy(v: Option<&Value>) -> bool {
     matches!(v, Some(Value::Bool(true)))
 }
 
@@ -158,26 +158,37 @@ fn variable(item: &Value) -> Option<Variable> {
     let Value::Object(members) = item else { return None };
     let (mut key, mut value, mut flags) = (None, None, 0);
     for (name, v) in members {
-        let bit = match name.as_str() {
-            "key" => {
-                key = Some(v);
-                continue;
-            }
-            "value" => {
-                value = Some(v);
-                continue;
-            }
-            "public" => VAR_PUBLIC,
-            "masked" => VAR_MASKED,
-            "file" => VAR_FILE,
-            "raw" => VAR_RAW,
-            _ => continue,
-        };
-        if truthy(Some(v)) {
-            flags |= bit;
+        match VariableMember::named(name) {
+            VariableMember::Key => key = Some(v),
+            VariableMember::Value => value = Some(v),
+            VariableMember::Flag(bit) if truthy(Some(v)) => flags |= bit,
+            VariableMember::Flag(_) | VariableMember::Other => {}
         }
     }
     variable_from(key, value, flags)
+}
+
+/// A member of a variable object, by its name.
+pub(crate) enum VariableMember {
+    Key,
+    Value,
+    /// One of the `VAR_*` flags.
+    Flag(u32),
+    Other,
+}
+
+impl VariableMember {
+    pub(crate) fn named(name: &str) -> VariableMember {
+        match name {
+            "key" => VariableMember::Key,
+            "value" => VariableMember::Value,
+            "public" => VariableMember::Flag(VAR_PUBLIC),
+            "masked" => VariableMember::Flag(VAR_MASKED),
+            "file" => VariableMember::Flag(VAR_FILE),
+            "raw" => VariableMember::Flag(VAR_RAW),
+            _ => VariableMember::Other,
+        }
+    }
 }
 
 /// A variable from its members (None without a usable `key`).
@@ -235,13 +246,6 @@ pub(crate) fn from_value_text(text: &str) -> Result<JobInfo> {
     JobInfo::from_payload(&parsed)
 }
 
-impl JobInfo {
-    pub fn from_payload(payload: &Value) -> Result<JobInfo> {
-        id_and_token(payload)?;
-        from_members(payload, variables(payload))
-    }
-}
-
 /// A [`JobInfo`] from a payload object whose nesting was checked, with its variables read
 /// already (from this `Value`, or straight from the text by `payload_text`).
 pub(crate) fn from_members(payload: &Value, variables: Vec<Variable>) -> Result<JobInfo> {
@@ -280,6 +284,11 @@ pub(crate) fn from_members(payload: &Value, variables: Vec<Variable>) -> Result<
 }
 
 impl JobInfo {
+    pub fn from_payload(payload: &Value) -> Result<JobInfo> {
+        id_and_token(payload)?;
+        from_members(payload, variables(payload))
+    }
+
     /// The value of variable `key` (the last one wins, as when exported to a shell).
     pub fn variable(&self, key: &str) -> Option<&str> {
         self.variables.iter().rev().find(|v| v.key == key).map(|v| v.value.as_str())

@@ -13,7 +13,7 @@
 
 use super::error::Result;
 use super::json;
-use super::payload::{self, JobInfo, Variable, MAX_PAYLOAD_DEPTH};
+use super::payload::{self, JobInfo, Variable, VariableMember, MAX_PAYLOAD_DEPTH};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -29,8 +29,8 @@ pub fn job_info(text: &str) -> Result<JobInfo> {
 
 /// The payload read the fast way, or None when the ordinary reading decides.
 fn read(text: &str) -> Option<Result<JobInfo>> {
-    let mut cursor = json::Cursor::new(text);
-    if cursor.peek()? != b'{' || cursor.skip_value()? > MAX_PAYLOAD_DEPTH {
+    // Not an object: `Members` refuses it below.
+    if json::Cursor::new(text).skip_value()? > MAX_PAYLOAD_DEPTH {
         return None;
     }
     let Members { rest, variables } = serde_json::from_str(text).ok()?;
@@ -119,63 +119,48 @@ impl<'de> Visitor<'de> for VariableSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Option<Variable>, A::Error> {
-        let (mut key, mut value) = (None, None);
-        // Each flag as its last member says (as in a `Value` map).
-        let mut flags = [
-            (payload::VAR_PUBLIC, false),
-            (payload::VAR_MASKED, false),
-            (payload::VAR_FILE, false),
-            (payload::VAR_RAW, false),
-        ];
-        while let Some(name) = map.next_key::<VariableMember>()? {
+        let (mut key, mut value, mut flags) = (None, None, 0);
+        while let Some(VariableName(name)) = map.next_key()? {
             match name {
                 VariableMember::Key => key = Some(map.next_value::<Value>()?),
                 VariableMember::Value => value = Some(map.next_value::<Value>()?),
-                VariableMember::Flag(i) => flags[i].1 = map.next_value::<Value>()? == Value::Bool(true),
+                // Each flag as its last member says (as in a `Value` map).
+                VariableMember::Flag(bit) => {
+                    if payload::truthy(Some(&map.next_value::<Value>()?)) {
+                        flags |= bit;
+                    } else {
+                        flags &= !bit;
+                    }
+                }
                 VariableMember::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        let flags = flags.iter().filter(|(_, on)| *on).fold(0, |all, (bit, _)| all | bit);
         Ok(payload::variable_from(key.as_ref(), value.as_ref(), flags))
     }
 }
 
 /// A member name of a variable object, told apart without keeping it.
-enum VariableMember {
-    Key,
-    Value,
-    /// Index into the flags of [`VariableSeed::visit_map`].
-    Flag(usize),
-    Other,
-}
+struct VariableName(VariableMember);
 
-impl<'de> de::Deserialize<'de> for VariableMember {
+impl<'de> de::Deserialize<'de> for VariableName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_identifier(VariableMemberVisitor)
+        d.deserialize_identifier(VariableNameVisitor)
     }
 }
 
-struct VariableMemberVisitor;
+struct VariableNameVisitor;
 
-impl Visitor<'_> for VariableMemberVisitor {
-    type Value = VariableMember;
+impl Visitor<'_> for VariableNameVisitor {
+    type Value = VariableName;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a member name")
     }
 
-    fn visit_str<E: de::Error>(self, name: &str) -> std::result::Result<VariableMember, E> {
-        Ok(match name {
-            "key" => VariableMember::Key,
-            "value" => VariableMember::Value,
-            "public" => VariableMember::Flag(0),
-            "masked" => VariableMember::Flag(1),
-            "file" => VariableMember::Flag(2),
-            "raw" => VariableMember::Flag(3),
-            _ => VariableMember::Other,
-        })
+    fn visit_str<E: de::Error>(self, name: &str) -> std::result::Result<VariableName, E> {
+        Ok(VariableName(VariableMember::named(name)))
     }
 }
 
