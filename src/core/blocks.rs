@@ -2,10 +2,16 @@
 //! blocks of [`BLOCK`] bytes (see `log_text`). A fresh block's pages are not mapped until first
 //! written, and each first write is a page fault (one per 4 KiB, a microsecond or so each) taken
 //! by whoever writes: without this pool, the thread appending to the log. Here a thread of the
-//! library allocates the next blocks and touches every page of them first, so the appending
-//! thread finds them mapped and its appends stay memory copies.
+//! library allocates the next blocks and maps every page of them first, so the appending thread
+//! finds them mapped and its appends stay memory copies.
 //!
-//! The pool holds at most [`READY`] blocks and exists only while large logs are being written:
+//! Blocks are cut two from one allocation, which lies on one 2 MiB huge page where the kernel
+//! gives them on request (see `new_blocks`): one fault maps both, for the pool or for a writer
+//! that found the pool empty (the pool's thread may get no core in time on a busy machine). The
+//! allocation is freed when both of its blocks are: a log that ends while the other block of its
+//! pair is in another live log keeps its block's MiB until that log ends too.
+//!
+//! The pool holds about [`READY`] blocks and exists only while large logs are being written:
 //! its thread starts on the first demand and ends, freeing what it holds, after [`LINGER`]
 //! without one. Per process, as the uploader: a fork()ed child builds its own.
 
@@ -77,13 +83,23 @@ pub enum Take {
 }
 
 /// An empty block with room for [`BLOCK`] bytes and the [`HEADROOM`]: a prepared one when the
-/// pool has one, else a fresh allocation (the pool then prepares the following ones). Never
-/// waits for the pool.
+/// pool has one, else new ones whose pages the writer maps as it writes (the second of them goes
+/// to the pool for the next take; the pool prepares the following ones). Never waits for the pool.
 pub fn take(how: Take) -> BytesMut {
-    if let Some(b) = pool().and_then(|p| demand(p, Some(how))) {
+    let p = pool();
+    if let Some(b) = p.and_then(|p| demand(p, Some(how))) {
         return b;
     }
-    BytesMut::with_capacity(BLOCK + HEADROOM)
+    let mut blocks = new_blocks(Mapping::OnFirstWrite);
+    let first = blocks.swap_remove(0);
+    if let Some(p) = p {
+        let mut ready = lock(&p.ready);
+        // Only into a running pool, which frees what it holds when it ends.
+        if ready.running {
+            ready.blocks.extend(blocks);
+        }
+    }
+    first
 }
 
 /// A log will soon need blocks (its first MiB is half full): the pool starts preparing them
@@ -107,18 +123,51 @@ fn demand(p: &'static Pool, take: Option<Take>) -> Option<BytesMut> {
     block
 }
 
-/// A block whose every page is mapped: in one system call where the kernel has it (several
-/// times faster than a trap per page, so the pool keeps ahead of a fast writer on a busy
-/// machine), else by writing one byte of each page.
-fn prepared() -> BytesMut {
-    let mut block = BytesMut::with_capacity(BLOCK + HEADROOM);
-    let spare = block.spare_capacity_mut();
-    if !crate::os::populate_for_writing(spare) {
-        for byte in spare.iter_mut().step_by(PAGE) {
-            byte.write(0);
+/// How many blocks are cut from one allocation: two 1 MiB blocks make one 2 MiB huge page.
+const BLOCKS_PER_ALLOCATION: usize = 2;
+
+/// Who maps the pages of new blocks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mapping {
+    /// The pool, now: every page mapped in one system call where the kernel has it, else by
+    /// writing one byte of each.
+    Now,
+    /// The writer, by writing (a writer that found the pool empty).
+    OnFirstWrite,
+}
+
+/// [`BLOCKS_PER_ALLOCATION`] empty blocks cut from one allocation, freed once every block cut
+/// from it is. Where the kernel gives huge pages on request and they are 2 MiB, the blocks lie on
+/// one huge page (the allocation has room to align them; the room before and after is never
+/// written, so it takes address space, not memory): mapping them is one page fault and one
+/// clearing of 2 MiB instead of 512 faults, several times less work, so the pool keeps ahead of
+/// a fast writer on a busy machine, and a writer that finds the pool empty takes one fault per
+/// 2 MiB instead of one per 4 KiB.
+fn new_blocks(mapping: Mapping) -> Vec<BytesMut> {
+    let span = BLOCKS_PER_ALLOCATION * (BLOCK + HEADROOM);
+    let huge = crate::os::huge_page_size().filter(|&h| h == BLOCKS_PER_ALLOCATION * BLOCK);
+    let mut all = BytesMut::with_capacity(span + huge.unwrap_or(0));
+    let skip = huge.map_or(0, |h| (all.as_ptr() as usize).next_multiple_of(h) - all.as_ptr() as usize);
+    let mut rest = all.split_off(skip);
+    drop(all);
+    if let Some(h) = huge {
+        // Asked on the whole span before it is cut: no one block holds a whole huge page.
+        crate::os::ask_for_huge_pages(&mut rest.spare_capacity_mut()[..span], h);
+    }
+    if mapping == Mapping::Now {
+        let spare = &mut rest.spare_capacity_mut()[..span];
+        if !crate::os::populate_for_writing(spare) {
+            for byte in spare.iter_mut().step_by(PAGE) {
+                byte.write(0);
+            }
         }
     }
-    block
+    let mut blocks = Vec::with_capacity(BLOCKS_PER_ALLOCATION);
+    for _ in 0..BLOCKS_PER_ALLOCATION {
+        let after = rest.split_off(BLOCK + HEADROOM);
+        blocks.push(std::mem::replace(&mut rest, after));
+    }
+    blocks
 }
 
 fn run(p: &'static Pool) {
@@ -127,9 +176,9 @@ fn run(p: &'static Pool) {
         if ready.blocks.len() < ready.target {
             // Prepared without the lock: a writer taking a block never waits for the faults.
             drop(ready);
-            let block = prepared();
+            let blocks = new_blocks(Mapping::Now);
             ready = lock(&p.ready);
-            ready.blocks.push(block);
+            ready.blocks.extend(blocks);
             continue;
         }
         let (guard, waited) = wait_timeout(&p.wanted, ready, LINGER);
@@ -155,8 +204,11 @@ mod tests {
             assert!(b.is_empty());
             assert!(b.capacity() >= BLOCK + HEADROOM);
         }
-        let b = prepared();
-        assert!(b.is_empty() && b.capacity() >= BLOCK + HEADROOM);
+        for mapping in [Mapping::Now, Mapping::OnFirstWrite] {
+            let blocks = new_blocks(mapping);
+            assert_eq!(blocks.len(), BLOCKS_PER_ALLOCATION);
+            assert!(blocks.iter().all(|b| b.is_empty() && b.capacity() == BLOCK + HEADROOM));
+        }
     }
 
     #[test]
@@ -195,5 +247,50 @@ mod tests {
         assert_eq!(ready.target, MAX_READY);
         ready.blocks.push(BytesMut::with_capacity(16));
         assert!(ready.take(Take::Lines).is_some());
+    }
+
+    #[test]
+    fn the_blocks_of_one_allocation_follow_each_other_on_one_huge_page() {
+        let huge = crate::os::huge_page_size().filter(|&h| h == BLOCKS_PER_ALLOCATION * BLOCK);
+        let blocks = new_blocks(Mapping::OnFirstWrite);
+        let start = blocks[0].as_ptr() as usize;
+        for (i, b) in blocks.iter().enumerate() {
+            assert_eq!(b.as_ptr() as usize, start + i * (BLOCK + HEADROOM), "block {i} does not follow the one before");
+        }
+        if let Some(h) = huge {
+            assert_eq!(start % h, 0, "the blocks do not start on a huge page");
+        }
+    }
+
+    /// Where the kernel has 2 MiB huge pages on request, a writer that found the pool empty
+    /// fills two blocks with a fault or two (512 with small pages), unless the kernel had no
+    /// huge page to give (it then falls back to small pages and counts the fallback).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn writing_new_blocks_takes_one_fault_per_huge_page() {
+        if crate::os::huge_page_size() != Some(BLOCKS_PER_ALLOCATION * BLOCK) {
+            eprintln!("no 2 MiB huge pages on request here: nothing to check");
+            return;
+        }
+        let fallbacks = || {
+            let vmstat = std::fs::read_to_string("/proc/vmstat").unwrap_or_default();
+            vmstat.lines().find_map(|l| l.strip_prefix("thp_fault_fallback ")?.trim().parse::<u64>().ok())
+        };
+        let fallbacks_before = fallbacks();
+        let blocks = new_blocks(Mapping::OnFirstWrite);
+        let before = crate::os::thread_minor_faults();
+        let mut written = Vec::new();
+        for mut b in blocks {
+            b.resize(BLOCK + HEADROOM, 1);
+            written.push(b);
+        }
+        let faults = crate::os::thread_minor_faults() - before;
+        if fallbacks() != fallbacks_before {
+            eprintln!("the kernel had no huge page to give ({faults} faults): nothing to check");
+            return;
+        }
+        // The huge page, the small page the headroom reaches into, and a few of the test's own.
+        assert!(faults <= 16, "{faults} page faults writing two new blocks");
+        assert!(written.iter().all(|b| b.iter().all(|&c| c == 1)));
     }
 }
