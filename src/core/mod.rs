@@ -23,6 +23,7 @@ pub mod runner;
 pub mod sync;
 pub mod system_id;
 pub mod time;
+mod timers;
 pub mod trace;
 pub mod uploader;
 pub mod url;

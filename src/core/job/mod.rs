@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 /// A job. The background uploader keeps only a weak reference.
 pub struct Job {
     shared: Arc<JobShared>,
+    /// How this job asks the background thread to look at it.
+    background: uploader::Registration,
 }
 
 /// How a job ends.
@@ -88,8 +90,8 @@ impl Job {
             shared.slim_down();
         }
         let background: Arc<dyn Background> = shared.clone();
-        uploader::register(Arc::downgrade(&background));
-        Ok(Job { shared })
+        let background = uploader::register(Arc::downgrade(&background));
+        Ok(Job { shared, background })
     }
 
     /// A job just received from `POST /jobs/request` by `runner`: this handle owns its log.
@@ -280,7 +282,7 @@ impl Job {
             (idle || filled_a_block) && !m.trace.all_acknowledged()
         };
         if wake {
-            uploader::wake();
+            self.background.wake();
         }
         Ok(())
     }
