@@ -82,7 +82,7 @@ impl Plan {
             i4_pause_ms: 20,
             i4_delay_ms: 200,
             i4_tp_mib: 100,
-            i4_tp_runs: 3,
+            i4_tp_runs: 7,
             i4_jobs: 1000,
             i4_jobs_runs: 3,
             i14_jobs: 1000,

@@ -9,6 +9,9 @@ use crate::stats::percentiles_ns;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// The busy loop timed between the appends of `append_max_jobs` (about an append's median there).
+const NOOP: Duration = Duration::from_micros(1);
+
 fn timed_append(job: &Job, line: &[u8], samples: &mut Vec<u64>) -> Result<()> {
     let t = Instant::now();
     let st = job.append_raw(line);
@@ -66,6 +69,7 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
     // (a lock), or losing its core to another thread (on 2 cores the uploader, the HTTP thread
     // and the server share them with the caller), which no code of the append can avoid.
     let (mut clean, mut faulted, mut waited, mut preempted) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut noop, mut noop_clean) = (Vec::new(), Vec::new());
     let t = Instant::now();
     for l in &lines {
         for job in &jobs {
@@ -83,6 +87,17 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
                 &mut clean
             };
             class.push(ns);
+            // The machine's own floor, measured the same way in the same moments: a busy loop
+            // of about an append's time, which calls nothing and touches no memory.
+            let before = thread_events();
+            let t = Instant::now();
+            while t.elapsed() < NOOP {}
+            let ns = t.elapsed().as_nanos() as u64;
+            let after = thread_events();
+            noop.push(ns);
+            if after == before {
+                noop_clean.push(ns);
+            }
         }
         std::thread::sleep(Duration::from_millis(pause_ms as u64));
     }
@@ -94,6 +109,10 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
         "waited": {"n": waited.len(), "max_ns": max(&waited)},
         "preempted": {"n": preempted.len(), "max_ns": max(&preempted)},
     });
+    let noop = json!({
+        "loop_ns": NOOP.as_nanos() as u64, "n": noop.len(), "max_ns": max(&noop),
+        "clean_n": noop_clean.len(), "clean_max_ns": max(&noop_clean),
+    });
     for job in &jobs {
         job.set_success()?;
     }
@@ -101,6 +120,6 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
     let p = percentiles_ns(&mut samples, &[50.0, 99.0, 99.9, 100.0]);
     Ok(json!({
         "jobs": ids, "appends": samples.len(), "window_secs": window,
-        "p50_ns": p[0], "p99_ns": p[1], "p999_ns": p[2], "max_ns": p[3], "by_event": classes,
+        "p50_ns": p[0], "p99_ns": p[1], "p999_ns": p[2], "max_ns": p[3], "by_event": classes, "noop": noop,
     }))
 }
