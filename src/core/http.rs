@@ -446,17 +446,50 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     v.parse::<u64>().ok().map(Duration::from_secs).or_else(|| until(v))
 }
 
-/// 32 random hex digits, as the official runner's `X-Request-Id`.
+/// 32 hex digits that look random, as the official runner's `X-Request-Id`, and never repeat in
+/// a process: a counter mixed with a key drawn from the OS once per process (a fork()ed child
+/// draws its own, so parent and child do not send the same ids). Not a system call per request.
 fn request_id() -> String {
+    struct Ids {
+        key: [u64; 2],
+        next: AtomicU64,
+    }
+    static IDS: PerProcess<Ids> = PerProcess::new();
+    let ids = IDS.get(|| {
+        let mut b = [0u8; 16];
+        let _ = getrandom::getrandom(&mut b);
+        let (hi, lo) = b.split_at(8);
+        let word = |s: &[u8]| u64::from_le_bytes(s.try_into().expect("8 bytes"));
+        Ids { key: [word(hi), word(lo)], next: AtomicU64::new(0) }
+    });
+    let (high, low) = match ids {
+        Some(ids) => {
+            let n = ids.next.fetch_add(1, Ordering::Relaxed);
+            // Both halves are bijections of the counter, so no two requests share an id.
+            (mix(ids.key[0] ^ n), mix(ids.key[1].wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15))))
+        }
+        None => {
+            let mut b = [0u8; 16];
+            let _ = getrandom::getrandom(&mut b);
+            let (hi, lo) = b.split_at(8);
+            (u64::from_le_bytes(hi.try_into().expect("8 bytes")), u64::from_le_bytes(lo.try_into().expect("8 bytes")))
+        }
+    };
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut b = [0u8; 16];
-    let _ = getrandom::getrandom(&mut b);
     let mut id = String::with_capacity(32);
-    for x in b {
-        id.push(HEX[usize::from(x >> 4)] as char);
-        id.push(HEX[usize::from(x & 15)] as char);
+    for word in [high, low] {
+        for shift in (0..16).rev() {
+            id.push(HEX[(word >> (shift * 4)) as usize & 15] as char);
+        }
     }
     id
+}
+
+/// SplitMix64's finaliser: a bijection of u64 whose output bits each depend on every input bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Sends `req`, retrying as described above, within the bounds of `call`. Returns the final
@@ -475,10 +508,17 @@ pub fn send(req: &Request, call: &Call) -> Result<Response> {
             let last_attempt = attempt >= MAX_ATTEMPTS || call.retrying_stopped();
             match send_once(client, req).await {
                 Ok((status, headers, body)) => {
-                    let wait = retry_after(&headers).unwrap_or_else(|| backoff(attempt - 1));
+                    // The wait is worked out only for a status to retry (its jitter draws
+                    // random bytes: not for every answer).
+                    let retry = is_retriable_status(status) && !last_attempt;
+                    let wait = if retry {
+                        retry_after(&headers).unwrap_or_else(|| backoff(attempt - 1))
+                    } else {
+                        Duration::ZERO
+                    };
                     // A wait beyond the call's bound would only end in a timeout: answer now.
                     let in_time = call.deadline.is_none_or(|d| Instant::now() + wait < d);
-                    if is_retriable_status(status) && !last_attempt && in_time {
+                    if retry && in_time {
                         diag::debug(&format!(
                             "{}: {status}, retrying in {} ms (attempt {attempt} of {MAX_ATTEMPTS})",
                             req.what,
@@ -667,6 +707,23 @@ mod tests {
         for s in [200, 201, 204, 400, 403, 404, 409, 416, 501, 505, 511] {
             assert!(!is_retriable_status(s), "{s}");
         }
+    }
+
+    #[test]
+    fn request_ids_are_32_hex_digits_and_never_repeat() {
+        let ids: Vec<String> = (0..100_000).map(|_| request_id()).collect();
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())));
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "an id repeated");
+        // Consecutive ids look unrelated (about half their bits differ), as random ones would.
+        let bits = |a: &str, b: &str| {
+            let n = |s: &str| u128::from_str_radix(s, 16).unwrap();
+            (n(a) ^ n(b)).count_ones()
+        };
+        let mean = ids.windows(2).map(|w| bits(&w[0], &w[1]) as f64).sum::<f64>() / (ids.len() - 1) as f64;
+        assert!((56.0..72.0).contains(&mean), "consecutive ids differ in {mean} bits on average");
     }
 
     #[test]
