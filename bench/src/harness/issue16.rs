@@ -65,7 +65,7 @@ impl Harness {
         }
     }
 
-    fn fig(&self, key: &str) -> Option<f64> {
+    pub(super) fn fig(&self, key: &str) -> Option<f64> {
         self.figures.get(key).copied()
     }
 
