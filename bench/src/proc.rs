@@ -129,6 +129,12 @@ pub fn thread_events() -> ThreadEvents {
     ThreadEvents { minor_faults: u.rest[4], waited: u.rest[12], preempted: u.rest[13] }
 }
 
+/// CPU time (user + system) of the calling thread so far, to the microsecond
+/// (getrusage(RUSAGE_THREAD)).
+pub fn thread_cpu_secs() -> f64 {
+    rusage_cpu(1)
+}
+
 /// CPU time (user + system) of the whole process so far, threads that ended included, to the
 /// microsecond (getrusage(RUSAGE_SELF); `cpu_secs` counts 10 ms ticks).
 pub fn process_cpu_secs() -> f64 {
