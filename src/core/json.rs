@@ -105,64 +105,63 @@ fn str_error<T>(at: usize, what: &'static str) -> Result<T, StrError> {
 }
 
 /// The bytes that end a run inside a JSON string: its closing `"`, the `\` of an escape, and the
-/// control characters it may not hold. They are the bytes whose [`run_end_key`] is at most 0x20.
+/// control characters it may not hold.
 fn ends_run(b: u8) -> bool {
-    run_end_key(b) <= 0x20
-}
-
-/// A number that is at most 0x20 exactly for the bytes ending a run, in four vector operations
-/// and one compare (instead of three compares): `b ^ 2` is at most 0x20 for the control
-/// characters and `"` (0x22), and `(b ^ b'\\') + 0x20`, saturating, is 0x20 for `\` only. The
-/// minimum of 64 such numbers is then compared once.
-fn run_end_key(b: u8) -> u8 {
-    (b ^ 0x02).min((b ^ b'\\').saturating_add(0x20))
+    b == b'"' || b == b'\\' || b < 0x20
 }
 
 const BLOCK: usize = 64;
-const LANE: usize = 16;
 
-/// The keys of the `k`-th 16 bytes of `block` (a plain loop: the compiler makes it one vector).
-fn lane_keys(block: &[u8; BLOCK], k: usize) -> [u8; LANE] {
-    let mut keys = [0u8; LANE];
-    for (j, key) in keys.iter_mut().enumerate() {
-        *key = run_end_key(block[LANE * k + j]);
+/// The bytes ending runs in one text, found 64 at a time (`scan::json_run_ends`): the marks of
+/// the last block looked at are kept, so a string with an escape every line (a log: `\n`) is
+/// scanned once, not again from each escape on.
+struct RunEnds<'a> {
+    b: &'a [u8],
+    /// The start of the block whose marks are kept (`usize::MAX`: none yet).
+    block: usize,
+    marks: u64,
+}
+
+impl<'a> RunEnds<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        RunEnds { b, block: usize::MAX, marks: 0 }
     }
-    keys
-}
 
-/// Whether any byte of `block` ends a run: the minimum of the four lanes' keys, then one
-/// compare of each of its 16 bytes, without early exit (vector operations throughout).
-fn block_has_end(block: &[u8; BLOCK]) -> bool {
-    let (a, b, c, d) = (lane_keys(block, 0), lane_keys(block, 1), lane_keys(block, 2), lane_keys(block, 3));
-    (0..LANE).fold(false, |any, j| any | (a[j].min(b[j]).min(c[j].min(d[j])) <= 0x20))
-}
+    /// The position of the first byte ending a run from `from` on, or `b.len()`.
+    #[inline]
+    fn next(&mut self, from: usize) -> usize {
+        let mut block = from - from % BLOCK;
+        if block != self.block {
+            let Some(bytes) = self.b.get(block..block + BLOCK) else {
+                return self.tail(block.max(from));
+            };
+            self.block = block;
+            self.marks = crate::scan::json_run_ends(bytes.try_into().expect("BLOCK bytes"));
+        }
+        let mut marks = self.marks & (!0u64 << (from - block));
+        loop {
+            if marks != 0 {
+                return block + marks.trailing_zeros() as usize;
+            }
+            block += BLOCK;
+            let Some(bytes) = self.b.get(block..block + BLOCK) else {
+                return self.tail(block);
+            };
+            self.block = block;
+            self.marks = crate::scan::json_run_ends(bytes.try_into().expect("BLOCK bytes"));
+            marks = self.marks;
+        }
+    }
 
-/// Where in `block` the first byte ending a run is (`BLOCK` if none): the compares give a byte
-/// of ones per match, and in the first 8 of them that are not all zero, read as one number, the
-/// lowest set bit is the first match. The compiler keeps it all in vector registers.
-fn block_first_end(block: &[u8; BLOCK]) -> usize {
-    let marks: [u8; BLOCK] = std::array::from_fn(|i| if ends_run(block[i]) { 0xff } else { 0 });
-    marks
-        .chunks_exact(8)
-        .enumerate()
-        .find_map(|(k, word)| {
-            let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-            (word != 0).then(|| 8 * k + (word.trailing_zeros() / 8) as usize)
-        })
-        .unwrap_or(BLOCK)
+    /// The last bytes, fewer than a block, from `from` on.
+    fn tail(&self, from: usize) -> usize {
+        self.b[from..].iter().position(|&c| ends_run(c)).map_or(self.b.len(), |p| from + p)
+    }
 }
 
 /// The position of the first byte ending a run in `b` from `from` on, or `b.len()`.
 fn next_run_end(b: &[u8], from: usize) -> usize {
-    let mut i = from;
-    while let Some(block) = b.get(i..i + BLOCK) {
-        let block = block.try_into().expect("BLOCK bytes");
-        if block_has_end(block) {
-            return i + block_first_end(block);
-        }
-        i += BLOCK;
-    }
-    b[i..].iter().position(|&c| ends_run(c)).map_or(b.len(), |p| i + p)
+    RunEnds::new(b).next(from)
 }
 
 /// Where the text of a string goes: a `String`, or nowhere when a string is only checked.
@@ -240,8 +239,9 @@ pub fn read_str_into(s: &str, at: usize, out: &mut impl Sink) -> Result<usize, S
     let b = s.as_bytes();
     debug_assert_eq!(b.get(at), Some(&b'"'));
     let mut run = at + 1;
+    let mut ends = RunEnds::new(b);
     loop {
-        let end = next_run_end(b, run);
+        let end = ends.next(run);
         // `end` is an ASCII byte or the end of `s`: a character boundary.
         out.run(&s[run..end]);
         run = match b.get(end) {
@@ -473,9 +473,30 @@ mod tests {
     }
 
     #[test]
-    fn the_run_end_test_is_the_plain_definition() {
-        for b in 0..=255u8 {
-            assert_eq!(ends_run(b), b < 0x20 || b == b'"' || b == b'\\', "{b:#x}");
+    fn one_scanner_walked_from_end_to_end_finds_every_run_end() {
+        // As a string is read: each look starts after the last end found (or further on), and
+        // the scanner keeps its block's marks in between.
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..2000 {
+            let len = (next() % 400) as usize;
+            let density = 1 + next() % 40;
+            let b: Vec<u8> = (0..len)
+                .map(|_| if next() % density == 0 { [b'"', b'\\', b'\n', 0][(next() % 4) as usize] } else { b'x' })
+                .collect();
+            let plain = |from: usize| b[from..].iter().position(|&c| ends_run(c)).map_or(len, |p| from + p);
+            let mut ends = RunEnds::new(&b);
+            let mut at = 0;
+            while at <= len {
+                let end = ends.next(at);
+                assert_eq!(end, plain(at), "len {len} from {at}");
+                at = end + 1 + (next() % 3 == 0) as usize * (next() % 70) as usize;
+            }
         }
     }
 
