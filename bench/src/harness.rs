@@ -972,11 +972,25 @@ Not measured: valgrind is not installed here.
         self.keep("dumps_vs_python", paired(&od, &pd));
         self.keep("loads_vs_python", paired(&ol, &pl));
         let (od, ol, pd, pl) = (Runs(od), Runs(ol), Runs(pd), Runs(pl));
+        self.keep("loads_ours_per_s", ol.median());
+        self.keep("loads_py_per_s", pl.median());
+        self.keep("loads_py_min_per_s", pl.0.iter().copied().reduce(f64::min));
+        self.keep("loads_py_max_per_s", pl.0.iter().copied().reduce(f64::max));
         let o = json!({"dump_bytes": dump_bytes});
         let per_s = |x: f64| format!("{}/s", num(x));
         let rows = vec![
-            vec!["dumps per second".into(), od.show(per_s), pd.show(per_s), ratio(self.fig("dumps_vs_python"), Some(1.0))],
-            vec!["loads per second".into(), ol.show(per_s), pl.show(per_s), ratio(self.fig("loads_vs_python"), Some(1.0))],
+            vec![
+                "dumps per second".into(),
+                od.show(per_s),
+                pd.show(per_s),
+                ratio(self.fig("dumps_vs_python"), Some(1.0)),
+            ],
+            vec![
+                "loads per second".into(),
+                ol.show(per_s),
+                pl.show(per_s),
+                ratio(self.fig("loads_vs_python"), Some(1.0)),
+            ],
             vec!["dump size".into(), format!("{} B", o["dump_bytes"]), psize, "".into()],
             vec!["iterations per run".into(), format!("{io} × {ro} runs"), format!("{ip} × {rp} runs"), "".into()],
         ];
