@@ -84,6 +84,12 @@ impl<T: HasSlot> Timers<T> {
         due
     }
 
+    /// Drops the entries left behind by a later setting, and those of items `keep` refuses (a
+    /// job that is gone: its entry must not hold it until its time comes). A walk of the heap.
+    pub fn retain(&mut self, keep: impl Fn(&T) -> bool) {
+        self.heap.retain(|Reverse(t)| *lock(&t.item.slot().0) == Some(t.at) && keep(&t.item));
+    }
+
     /// The earliest time in the heap (possibly one an item was set for before its latest
     /// setting: waking then finds nothing due, which is harmless).
     pub fn next(&self) -> Option<Instant> {
@@ -148,5 +154,22 @@ mod tests {
         assert!(timers.take_due(t0 + 10 * s).is_empty(), "an item set for no time never comes out");
         timers.set(&a, Some(t0));
         assert_eq!(ids(&timers.take_due(t0)), [7]);
+    }
+
+    #[test]
+    fn retain_drops_what_was_left_behind_and_what_is_refused() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let items: Vec<Arc<Item>> = (0..3).map(|i| Arc::new(Item(Slot::default(), i))).collect();
+        let mut timers = Timers::new();
+        for (i, item) in items.iter().enumerate() {
+            timers.set(item, Some(t0 + (i as u32 + 10) * s));
+        }
+        timers.set(&items[0], Some(t0 + 20 * s));
+        assert_eq!(timers.entries(), 4);
+        timers.retain(|item| item.1 != 1);
+        assert_eq!(timers.entries(), 2, "item 0's first time and item 1 are gone");
+        assert_eq!(Arc::strong_count(&items[1]), 1, "the heap no longer holds item 1");
+        assert_eq!(ids(&timers.take_due(t0 + 30 * s)), [2, 0]);
     }
 }

@@ -154,6 +154,7 @@ fn run(u: &'static Uploader) {
     loop {
         let now = Instant::now();
         let mut looks = std::mem::take(&mut turned);
+        let mut looked_at_all = false;
         {
             let mut reg = registry(u);
             looks.append(&mut reg.woken);
@@ -173,7 +174,13 @@ fn run(u: &'static Uploader) {
                 // take it too, and must not wait while every job is looked at.
                 looks.extend(reg.jobs.iter().cloned());
                 look_at_all = now + MAX_SLEEP;
+                looked_at_all = true;
             }
+        }
+        if looked_at_all {
+            // A freed job's entry may be in the heap for a time far ahead: it must not hold the
+            // job's memory until then (nor may entries left behind pile up).
+            timers.retain(|e| e.job.strong_count() > 0);
         }
         looks.extend(timers.take_due(now));
         // A job both woken and due is looked at once.
