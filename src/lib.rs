@@ -8,6 +8,8 @@ mod core;
 pub mod ffi;
 mod os;
 mod scan;
+#[cfg(test)]
+mod test_rng;
 
 /// Not API: the few core items this crate's own command-line tool, integration tests and
 /// benchmark harness use directly. No stability promise; C users never see them.

@@ -661,19 +661,7 @@ mod tests {
 
     const ALL_PATHS: [Path; 4] = [Path::Avx2, Path::Ssse3, Path::Sse2, Path::Table];
 
-    /// A small xorshift generator: the same inputs every run.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// `size` distinct start bytes (any of the 256), a third of them followed by any byte.
     fn random_starts(rng: &mut Rng, size: usize) -> Vec<(u8, Option<u8>)> {
@@ -820,13 +808,8 @@ mod tests {
 
     #[test]
     fn json_run_ends_marks_quotes_backslashes_and_control_characters() {
-        let mut rng = 0x1234_5678_9abc_def0u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = Rng(0x1234_5678_9abc_def0);
+        let mut next = || rng.next();
         // Every byte value at every position, and random blocks.
         for b in 0..=255u8 {
             for at in 0..64 {

@@ -454,35 +454,14 @@ mod tests {
         Ok(text)
     }
 
-    /// A small deterministic generator (xorshift64*): the same cases on every run.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-            &items[self.below(items.len())]
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[test]
     fn one_scanner_walked_from_end_to_end_finds_every_run_end() {
         // As a string is read: each look starts after the last end found (or further on), and
         // the scanner keeps its block's marks in between.
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.next();
         for _ in 0..2000 {
             let len = (next() % 400) as usize;
             let density = 1 + next() % 40;
