@@ -247,6 +247,10 @@ impl Harness {
         let (noop_max, noop_clean_max) = (noop("max_ns"), noop("clean_max_ns"));
         self.keep("live_noop_max_ns", noop_max.median());
         self.keep("live_noop_clean_max_ns", noop_clean_max.median());
+        let total = |k: &dyn Fn(&Value) -> f64| results.iter().map(k).sum::<f64>();
+        self.keep("live_appends_over", Some(total(&|r| f(r, "over_100us"))));
+        self.keep("live_noop_over", Some(total(&|r| r["noop"]["over_100us"].as_f64().unwrap_or(f64::NAN))));
+        self.keep("live_samples", Some(total(&|r| f(r, "appends"))));
         let by_event = ["faulted", "waited", "preempted"]
             .iter()
             .map(|c| {
@@ -503,12 +507,19 @@ impl Harness {
                  run, took up to {} ({} in the loops during which its thread was not preempted, did not wait and \
                  took no fault: the virtual CPU was taken away, which the guest does not see as a context \
                  switch). The appends that were not preempted, did not wait and took no fault took up to {}. \
+                 Over all runs, {} of {} appends took longer than 100 µs, and {} of as many loops (where \
+                 appends are the more, a likely cause, not told apart here, is an append that wakes the \
+                 library's upload thread, a job's first text since its last upload, and loses its core to \
+                 it). \
                  The worst appends besides are ones during which the scheduler gave the thread's core to another \
                  thread: on 2 cores the caller shares them with the library's HTTP thread sending the jobs' \
                  PATCHes and with the server, and a time slice is longer than the target.",
                 fmt_s(g("live_noop_max_ns").map(|v| v / 1e9)),
                 fmt_s(g("live_noop_clean_max_ns").map(|v| v / 1e9)),
                 fmt_s(g("live_max_clean_ns").map(|v| v / 1e9)),
+                g("live_appends_over").map_or("—".into(), |v| format!("{v:.0}")),
+                g("live_samples").map_or("—".into(), |v| format!("{v:.0}")),
+                g("live_noop_over").map_or("—".into(), |v| format!("{v:.0}")),
             ));
         }
         if missed(g("loads_vs_python"), &|r| r >= 15.0) {
