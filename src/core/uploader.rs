@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+/// How long the thread, woken by a job's ask, waits for more asks before it looks.
+const GATHER: Duration = Duration::from_millis(1);
 /// How long the thread lingers with no job before it ends.
 const LINGER: Duration = Duration::from_secs(2);
 /// The longest time between two looks at every job (a safety net: jobs ask for a look, and the
@@ -37,6 +39,9 @@ struct Registry {
     /// Jobs that asked for a look ([`Registration::wake`]) since the thread last took them.
     woken: Vec<Arc<Entry>>,
     running: bool,
+    /// The thread waits on the condition variable: only then does a job's ask wake it (a
+    /// system call, and on a busy machine the woken thread may take the asking one's core).
+    sleeping: bool,
     /// Set by `wake`, cleared by the thread: look at every job. No wake-up is lost between the
     /// thread's look and its sleep.
     kicked: bool,
@@ -68,7 +73,13 @@ struct Uploader {
 fn uploader() -> Option<&'static Uploader> {
     static UPLOADER: PerProcess<Uploader> = PerProcess::new();
     UPLOADER.get(|| Uploader {
-        registry: Mutex::new(Registry { jobs: Vec::new(), woken: Vec::new(), running: false, kicked: false }),
+        registry: Mutex::new(Registry {
+            jobs: Vec::new(),
+            woken: Vec::new(),
+            running: false,
+            sleeping: false,
+            kicked: false,
+        }),
         wake: Condvar::new(),
     })
 }
@@ -104,8 +115,13 @@ impl Registration {
             return;
         }
         let Some(u) = uploader() else { return };
-        registry(u).woken.push(self.0.clone());
-        u.wake.notify_one();
+        let mut reg = registry(u);
+        reg.woken.push(self.0.clone());
+        let sleeping = reg.sleeping;
+        drop(reg);
+        if sleeping {
+            u.wake.notify_one();
+        }
     }
 }
 
@@ -208,10 +224,19 @@ fn run(u: &'static Uploader) {
             turned.push(entry);
         }
         if turned.is_empty() {
-            let reg = registry(u);
+            let mut reg = registry(u);
             if !reg.kicked && reg.woken.is_empty() {
                 let until = timers.next().map_or(look_at_all, |t| t.min(look_at_all));
-                let _ = wait_timeout(&u.wake, reg, until.saturating_duration_since(Instant::now()));
+                reg.sleeping = true;
+                let (mut reg, _) = wait_timeout(&u.wake, reg, until.saturating_duration_since(Instant::now()));
+                reg.sleeping = false;
+                let asked = !reg.woken.is_empty() && !reg.kicked;
+                drop(reg);
+                if asked {
+                    // Woken by an ask: the asks of the next moment (a caller giving many jobs
+                    // their first text) are taken with it, in one wake-up instead of one each.
+                    std::thread::sleep(GATHER);
+                }
             }
         }
     }
