@@ -233,6 +233,8 @@ fn run(u: &'static Uploader) {
                 let asked = !reg.woken.is_empty() && !reg.kicked;
                 drop(reg);
                 if asked {
+                    #[cfg(test)]
+                    tests::WAKE_UPS_BY_ASKS.fetch_add(1, Ordering::SeqCst);
                     // Woken by an ask: the asks of the next moment (a caller giving many jobs
                     // their first text) are taken with it, in one wake-up instead of one each.
                     std::thread::sleep(GATHER);
@@ -263,6 +265,50 @@ mod tests {
 
     fn looks(c: &Counted) -> usize {
         c.0.load(Ordering::SeqCst)
+    }
+
+    /// How often the thread was woken by asks (counted in `run`).
+    pub(super) static WAKE_UPS_BY_ASKS: AtomicUsize = AtomicUsize::new(0);
+
+    fn counted_jobs(n: usize) -> (Vec<Arc<Counted>>, Vec<Registration>) {
+        let jobs: Vec<Arc<Counted>> = (0..n).map(|_| Arc::new(Counted(AtomicUsize::new(0)))).collect();
+        let registrations = jobs
+            .iter()
+            .map(|c| {
+                let c: Arc<dyn Background> = c.clone();
+                register(Arc::downgrade(&c))
+            })
+            .collect();
+        (jobs, registrations)
+    }
+
+    #[test]
+    fn asks_in_quick_succession_wake_the_thread_a_few_times_not_once_each() {
+        let (jobs, registrations) = counted_jobs(300);
+        let u = uploader().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !registry(u).sleeping {
+            assert!(Instant::now() < deadline, "the thread never slept");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let before: Vec<usize> = jobs.iter().map(|c| looks(c)).collect();
+        let wake_ups = WAKE_UPS_BY_ASKS.load(Ordering::SeqCst);
+        // As a caller giving many jobs their first text: an ask every 20 us, for 6 ms.
+        for r in &registrations {
+            r.wake();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_micros(20) {}
+        }
+        for (c, b) in jobs.iter().zip(&before) {
+            while looks(c) == *b {
+                assert!(Instant::now() < deadline, "a job that asked was not looked at");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        // (Other tests' appends may wake it too meanwhile: a bound, not an exact count.)
+        let woken = WAKE_UPS_BY_ASKS.load(Ordering::SeqCst) - wake_ups;
+        assert!(woken < 40, "300 asks over 6 ms woke the thread {woken} times");
+        drop(registrations);
     }
 
     #[test]
