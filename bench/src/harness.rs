@@ -939,7 +939,7 @@ Not measured: valgrind is not installed here.
         let srv = self.server()?;
         // One run of ours, then one of Python, and so on: each pair sees the machine in the same
         // state (its speed drifts within a minute here); the ratios are the medians of the pairs'.
-        let (mut od, mut ol, mut pd, mut pl) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut od, mut ol, mut pd, mut pl, mut of) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut dump_bytes, mut psize) = (Value::Null, self.py_missing());
         let py = self.py_available();
         for i in 0..ro.max(if py { rp } else { 0 }) {
@@ -952,6 +952,7 @@ Not measured: valgrind is not installed here.
                 self.check(o["roundtrip_same_size"] == true, "dumps/loads: our loaded job dumps differently".into());
                 od.extend(nums(&o, "dumps_per_s"));
                 ol.extend(nums(&o, "loads_per_s"));
+                of.extend(nums(&o, "floor_per_s"));
                 dump_bytes = o["dump_bytes"].clone();
             }
             if py && i < rp {
@@ -974,6 +975,7 @@ Not measured: valgrind is not installed here.
         let (od, ol, pd, pl) = (Runs(od), Runs(ol), Runs(pd), Runs(pl));
         self.keep("loads_ours_per_s", ol.median());
         self.keep("loads_py_per_s", pl.median());
+        self.keep("loads_floor_per_s", Runs(of).median());
         self.keep("loads_py_min_per_s", pl.0.iter().copied().reduce(f64::min));
         self.keep("loads_py_max_per_s", pl.0.iter().copied().reduce(f64::max));
         let o = json!({"dump_bytes": dump_bytes});
