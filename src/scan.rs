@@ -809,7 +809,6 @@ mod tests {
     #[test]
     fn json_run_ends_marks_quotes_backslashes_and_control_characters() {
         let mut rng = Rng(0x1234_5678_9abc_def0);
-        let mut next = || rng.next();
         // Every byte value at every position, and random blocks.
         for b in 0..=255u8 {
             for at in 0..64 {
@@ -819,7 +818,7 @@ mod tests {
             }
         }
         for _ in 0..10_000 {
-            let block: [u8; 64] = std::array::from_fn(|_| next() as u8);
+            let block: [u8; 64] = std::array::from_fn(|_| rng.next() as u8);
             assert_eq!(json_run_ends(&block), json_run_ends_bytewise(&block));
         }
         let mut block = [b'x'; 64];

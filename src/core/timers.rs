@@ -116,6 +116,11 @@ mod tests {
         }
     }
 
+    /// Items 0..n, none set yet.
+    fn items(n: u32) -> Vec<Arc<Item>> {
+        (0..n).map(|i| Arc::new(Item(Slot::default(), i))).collect()
+    }
+
     fn ids(v: &[Arc<Item>]) -> Vec<u32> {
         v.iter().map(|i| i.1).collect()
     }
@@ -124,7 +129,7 @@ mod tests {
     fn items_come_out_in_the_order_of_their_times_and_only_when_due() {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
-        let items: Vec<Arc<Item>> = (0..4).map(|i| Arc::new(Item(Slot::default(), i))).collect();
+        let items = items(4);
         let mut timers = Timers::new();
         timers.set(&items[0], Some(t0 + 3 * s));
         timers.set(&items[1], Some(t0 + s));
@@ -160,7 +165,7 @@ mod tests {
     fn retain_drops_what_was_left_behind_and_what_is_refused() {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
-        let items: Vec<Arc<Item>> = (0..3).map(|i| Arc::new(Item(Slot::default(), i))).collect();
+        let items = items(3);
         let mut timers = Timers::new();
         for (i, item) in items.iter().enumerate() {
             timers.set(item, Some(t0 + (i as u32 + 10) * s));

@@ -313,24 +313,16 @@ mod tests {
 
     #[test]
     fn a_job_that_asks_is_looked_at_alone() {
-        let others: Vec<Arc<Counted>> = (0..2000).map(|_| Arc::new(Counted(AtomicUsize::new(0)))).collect();
-        let registrations: Vec<Registration> = others
-            .iter()
-            .map(|c| {
-                let c: Arc<dyn Background> = c.clone();
-                register(Arc::downgrade(&c))
-            })
-            .collect();
-        let asking = Arc::new(Counted(AtomicUsize::new(0)));
-        let asking_dyn: Arc<dyn Background> = asking.clone();
-        let registration = register(Arc::downgrade(&asking_dyn));
+        let (others, registrations) = counted_jobs(2000);
+        let (asking, mut asking_registration) = counted_jobs(1);
+        let (asking, registration) = (&asking[0], asking_registration.pop().expect("one registration"));
         let before: Vec<usize> = others.iter().map(|c| looks(c)).collect();
         let asks = 200;
         let deadline = Instant::now() + Duration::from_secs(20);
         for _ in 0..asks {
-            let seen = looks(&asking);
+            let seen = looks(asking);
             registration.wake();
-            while looks(&asking) == seen {
+            while looks(asking) == seen {
                 assert!(Instant::now() < deadline, "a job that asked was not looked at");
                 std::thread::yield_now();
             }
