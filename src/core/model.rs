@@ -6,6 +6,7 @@
 //! writes jobs by hand too, from a [`JobView`], in the same bytes (a test holds both together),
 //! so that a job's log is escaped fast and never copied for a dump.
 
+use super::payload::JobInfo;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -195,6 +196,14 @@ impl JobData {
             taken_at: *taken_at,
         }
     }
+}
+
+/// A job read from a dump: its data, and its payload read already where the reading had it in
+/// hand (the job then does not read the payload a second time).
+#[derive(Debug)]
+pub struct LoadedJob {
+    pub data: JobData,
+    pub info: Option<JobInfo>,
 }
 
 /// Everything that defines a job and survives `dumps`/`loads`.

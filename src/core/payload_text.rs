@@ -30,17 +30,36 @@ pub fn job_info(text: &str) -> Result<JobInfo> {
 /// The payload read the fast way, or None when the ordinary reading decides.
 fn read(text: &str) -> Option<Result<JobInfo>> {
     // Not an object: `Members` refuses it below.
-    if json::Cursor::new(text).skip_value()? > MAX_PAYLOAD_DEPTH {
-        return None;
-    }
-    let Members { rest, variables } = serde_json::from_str(text).ok()?;
-    Some(payload::from_members(&Value::Object(rest), variables.unwrap_or_default()))
+    let depth = json::Cursor::new(text).skip_value()?;
+    Some(read_nested(text, depth)?.job_info())
 }
 
-/// The payload's members but `variables`, and its variables read as [`Variable`]s.
-struct Members {
+/// The payload `text`, known to nest `depth` levels deep (whoever found it in a larger document
+/// walked it already), read the fast way; None when the ordinary reading decides.
+pub fn read_nested(text: &str, depth: usize) -> Option<Members> {
+    if depth > MAX_PAYLOAD_DEPTH {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
+/// The payload's members but `variables` (as a `Value` map, the last of duplicates kept), and
+/// its variables read as [`Variable`]s.
+pub struct Members {
     rest: Map<String, Value>,
     variables: Option<Vec<Variable>>,
+}
+
+impl Members {
+    /// The members but `variables`, as the ordinary reading has them.
+    pub fn rest(&self) -> &Map<String, Value> {
+        &self.rest
+    }
+
+    /// As [`job_info`] of the payload read.
+    pub fn job_info(self) -> Result<JobInfo> {
+        payload::from_members(&Value::Object(self.rest), self.variables.unwrap_or_default())
+    }
 }
 
 impl<'de> de::Deserialize<'de> for Members {

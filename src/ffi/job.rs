@@ -774,7 +774,7 @@ pub unsafe extern "C" fn glr_job_watch_loads(data: *const c_char, out: *mut *mut
     guard(|| {
         let out = unsafe { out_arg(out, "out") }?;
         let data = unsafe { str_arg(data, "data") }?;
-        out.write(new_handle(glr_job::new(Job::watcher_from_data(persist::job_from_str(data)?)?)));
+        out.write(new_handle(glr_job::new(Job::watcher_from_loaded(persist::load_job(data)?)?)));
         Ok(())
     })
 }
@@ -787,7 +787,7 @@ pub unsafe extern "C" fn glr_job_watch_load(path: *const c_char, out: *mut *mut 
         let out = unsafe { out_arg(out, "out") }?;
         let path = unsafe { str_arg(path, "path") }?;
         let data = persist::read_file(Path::new(path))?;
-        out.write(new_handle(glr_job::new(Job::watcher_from_data(persist::job_from_str(&data)?)?)));
+        out.write(new_handle(glr_job::new(Job::watcher_from_loaded(persist::load_job(&data)?)?)));
         Ok(())
     })
 }
@@ -809,7 +809,7 @@ pub unsafe extern "C" fn glr_job_loads(data: *const c_char, out: *mut *mut glr_j
     guard(|| {
         let out = unsafe { out_arg(out, "out") }?;
         let data = unsafe { str_arg(data, "data") }?;
-        out.write(new_handle(glr_job::new(Job::from_data(persist::job_from_str(data)?)?)));
+        out.write(new_handle(glr_job::new(Job::from_loaded(persist::load_job(data)?)?)));
         Ok(())
     })
 }
@@ -842,7 +842,7 @@ pub unsafe extern "C" fn glr_job_load(path: *const c_char, out: *mut *mut glr_jo
         let out = unsafe { out_arg(out, "out") }?;
         let path = unsafe { str_arg(path, "path") }?;
         let data = persist::read_file(Path::new(path))?;
-        out.write(new_handle(glr_job::new(Job::from_data(persist::job_from_str(&data)?)?)));
+        out.write(new_handle(glr_job::new(Job::from_loaded(persist::load_job(&data)?)?)));
         Ok(())
     })
 }

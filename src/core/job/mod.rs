@@ -23,7 +23,7 @@ use crate::core::blocks::BLOCK;
 use crate::core::error::{Error, ErrorKind, Result};
 use crate::core::info::info_raw;
 use crate::core::mask::Masker;
-use crate::core::model::{JobData, JobState, JobView, LogData, RunnerData};
+use crate::core::model::{JobData, JobState, JobView, LoadedJob, LogData, RunnerData};
 use crate::core::payload::{JobInfo, VAR_MASKED};
 use crate::core::payload_text;
 use crate::core::sync::lock;
@@ -60,14 +60,19 @@ fn masker_for(info: &JobInfo) -> Masker {
 
 impl Job {
     /// A job from its data; `trace` builds its log (empty for a new job, restored from a dump).
+    /// `info`: the payload read already (None: read here).
     fn build(
         data: JobData,
+        info: Option<JobInfo>,
         runner_info: Option<Arc<RawValue>>,
         role: Role,
         trace: impl FnOnce(LogData, Masker) -> Trace,
     ) -> Result<Job> {
         let JobData { runner, payload, state, committed, exit_code, log, taken_at } = data;
-        let info = payload_text::job_info(&payload)?;
+        let info = match info {
+            Some(info) => info,
+            None => payload_text::job_info(&payload)?,
+        };
         let trace = trace(log, masker_for(&info));
         let inner = JobMut {
             state,
@@ -111,24 +116,24 @@ impl Job {
             log: LogData::default(),
             taken_at: Some(time::unix_now()),
         };
-        Self::build(data, Some(runner_info), Role::Owner, |_, masker| Trace::new(masker))
+        Self::build(data, None, Some(runner_info), Role::Owner, |_, masker| Trace::new(masker))
     }
 
     /// A job restored from a dump (offline; its log offset is re-learned before the next
     /// upload): the new owner of its log.
-    pub fn from_data(data: JobData) -> Result<Job> {
-        Self::restore(data, Role::Owner)
+    pub fn from_loaded(job: LoadedJob) -> Result<Job> {
+        Self::restore(job, Role::Owner)
     }
 
     /// A watcher restored from a dump (offline): keeps the job alive and learns cancels while
     /// another process, which loaded the same dump, writes the log.
-    pub fn watcher_from_data(data: JobData) -> Result<Job> {
-        Self::restore(data, Role::Watcher)
+    pub fn watcher_from_loaded(job: LoadedJob) -> Result<Job> {
+        Self::restore(job, Role::Watcher)
     }
 
-    fn restore(data: JobData, role: Role) -> Result<Job> {
+    fn restore(LoadedJob { data, info }: LoadedJob, role: Role) -> Result<Job> {
         warn_if_plain_http(&data.runner.api_url);
-        Self::build(data, None, role, Trace::from_data)
+        Self::build(data, info, None, role, Trace::from_data)
     }
 
     /// A snapshot of everything persisted, for a dump that leaves this handle the owner.

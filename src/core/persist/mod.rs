@@ -34,8 +34,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::error::{Error, Result};
-use super::model::{Identity, JobData, JobState, JobView, LogData, LogView, Registration, RunnerData};
-use super::payload::MAX_PAYLOAD_DEPTH;
+use super::model::{Identity, JobData, JobState, JobView, LoadedJob, LogData, LogView, Registration, RunnerData};
+use super::payload_text;
 use super::system_id;
 use super::trace::MIN_LOG_LIMIT;
 use super::url::normalize_api_url;
@@ -381,6 +381,11 @@ fn check_payload(payload: &Value) -> Result<()> {
     let Value::Object(map) = payload else {
         return Err(wrong_type("payload", "an object", payload));
     };
+    check_payload_members(map)
+}
+
+/// [`check_payload`] of an object's members.
+fn check_payload_members(map: &Map<String, Value>) -> Result<()> {
     let id_ok = match map.get("id") {
         Some(Value::String(s)) => s.parse::<i64>().is_ok(),
         Some(v) => v.as_i64().is_some(),
@@ -538,19 +543,26 @@ fn runner_from_v1(items: Vec<Value>) -> Result<RunnerData> {
 // Reading: jobs.
 
 /// A job from our v2 format or from the Python package's v1 array.
-pub fn job_from_str(s: &str) -> Result<JobData> {
+pub fn load_job(s: &str) -> Result<LoadedJob> {
     job_from_json(s).map_err(|e| e.context(Kind::Job.what()))
 }
 
-fn job_from_json(s: &str) -> Result<JobData> {
+/// [`load_job`]'s data.
+#[cfg(test)]
+fn job_from_str(s: &str) -> Result<JobData> {
+    load_job(s).map(|job| job.data)
+}
+
+fn job_from_json(s: &str) -> Result<LoadedJob> {
     if let Some(job) = job_from_v2_lifted(s) {
         return job;
     }
-    match parse_json(s)? {
+    let data = match parse_json(s)? {
         Value::Object(map) => job_from_v2(map, payload_from_value),
         Value::Array(items) => job_from_v1(items),
         other => Err(not_object_or_array(&other)),
-    }
+    }?;
+    Ok(LoadedJob { data, info: None })
 }
 
 /// The payload parsed with the rest of the dump: checked, and written back as JSON text.
@@ -641,8 +653,8 @@ fn job_from_v1(items: Vec<Value>) -> Result<JobData> {
 // Reading: v2 jobs, fast. A dump is mostly its log (a MiB and more) and its payload (kilobytes):
 // parsing both into a `Value` tree, as `job_from_v2` gets them, costs most of a load, and the
 // payload is parsed again by the job anyway. So the two are lifted out first: the log text read
-// straight into its `String` (`json::read_str`), the payload only checked and kept as the text
-// it was dumped as. serde_json parses what is left, with stand-ins where they were, and
+// straight into its `String` (`json::read_str`), the payload read once for both its checks and
+// the job (`payload_text`) and kept as the text it was dumped as. serde_json parses what is left, with stand-ins where they were, and
 // `job_from_v2` reads that as always. Whenever the input is not plainly what our writer gives
 // (duplicate members, escaped keys, anything this reading cannot vouch for), the ordinary reading
 // runs instead and gives exactly the result and error it always gave.
@@ -656,18 +668,23 @@ struct Lifted {
 }
 
 /// A v2 job read with its large parts lifted out; None: read it the ordinary way.
-fn job_from_v2_lifted(s: &str) -> Option<Result<JobData>> {
+fn job_from_v2_lifted(s: &str) -> Option<Result<LoadedJob>> {
     let lifted = lift_job_parts(s)?;
     let payload = &s[lifted.payload.clone()];
-    if lifted.payload_depth > MAX_PAYLOAD_DEPTH || !raw_payload_ok(payload) {
-        return None;
-    }
+    // The payload's strings were checked by the walk that found it, more strictly than
+    // serde_json checks what it skips (lone surrogates).
+    let members = payload_text::read_nested(payload, lifted.payload_depth)?;
+    check_payload_members(members.rest()).ok()?;
+    // An error here (an empty token) is the job's to give, and it gives it again when it reads
+    // the payload that the ordinary reading hands it.
+    let info = members.job_info().ok()?;
     let rest = with_stand_ins(s, [(lifted.payload.clone(), "0"), (lifted.text.clone(), "\"\"")]);
     // Any error here is reported by the ordinary reading, with its own positions.
     let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&rest) else { return None };
     let Some(Value::Object(log)) = map.get_mut("log") else { return None };
     log.insert("text".into(), Value::String(lifted.log_text));
-    Some(job_from_v2(map, |_stand_in| Ok(payload.to_string())))
+    let data = job_from_v2(map, |_stand_in| Ok(payload.to_string()));
+    Some(data.map(|data| LoadedJob { data, info: Some(info) }))
 }
 
 /// Finds `payload` and `log.text` in the object `s`, each exactly once (with duplicates,
@@ -712,33 +729,6 @@ fn lift_job_parts(s: &str) -> Option<Lifted> {
         text: text.clone(),
         log_text: std::mem::take(log_text),
     })
-}
-
-/// `check_payload` on the payload's text without building it: serde_json checks its syntax
-/// while it picks out `id` and `token`, which are then checked as `check_payload` checks them.
-/// False for anything else, even what the ordinary reading accepts (a duplicate `id`): then it
-/// decides. The strings in the payload were checked by the walk that found it, more strictly
-/// than serde_json checks what it skips (lone surrogates).
-fn raw_payload_ok(raw: &str) -> bool {
-    #[derive(serde::Deserialize)]
-    struct IdToken<'a> {
-        #[serde(borrow)]
-        id: Option<&'a serde_json::value::RawValue>,
-        #[serde(borrow)]
-        token: Option<&'a serde_json::value::RawValue>,
-    }
-    // serde would also read a struct from an array.
-    if !raw.starts_with('{') {
-        return false;
-    }
-    let Ok(IdToken { id, token }) = serde_json::from_str(raw) else { return false };
-    let mut map = Map::new();
-    for (key, value) in [("id", id), ("token", token)] {
-        let Some(value) = value else { continue };
-        let Ok(value) = serde_json::from_str(value.get()) else { return false };
-        map.insert(key.into(), value);
-    }
-    check_payload(&Value::Object(map)).is_ok()
 }
 
 /// `s` with each range replaced by its stand-in (the ranges do not overlap).
@@ -823,6 +813,7 @@ pub fn read_file(path: &Path) -> Result<String> {
 mod tests {
     use super::*;
     use crate::core::error::ErrorKind;
+    use crate::core::payload::MAX_PAYLOAD_DEPTH;
     use serde_json::json;
 
     // The Python package's real outputs (reference sections 1.9, 3.1 and 3.2), byte for byte.
@@ -1402,11 +1393,13 @@ mod tests {
     }
 
     /// The lifted reading gives what the ordinary one gives: the same job (its payload the same
-    /// JSON, kept as it was written), or the same error. Returns whether it read `s` at all.
+    /// JSON, kept as it was written, and read as the job reads it), or the same error. Returns
+    /// whether it read `s` at all.
     fn assert_lifted_is_ordinary(s: &str) -> bool {
         let Some(lifted) = job_from_v2_lifted(s) else { return false };
         match (lifted, ordinary(s)) {
-            (Ok(mut a), Ok(b)) => {
+            (Ok(LoadedJob { data: mut a, info }), Ok(b)) => {
+                assert_eq!(info.as_ref(), payload_text::job_info(&b.payload).as_ref().ok(), "{s:.300}");
                 let (pa, pb): (Value, Value) =
                     (serde_json::from_str(&a.payload).unwrap(), serde_json::from_str(&b.payload).unwrap());
                 assert_eq!(pa, pb, "{s:.300}");
@@ -1484,6 +1477,7 @@ mod tests {
             set(job, "/payload", json!([1, "x"])),
             set(job, "/payload/id", json!("x")),
             remove(job, "/payload/token"),
+            set(job, "/payload/token", json!("")),
             set(job, "/payload/zeta", json!(1e300)),
             job.replacen("\"zeta\":[", "\"zeta\":[\"\\udc00\",", 1),
             edit(job, |v| v["payload"]["deep"] = (0..MAX_PAYLOAD_DEPTH).fold(json!(1), |v, _| json!([v]))),
@@ -1495,6 +1489,8 @@ mod tests {
         for s in &declined {
             assert!(job_from_v2_lifted(s).is_none(), "lifted: {s:.400}");
         }
+        // An empty token passes the dump's checks: the job reads the payload and refuses it.
+        assert_eq!(load_job(&set(job, "/payload/token", json!(""))).unwrap().info, None);
         // Just within the nesting allowed.
         let deep = edit(job, |v| v["payload"]["deep"] = (0..MAX_PAYLOAD_DEPTH - 2).fold(json!(1), |v, _| json!([v])));
         assert!(assert_lifted_is_ordinary(&deep));
