@@ -80,7 +80,7 @@ fn write_escaped(out: &mut Vec<u8>, text: &[u8]) {
 //
 // serde_json reads a string by looking for its end a few bytes at a time, then copies it into a
 // scratch buffer that grows by doubling, then copies it once more into the `String`. Here the
-// search looks at 64 bytes at a time (again a fixed-size loop the compiler vectorises), and the
+// search looks at 64 bytes at a time (`scan::json_run_ends`: SSE2 or AVX2), and the
 // runs between escapes go straight into a `String` sized once: a log with one escape per line
 // costs a scan and a copy. Everything is checked as strictly as serde_json checks a string it
 // turns into a `String` (control characters, escapes, `\u` surrogate pairs), so text this reads
@@ -112,56 +112,30 @@ fn ends_run(b: u8) -> bool {
 
 const BLOCK: usize = 64;
 
-/// The bytes ending runs in one text, found 64 at a time (`scan::json_run_ends`): the marks of
-/// the last block looked at are kept, so a string with an escape every line (a log: `\n`) is
-/// scanned once, not again from each escape on.
-struct RunEnds<'a> {
-    b: &'a [u8],
-    /// The start of the block whose marks are kept (`usize::MAX`: none yet).
-    block: usize,
-    marks: u64,
-}
-
-impl<'a> RunEnds<'a> {
-    fn new(b: &'a [u8]) -> Self {
-        RunEnds { b, block: usize::MAX, marks: 0 }
-    }
-
-    /// The position of the first byte ending a run from `from` on, or `b.len()`.
-    #[inline]
-    fn next(&mut self, from: usize) -> usize {
-        let mut block = from - from % BLOCK;
-        if block != self.block {
-            let Some(bytes) = self.b.get(block..block + BLOCK) else {
-                return self.tail(block.max(from));
-            };
-            self.block = block;
-            self.marks = crate::scan::json_run_ends(bytes.try_into().expect("BLOCK bytes"));
+/// The bytes ending runs in `b[from..from + 64]`, as bits (bit `i`: `b[from + i]`), found 64 at
+/// a time (`scan::json_run_ends`). In the last bytes of `b` (fewer than 64), the end of `b`
+/// counts as a run end too, so that a search always stops there. `from` is at most `b.len()`.
+#[inline]
+fn run_ends_at(b: &[u8], from: usize) -> u64 {
+    match b.get(from..from + BLOCK) {
+        Some(block) => crate::scan::json_run_ends(block.try_into().expect("BLOCK bytes")),
+        None => {
+            let tail = &b[from..];
+            let ends = tail.iter().enumerate().filter(|&(_, &c)| ends_run(c)).fold(0u64, |m, (i, _)| m | 1 << i);
+            ends | 1 << tail.len()
         }
-        let mut marks = self.marks & (!0u64 << (from - block));
-        loop {
-            if marks != 0 {
-                return block + marks.trailing_zeros() as usize;
-            }
-            block += BLOCK;
-            let Some(bytes) = self.b.get(block..block + BLOCK) else {
-                return self.tail(block);
-            };
-            self.block = block;
-            self.marks = crate::scan::json_run_ends(bytes.try_into().expect("BLOCK bytes"));
-            marks = self.marks;
-        }
-    }
-
-    /// The last bytes, fewer than a block, from `from` on.
-    fn tail(&self, from: usize) -> usize {
-        self.b[from..].iter().position(|&c| ends_run(c)).map_or(self.b.len(), |p| from + p)
     }
 }
 
 /// The position of the first byte ending a run in `b` from `from` on, or `b.len()`.
-fn next_run_end(b: &[u8], from: usize) -> usize {
-    RunEnds::new(b).next(from)
+fn next_run_end(b: &[u8], mut from: usize) -> usize {
+    loop {
+        let ends = run_ends_at(b, from);
+        if ends != 0 {
+            return from + ends.trailing_zeros() as usize;
+        }
+        from += BLOCK;
+    }
 }
 
 /// Where the text of a string goes: a `String`, or nowhere when a string is only checked.
@@ -239,17 +213,27 @@ pub fn read_str_into(s: &str, at: usize, out: &mut impl Sink) -> Result<usize, S
     let b = s.as_bytes();
     debug_assert_eq!(b.get(at), Some(&b'"'));
     let mut run = at + 1;
-    let mut ends = RunEnds::new(b);
+    // The 64 bytes looked at: every run end in them is handled before the next are looked at,
+    // so a string with an escape every line (a log: `\n`) is scanned once, and each of its
+    // lines costs one copy and one escape.
+    let mut window = run;
     loop {
-        let end = ends.next(run);
-        // `end` is an ASCII byte or the end of `s`: a character boundary.
-        out.run(&s[run..end]);
-        run = match b.get(end) {
-            None => return str_error(at, "unterminated string"),
-            Some(b'"') => return Ok(end + 1),
-            Some(b'\\') => read_escape(b, end, out)?,
-            Some(_) => return str_error(end, "control character in a string"),
-        };
+        let mut ends = run_ends_at(b, window);
+        while ends != 0 {
+            let end = window + ends.trailing_zeros() as usize;
+            // `end` is an ASCII byte or the end of `s`: a character boundary.
+            out.run(&s[run..end]);
+            run = match b.get(end) {
+                None => return str_error(at, "unterminated string"),
+                Some(b'"') => return Ok(end + 1),
+                Some(b'\\') => read_escape(b, end, out)?,
+                Some(_) => return str_error(end, "control character in a string"),
+            };
+            // What the escape took (the `"` of `\"`) ends no run.
+            ends &= u64::MAX.checked_shl((run - window) as u32).unwrap_or(0);
+        }
+        // The rest of the window holds no run end; an escape may reach past it.
+        window = (window + BLOCK).max(run);
     }
 }
 
@@ -260,6 +244,11 @@ pub fn read_str(s: &str, at: usize) -> Result<(String, usize), StrError> {
     let mut text = String::with_capacity(s.len() - at);
     let end = read_str_into(s, at, &mut text)?;
     Ok((text, end))
+}
+
+/// The bytes that end a number or a literal (`true`, `null`...) in JSON text.
+fn ends_literal(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b',' | b':' | b'[' | b']' | b'{' | b'}' | b'"')
 }
 
 /// The longest number [`Cursor::skip_value`] vouches for: f64 holds every number of up to 308
@@ -345,7 +334,7 @@ impl<'a> Cursor<'a> {
                     // numbers beyond f64's range, which only an exponent or hundreds of digits
                     // reach: such a number is not vouched for.
                     let token = &b[self.at..];
-                    let len = token.iter().position(|c| b" \t\n\r,:[]{}\"".contains(c)).unwrap_or(token.len());
+                    let len = token.iter().position(|&c| ends_literal(c)).unwrap_or(token.len());
                     let number = matches!(token[0], b'-' | b'0'..=b'9');
                     if number && (len > MAX_NUMBER_LEN || token[..len].iter().any(|c| matches!(c, b'e' | b'E'))) {
                         return None;
@@ -457,24 +446,15 @@ mod tests {
     use crate::test_rng::Rng;
 
     #[test]
-    fn one_scanner_walked_from_end_to_end_finds_every_run_end() {
-        // As a string is read: each look starts after the last end found (or further on), and
-        // the scanner keeps its block's marks in between.
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut next = || rng.next();
-        for _ in 0..2000 {
-            let len = (next() % 400) as usize;
-            let density = 1 + next() % 40;
-            let b: Vec<u8> = (0..len)
-                .map(|_| if next() % density == 0 { [b'"', b'\\', b'\n', 0][(next() % 4) as usize] } else { b'x' })
-                .collect();
-            let plain = |from: usize| b[from..].iter().position(|&c| ends_run(c)).map_or(len, |p| from + p);
-            let mut ends = RunEnds::new(&b);
-            let mut at = 0;
-            while at <= len {
-                let end = ends.next(at);
-                assert_eq!(end, plain(at), "len {len} from {at}");
-                at = end + 1 + (next() % 3 == 0) as usize * (next() % 70) as usize;
+    fn escapes_across_the_edge_of_the_bytes_looked_at_read_as_serde_json_reads_them() {
+        // Each escape (up to 12 bytes) at every position around the first and second 64 bytes
+        // looked at, with another escape soon after it or after the next 64 bytes.
+        for escape in [r"\n", r#"\""#, r"\\", r"\u00e9", r"\ud83d\ude00"] {
+            for before in 0..2 * BLOCK + 14 {
+                for gap in [0, 1, 13, BLOCK - 1, BLOCK + 1] {
+                    let lit = format!("\"{}{escape}{}{escape}z\"", "x".repeat(before), "y".repeat(gap));
+                    assert_eq!(read(&lit).ok(), serde(&lit), "{lit:?}");
+                }
             }
         }
     }
