@@ -23,6 +23,9 @@ pub(super) struct Plan {
     server_requests: (usize, usize),
 }
 
+/// The appends of `append max` counted as the start of their round (see `live_over_early`).
+const ROUND_START: usize = 10;
+
 impl Plan {
     pub(super) fn full() -> Plan {
         Plan {
@@ -251,6 +254,18 @@ impl Harness {
         self.keep("live_appends_over", Some(total(&|r| f(r, "over_100us"))));
         self.keep("live_noop_over", Some(total(&|r| r["noop"]["over_100us"].as_f64().unwrap_or(f64::NAN))));
         self.keep("live_samples", Some(total(&|r| f(r, "appends"))));
+        let wake = |k: &str| Runs(results.iter().map(|r| r["wake"][k].as_f64().unwrap_or(f64::NAN)).collect());
+        self.keep("live_wake_max_ns", wake("max_ns").median());
+        self.keep("live_wake_worst_ns", wake("max_ns").max());
+        self.keep("live_wakes", Some(total(&|r| r["wake"]["n"].as_f64().unwrap_or(f64::NAN))));
+        self.keep("live_wakes_over", Some(total(&|r| r["wake"]["over_100us"].as_f64().unwrap_or(f64::NAN))));
+        // The appends over the target that came among the first of their round, right after
+        // the pause (when the uploader sleeps and the round's first new text wakes it).
+        let early = |r: &Value| {
+            let at = r["over_at"].as_array().map(Vec::as_slice).unwrap_or_default();
+            at.iter().filter(|i| i.as_u64().is_some_and(|i| i < ROUND_START as u64)).count() as f64
+        };
+        self.keep("live_over_early", Some(total(&early)));
         let by_event = ["faulted", "waited", "preempted"]
             .iter()
             .map(|c| {
@@ -265,7 +280,8 @@ impl Harness {
                 "max {} (p99 {}, p99.9 {}; {} appends over {} per run). By what the appending thread went \
                  through during the append: none {} appends, max {}; {by_event}. The machine's floor, timed the \
                  same way right after each append: a {} busy loop (no call, no memory) took up to {}, and up to {} \
-                 when its thread was not preempted, did not wait and took no fault",
+                 when its thread was not preempted, did not wait and took no fault. Waking a sleeping thread, \
+                 once in each pause: up to {}",
                 max.show(ns),
                 get("p99_ns").show(ns),
                 get("p999_ns").show(ns),
@@ -276,6 +292,7 @@ impl Harness {
                 ns(results.first().map_or(f64::NAN, |r| r["noop"]["loop_ns"].as_f64().unwrap_or(f64::NAN))),
                 noop_max.show(ns),
                 noop_clean_max.show(ns),
+                wake("max_ns").show(ns),
             ),
             "`append-max-jobs`".into(),
         ])
@@ -507,10 +524,13 @@ impl Harness {
                  run, took up to {} ({} in the loops during which its thread was not preempted, did not wait and \
                  took no fault: the virtual CPU was taken away, which the guest does not see as a context \
                  switch). The appends that were not preempted, did not wait and took no fault took up to {}. \
-                 Over all runs, {} of {} appends took longer than 100 µs, and {} of as many loops (where \
-                 appends are the more, a likely cause, not told apart here, is an append that wakes the \
-                 library's upload thread, a job's first text since its last upload, and loses its core to \
-                 it). \
+                 Over all runs, {} of {} appends took longer than 100 µs, and {} of as many loops; {} of \
+                 those appends were among the first {ROUND_START} of their round ({} of the appends): the \
+                 first after a pause, which give the jobs' logs new text while the library's upload thread \
+                 sleeps, and the first of them wakes it (so that a job's first text goes up at once, not at \
+                 the next interval). Waking a sleeping thread, timed the same way once in each pause (the \
+                 lock, the flag, the notify: a system call, which on a virtual machine also has to \
+                 interrupt the other virtual CPU), took up to {} ({} at worst; {} of {} over 100 µs). \
                  The worst appends besides are ones during which the scheduler gave the thread's core to another \
                  thread: on 2 cores the caller shares them with the library's HTTP thread sending the jobs' \
                  PATCHes and with the server, and a time slice is longer than the target.",
@@ -520,6 +540,12 @@ impl Harness {
                 g("live_appends_over").map_or("—".into(), |v| format!("{v:.0}")),
                 g("live_samples").map_or("—".into(), |v| format!("{v:.0}")),
                 g("live_noop_over").map_or("—".into(), |v| format!("{v:.0}")),
+                g("live_over_early").map_or("—".into(), |v| format!("{v:.0}")),
+                g("live_jobs").map_or("—".into(), |j| format!("{:.0} %", 100.0 * ROUND_START as f64 / j)),
+                fmt_s(g("live_wake_max_ns").map(|v| v / 1e9)),
+                fmt_s(g("live_wake_worst_ns").map(|v| v / 1e9)),
+                g("live_wakes_over").map_or("—".into(), |v| format!("{v:.0}")),
+                g("live_wakes").map_or("—".into(), |v| format!("{v:.0}")),
             ));
         }
         if missed(g("loads_vs_python"), &|r| r >= 15.0) {
@@ -527,7 +553,7 @@ impl Harness {
             paragraphs.push(format!(
                 "- **loads / Python.** Ours took {} per load of a dump with a 1 MiB log in this run (the C \
                  string's length and UTF-8, the log's JSON string read 64 bytes at a time and copied into the \
-                 log, then the payload: checked where the dump is read, then read into the job), Python {} \
+                 log, then the payload, read once where the dump is read), Python {} \
                  (its load includes a network request: it verifies the runner, which ours does not do). \
                  Python's own speed moved from {} to {} loads per second between the runs of this one harness \
                  run, and the ratio moves with it. The floor of any load of this dump through the C API (its \

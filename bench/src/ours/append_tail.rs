@@ -7,6 +7,7 @@ use crate::content;
 use crate::proc::thread_events;
 use crate::stats::percentiles_ns;
 use serde_json::{json, Value};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The busy loop timed between the appends of `append_max_jobs` (about an append's median there).
@@ -49,6 +50,51 @@ pub fn append_p999(a: &Value) -> Result<Value> {
     Ok(json!({"runs": out, "log_bytes": (warm + n) * 100}))
 }
 
+/// A thread asleep on a condition variable, as the library's uploader sleeps between turns: what
+/// waking it costs the thread that wakes it (the flag set under the lock, then the notify: the
+/// system call, which on a virtual machine also interrupts the other virtual CPU), timed as an
+/// append is timed. The first append of a job's new text wakes the uploader so.
+struct Sleeper {
+    woken: Arc<(Mutex<Option<bool>>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sleeper {
+    fn new() -> Sleeper {
+        let woken = Arc::new((Mutex::new(Some(false)), Condvar::new()));
+        let theirs = woken.clone();
+        let thread = std::thread::spawn(move || {
+            let (flag, cv) = &*theirs;
+            let mut f = flag.lock().unwrap();
+            // Some(true): woken; None: told to end.
+            while let Some(woken) = *f {
+                if woken {
+                    *f = Some(false);
+                }
+                f = cv.wait(f).unwrap();
+            }
+        });
+        Sleeper { woken, thread: Some(thread) }
+    }
+
+    /// Wakes the thread (asleep since its last wake-up); the waker's time.
+    fn wake(&self) -> u64 {
+        let (flag, cv) = &*self.woken;
+        let t = Instant::now();
+        *flag.lock().unwrap() = Some(true);
+        cv.notify_one();
+        t.elapsed().as_nanos() as u64
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        *self.woken.0.lock().unwrap() = None;
+        self.woken.1.notify_one();
+        let _ = self.thread.take().map(std::thread::JoinHandle::join);
+    }
+}
+
 /// One process takes `jobs` jobs (a separate server process) and gives each a first 100-byte
 /// line (untimed: a job's first append registers it with the uploader); then `rounds` rounds of
 /// one timed append to every job, with `pause_ms` between rounds so that the run spans several
@@ -72,13 +118,19 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
     // and the server share them with the caller), which no code of the append can avoid.
     let (mut clean, mut faulted, mut waited, mut preempted) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut noop, mut noop_clean) = (Vec::new(), Vec::new());
+    let (sleeper, mut wakes) = (Sleeper::new(), Vec::new());
+    // Where in its round each append over the target came (0: the round's first, after the pause).
+    let mut over_at = Vec::new();
     let t = Instant::now();
     for l in &lines {
-        for job in &jobs {
+        for (at, job) in jobs.iter().enumerate() {
             let before = thread_events();
             timed_append(job, l, &mut samples)?;
             let after = thread_events();
             let ns = *samples.last().expect("one sample per append");
+            if ns > OVER_NS {
+                over_at.push(at);
+            }
             let class = if after.preempted != before.preempted {
                 &mut preempted
             } else if after.waited != before.waited {
@@ -101,7 +153,12 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
                 noop_clean.push(ns);
             }
         }
-        std::thread::sleep(Duration::from_millis(pause_ms as u64));
+        // Halfway through the pause (the sleeper, the uploader and the caller all asleep), one
+        // wake-up of a sleeping thread: the machine's cost of what a round's first append does.
+        let half = Duration::from_millis(pause_ms as u64) / 2;
+        std::thread::sleep(half);
+        wakes.push(sleeper.wake());
+        std::thread::sleep(half);
     }
     let window = t.elapsed().as_secs_f64();
     let max = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
@@ -117,6 +174,8 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
         "loop_ns": NOOP.as_nanos() as u64, "n": noop.len(), "max_ns": max(&noop),
         "clean_n": noop_clean.len(), "clean_max_ns": max(&noop_clean), "over_100us": over(&noop),
     });
+    let wake = json!({"n": wakes.len(), "max_ns": max(&wakes), "over_100us": over(&wakes)});
+    drop(sleeper);
     let appends_over = over(&samples);
     for job in &jobs {
         job.set_success()?;
@@ -125,6 +184,6 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
     let p = percentiles_ns(&mut samples, &[50.0, 99.0, 99.9, 100.0]);
     Ok(json!({
         "jobs": ids, "appends": samples.len(), "window_secs": window,
-        "p50_ns": p[0], "p99_ns": p[1], "p999_ns": p[2], "max_ns": p[3], "by_event": classes, "noop": noop, "over_100us": appends_over,
+        "p50_ns": p[0], "p99_ns": p[1], "p999_ns": p[2], "max_ns": p[3], "by_event": classes, "noop": noop, "over_100us": appends_over, "over_at": over_at, "wake": wake,
     }))
 }
