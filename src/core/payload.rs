@@ -246,6 +246,12 @@ pub(crate) fn from_value_text(text: &str) -> Result<JobInfo> {
     JobInfo::from_payload(&parsed)
 }
 
+/// The members of a payload that [`from_members`] reads (besides `variables`), and of its
+/// `features` the ones it reads: a reading that keeps only these gives the same [`JobInfo`].
+pub(crate) const READ_MEMBERS: [&str; 8] =
+    ["id", "token", "job_info", "git_info", "steps", "credentials", "dependencies", "runner_info"];
+pub(crate) const READ_FEATURES: [&str; 2] = ["failure_reasons", "token_mask_prefixes"];
+
 /// A [`JobInfo`] from a payload object whose nesting was checked, with its variables read
 /// already (from this `Value`, or straight from the text by `payload_text`).
 pub(crate) fn from_members(payload: &Value, variables: Vec<Variable>) -> Result<JobInfo> {

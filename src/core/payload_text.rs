@@ -43,15 +43,16 @@ pub fn read_nested(text: &str, depth: usize) -> Option<Members> {
     serde_json::from_str(text).ok()
 }
 
-/// The payload's members but `variables` (as a `Value` map, the last of duplicates kept), and
-/// its variables read as [`Variable`]s.
+/// The payload's members that the job reads but `variables` (as a `Value` map, the last of
+/// duplicates kept), and its variables read as [`Variable`]s.
 pub struct Members {
     rest: Map<String, Value>,
     variables: Option<Vec<Variable>>,
 }
 
 impl Members {
-    /// The members but `variables`, as the ordinary reading has them.
+    /// The members but `variables` that the job reads (`payload::READ_MEMBERS`), as the
+    /// ordinary reading has them.
     pub fn rest(&self) -> &Map<String, Value> {
         &self.rest
     }
@@ -82,12 +83,53 @@ impl<'de> Visitor<'de> for MembersVisitor {
         while let Some(key) = map.next_key::<String>()? {
             if key == "variables" {
                 members.variables = Some(map.next_value_seed(VariablesSeed)?);
-            } else {
+            } else if key == "features" {
+                let value = map.next_value_seed(FeaturesSeed)?;
+                members.rest.insert(key, value);
+            } else if payload::READ_MEMBERS.contains(&key.as_str()) {
                 let value = map.next_value::<Value>()?;
                 members.rest.insert(key, value);
+            } else {
+                // Not read (artifacts, services, cache...): not built. Its text was checked by
+                // the walk before (`json::Cursor::skip_value`), more strictly than serde_json
+                // checks what it skips.
+                map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(members)
+    }
+}
+
+/// `features`: an object, of which only the members the job reads are kept (any other shape is
+/// an error here: the ordinary reading then decides).
+struct FeaturesSeed;
+
+impl<'de> DeserializeSeed<'de> for FeaturesSeed {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FeaturesSeed {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a features object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut read = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if payload::READ_FEATURES.contains(&key.as_str()) {
+                let value = map.next_value::<Value>()?;
+                read.insert(key, value);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(read))
     }
 }
 
@@ -206,6 +248,28 @@ mod tests {
     }
 
     #[test]
+    fn the_members_left_unread_do_not_change_what_the_job_reads() {
+        // Whatever the ordinary reading makes of a payload, it makes of the members listed alone.
+        let mut full = payload::tests::sample();
+        for (key, value) in [("artifacts", json!([{"paths": ["out"]}])), ("image", json!({"name": "alpine"}))] {
+            full.as_object_mut().unwrap().insert(key.into(), value);
+        }
+        let features = full["features"].as_object_mut().unwrap();
+        features.insert("trace_sections".into(), json!(true));
+        features.insert("failure_reasons".into(), json!(["script_failure"]));
+        features.insert("token_mask_prefixes".into(), json!(["glpat-"]));
+        let mut listed = full.clone();
+        let members = listed.as_object_mut().unwrap();
+        members.retain(|k, _| k == "variables" || k == "features" || payload::READ_MEMBERS.contains(&k.as_str()));
+        members["features"].as_object_mut().unwrap().retain(|k, _| payload::READ_FEATURES.contains(&k.as_str()));
+        assert!(full.as_object().unwrap().len() > members.len(), "the sample has members left unread");
+        let info = ordinary(&full.to_string()).unwrap();
+        assert_eq!(ordinary(&listed.to_string()).unwrap(), info);
+        assert_eq!(info.failure_reasons, Some(vec!["script_failure".to_string()]));
+        same(&full.to_string());
+    }
+
+    #[test]
     fn odd_payloads_give_what_the_ordinary_reading_gives() {
         let texts = [
             json!({"id": 1, "token": "t"}).to_string(),
@@ -234,6 +298,19 @@ mod tests {
             r#"{"id": 1, "token": "t", "variables": [{"key": "\ud800"}]}"#.into(),
             "  {\"id\": 1, \"token\": \"t\"}  ".into(),
             "".into(),
+            // Members the job does not read, of any shape; `features` of any shape, its members
+            // read and not, duplicated, null.
+            json!({"id": 1, "token": "t", "artifacts": 5, "services": [{"name": [1]}], "cache": null, "image": "x"})
+                .to_string(),
+            json!({"id": 1, "token": "t", "features": [["a"], ["b"]]}).to_string(),
+            json!({"id": 1, "token": "t", "features": "failure_reasons"}).to_string(),
+            json!({"id": 1, "token": "t", "features": null}).to_string(),
+            json!({"id": 1, "token": "t", "features": {"failure_reasons": null, "token_mask_prefixes": "glp"}}).to_string(),
+            json!({"id": 1, "token": "t", "features": {"trace_sections": true, "failure_reasons": ["a", 1, null]}})
+                .to_string(),
+            r#"{"id": 1, "token": "t", "features": {"failure_reasons": ["a"], "x": [], "failure_reasons": 5}}"#.into(),
+            r#"{"id": 1, "token": "t", "features": {"failure_reasons": ["a"]}, "features": {}}"#.into(),
+            r#"{"id": 1, "token": "t", "features": {"failure_reasons": ["a"]}, "artifacts": {"x": 1e999}}"#.into(),
         ];
         for text in &texts {
             same(text);
