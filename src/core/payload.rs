@@ -165,7 +165,7 @@ fn variable(item: &Value) -> Option<Variable> {
             VariableMember::Flag(_) | VariableMember::Other => {}
         }
     }
-    variable_from(key, value, flags)
+    variable_from(key.cloned(), value.cloned(), flags)
 }
 
 /// A member of a variable object, by its name.
@@ -191,9 +191,18 @@ impl VariableMember {
     }
 }
 
-/// A variable from its members (None without a usable `key`).
-pub(crate) fn variable_from(key: Option<&Value>, value: Option<&Value>, flags: u32) -> Option<Variable> {
-    Some(Variable { key: text(key)?, value: text(value).unwrap_or_default(), flags })
+/// A variable from its members (None without a usable `key`). Owned: a payload's hundred
+/// variables and more are then not copied once more.
+pub(crate) fn variable_from(key: Option<Value>, value: Option<Value>, flags: u32) -> Option<Variable> {
+    Some(Variable { key: into_text(key)?, value: into_text(value).unwrap_or_default(), flags })
+}
+
+/// [`text`] of a value given away: a string is moved, not copied.
+fn into_text(v: Option<Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s),
+        other => text(Some(&other)),
+    }
 }
 
 /// The script lines of every step with this name, in payload order (any number of steps; the

@@ -198,7 +198,7 @@ impl<'de> Visitor<'de> for VariableSeed {
                 }
             }
         }
-        Ok(payload::variable_from(key.as_ref(), value.as_ref(), flags))
+        Ok(payload::variable_from(key, value, flags))
     }
 }
 
