@@ -110,11 +110,13 @@ fn rusage_cpu(who: i32) -> f64 {
 }
 
 /// What the calling thread went through so far (getrusage(RUSAGE_THREAD)): minor page faults,
-/// voluntary context switches (it waited: a lock, a sleep) and involuntary ones (the scheduler
+/// major ones (a page read back from its file: this machine's kernel pages out file pages
+/// nobody touched for a while, the program's own code included), voluntary context switches (it waited: a lock, a sleep) and involuntary ones (the scheduler
 /// gave its core to another thread).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadEvents {
     pub minor_faults: i64,
+    pub major_faults: i64,
     pub waited: i64,
     pub preempted: i64,
 }
@@ -125,8 +127,8 @@ pub fn thread_events() -> ThreadEvents {
     if unsafe { getrusage(1, &mut u) } != 0 {
         return ThreadEvents::default();
     }
-    // After maxrss, ixrss, idrss, isrss: minflt (4) ... nvcsw (12), nivcsw (13).
-    ThreadEvents { minor_faults: u.rest[4], waited: u.rest[12], preempted: u.rest[13] }
+    // After maxrss, ixrss, idrss, isrss: minflt (4), majflt (5) ... nvcsw (12), nivcsw (13).
+    ThreadEvents { minor_faults: u.rest[4], major_faults: u.rest[5], waited: u.rest[12], preempted: u.rest[13] }
 }
 
 /// CPU time (user + system) of the calling thread so far, to the microsecond

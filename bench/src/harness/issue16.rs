@@ -259,6 +259,10 @@ impl Harness {
         self.keep("live_wake_worst_ns", wake("max_ns").max());
         self.keep("live_wakes", Some(total(&|r| r["wake"]["n"].as_f64().unwrap_or(f64::NAN))));
         self.keep("live_wakes_over", Some(total(&|r| r["wake"]["over_100us"].as_f64().unwrap_or(f64::NAN))));
+        let touch = |k: &str| Runs(results.iter().map(|r| r["touch"][k].as_f64().unwrap_or(f64::NAN)).collect());
+        self.keep("live_touch_max_ns", touch("max_ns").median());
+        self.keep("live_touch_clean_max_ns", touch("clean_max_ns").median());
+        self.keep("live_touch_over", Some(total(&|r| r["touch"]["over_100us"].as_f64().unwrap_or(f64::NAN))));
         // The appends over the target that came among the first of their round, right after
         // the pause (when the uploader sleeps and the round's first new text wakes it).
         let early = |r: &Value| {
@@ -281,7 +285,8 @@ impl Harness {
                  through during the append: none {} appends, max {}; {by_event}. The machine's floor, timed the \
                  same way right after each append: a {} busy loop (no call, no memory) took up to {}, and up to {} \
                  when its thread was not preempted, did not wait and took no fault. Waking a sleeping thread, \
-                 once in each pause: up to {}",
+                 once in each pause: up to {}; a write of one byte to a page of the job's own after each append \
+                 (last written a round before): up to {}",
                 max.show(ns),
                 get("p99_ns").show(ns),
                 get("p999_ns").show(ns),
@@ -293,6 +298,7 @@ impl Harness {
                 noop_max.show(ns),
                 noop_clean_max.show(ns),
                 wake("max_ns").show(ns),
+                touch("max_ns").show(ns),
             ),
             "`append-max-jobs`".into(),
         ])
@@ -531,6 +537,11 @@ impl Harness {
                  the next interval). Waking a sleeping thread, timed the same way once in each pause (the \
                  lock, the flag, the notify: a system call, which on a virtual machine also has to \
                  interrupt the other virtual CPU), took up to {} ({} at worst; {} of {} over 100 µs). \
+                 And memory stalls: a write of one byte to a page of the job's own, last written a round \
+                 before as the job's memory was, timed the same way after each append, took up to {} ({} \
+                 when the thread was not preempted, did not wait and took no fault, so the stall is the \
+                 host's, which the guest does not see), and {} of as many writes took longer than 100 µs. \
+                 An append touches several such places (the job, its log, its masker). \
                  The worst appends besides are ones during which the scheduler gave the thread's core to another \
                  thread: on 2 cores the caller shares them with the library's HTTP thread sending the jobs' \
                  PATCHes and with the server, and a time slice is longer than the target.",
@@ -546,6 +557,9 @@ impl Harness {
                 fmt_s(g("live_wake_worst_ns").map(|v| v / 1e9)),
                 g("live_wakes_over").map_or("—".into(), |v| format!("{v:.0}")),
                 g("live_wakes").map_or("—".into(), |v| format!("{v:.0}")),
+                fmt_s(g("live_touch_max_ns").map(|v| v / 1e9)),
+                fmt_s(g("live_touch_clean_max_ns").map(|v| v / 1e9)),
+                g("live_touch_over").map_or("—".into(), |v| format!("{v:.0}")),
             ));
         }
         if missed(g("loads_vs_python"), &|r| r >= 15.0) {
