@@ -538,6 +538,41 @@ mod tests {
     }
 
     #[test]
+    fn bad_strings_longer_than_the_bytes_looked_at_are_refused_with_what_and_where() {
+        // Each fault with its first byte at every position around the edges of the first and
+        // second 64 bytes looked at (the opening `"` is byte 0), in a string of over 128 bytes;
+        // the faults that cut the text end it there.
+        let faults: [(&str, &str, bool); 8] = [
+            ("\n", "control character in a string", false),
+            ("\u{1f}", "control character in a string", false),
+            (r"\ud800x", "lone surrogate in a \\u escape", false),
+            (r"\udc00", "lone surrogate in a \\u escape", false),
+            (r"\q", "invalid escape", false),
+            (r"\u12", "invalid \\u escape (not 4 hex digits)", true),
+            (r"\", "unterminated string", true),
+            (r"\ud83d\u", "lone surrogate in a \\u escape", true),
+        ];
+        for (fault, what, cuts) in faults {
+            for at in (BLOCK - 3..BLOCK + 3).chain(2 * BLOCK - 3..2 * BLOCK + 3) {
+                let before = "x".repeat(at - 1);
+                let lit = if cuts {
+                    format!("\"{before}{fault}")
+                } else {
+                    format!("\"{before}{fault}{}\"", "y".repeat(3 * BLOCK))
+                };
+                let e = read_str(&lit, 0).unwrap_err();
+                assert_eq!(e, StrError { at, what }, "{fault:?} at {at}");
+                assert_eq!(serde(&lit), None, "serde_json accepts {lit:?}");
+            }
+        }
+        // Unterminated after a long run: the error is at the opening quote.
+        for len in [BLOCK - 2, BLOCK - 1, BLOCK, 2 * BLOCK + 1, 1000] {
+            let lit = format!("\"{}", "x".repeat(len));
+            assert_eq!(read_str(&lit, 0).unwrap_err(), StrError { at: 0, what: "unterminated string" }, "{len}");
+        }
+    }
+
+    #[test]
     fn a_log_that_is_all_escapes_reads_back() {
         let all: String = (0u8..0x20).map(char::from).chain("\"\\".chars()).collect::<String>().repeat(5000);
         let lit = serde_json::to_string(&all).unwrap();

@@ -203,6 +203,8 @@ impl JobData {
 #[derive(Debug)]
 pub struct LoadedJob {
     pub data: JobData,
+    /// Must be what `JobInfo::from_payload` gives for `data.payload` (the job trusts it and does
+    /// not check): only the readings in `persist` fill it, from that very text.
     pub info: Option<JobInfo>,
 }
 

@@ -4,12 +4,14 @@
 //! with a hashed index when the payload is parsed into a `Value` (with `preserve_order`, an
 //! `IndexMap` per variable), only to be turned into a [`Variable`] and dropped. Every job taken
 //! and every job loaded from a dump reads its payload, so here the variables are read straight
-//! into [`Variable`]s and only the other members become `Value`s.
+//! into [`Variable`]s, only the other members the job reads (`payload::READ_MEMBERS`, and two of
+//! `features`) become `Value`s, and the rest is skipped.
 //!
 //! The result is exactly what [`JobInfo::from_payload`] gives for the parsed text: the members
 //! are read with the same rules (the last of duplicate members wins, as it does in a `Value`
-//! map), and a payload whose variables are not a list of objects, or that nests too deeply, or
-//! is not JSON, is left to the ordinary reading, which then gives its own result or error.
+//! map), and a payload whose variables are not a list of objects, whose features are not an
+//! object, that nests too deeply, or is not JSON, is left to the ordinary reading, which then
+//! gives its own result or error (slower, the same answer).
 
 use super::error::Result;
 use super::json;
@@ -53,7 +55,7 @@ pub struct Members {
 impl Members {
     /// The members but `variables` that the job reads (`payload::READ_MEMBERS`), as the
     /// ordinary reading has them.
-    pub fn rest(&self) -> &Map<String, Value> {
+    pub fn read_members(&self) -> &Map<String, Value> {
         &self.rest
     }
 
@@ -251,7 +253,11 @@ mod tests {
     fn the_members_left_unread_do_not_change_what_the_job_reads() {
         // Whatever the ordinary reading makes of a payload, it makes of the members listed alone.
         let mut full = payload::tests::sample();
-        for (key, value) in [("artifacts", json!([{"paths": ["out"]}])), ("image", json!({"name": "alpine"}))] {
+        for (key, value) in [
+            ("artifacts", json!([{"paths": ["out"]}])),
+            ("image", json!({"name": "alpine"})),
+            ("runner_info", json!({"timeout": 600})),
+        ] {
             full.as_object_mut().unwrap().insert(key.into(), value);
         }
         let features = full["features"].as_object_mut().unwrap();
@@ -266,7 +272,21 @@ mod tests {
         let info = ordinary(&full.to_string()).unwrap();
         assert_eq!(ordinary(&listed.to_string()).unwrap(), info);
         assert_eq!(info.failure_reasons, Some(vec!["script_failure".to_string()]));
+        assert!(read(&full.to_string()).is_some(), "taken the fast way");
         same(&full.to_string());
+        // And every member listed is read: without it, the job reads something else.
+        for key in payload::READ_MEMBERS {
+            let mut without = full.clone();
+            assert!(without.as_object_mut().unwrap().remove(key).is_some(), "the sample has {key}");
+            assert_ne!(ordinary(&without.to_string()), Ok(info.clone()), "{key} is read");
+            same(&without.to_string());
+        }
+        for key in payload::READ_FEATURES {
+            let mut without = full.clone();
+            assert!(without["features"].as_object_mut().unwrap().remove(key).is_some(), "the sample has {key}");
+            assert_ne!(ordinary(&without.to_string()), Ok(info.clone()), "features.{key} is read");
+            same(&without.to_string());
+        }
     }
 
     #[test]

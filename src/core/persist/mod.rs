@@ -652,10 +652,11 @@ fn job_from_v1(items: Vec<Value>) -> Result<JobData> {
 // ---------------------------------------------------------------------------------------------
 // Reading: v2 jobs, fast. A dump is mostly its log (a MiB and more) and its payload (kilobytes):
 // parsing both into a `Value` tree, as `job_from_v2` gets them, costs most of a load, and the
-// payload is parsed again by the job anyway. So the two are lifted out first: the log text read
-// straight into its `String` (`json::read_str`), the payload read once for both its checks and
-// the job (`payload_text`) and kept as the text it was dumped as. serde_json parses what is left, with stand-ins where they were, and
-// `job_from_v2` reads that as always. Whenever the input is not plainly what our writer gives
+// ordinary reading parses the payload a second time for the job's accessors. So the two are
+// lifted out first: the log text read straight into its `String` (`json::read_str`), the payload
+// read once for both its checks and the job (`payload_text`) and kept as the text it was dumped
+// as. serde_json parses what is left, with stand-ins where they were, and `job_from_v2` reads
+// that as always. Whenever the input is not plainly what our writer gives
 // (duplicate members, escaped keys, anything this reading cannot vouch for), the ordinary reading
 // runs instead and gives exactly the result and error it always gave.
 
@@ -674,7 +675,7 @@ fn job_from_v2_lifted(s: &str) -> Option<Result<LoadedJob>> {
     // The payload's strings were checked by the walk that found it, more strictly than
     // serde_json checks what it skips (lone surrogates).
     let members = payload_text::read_nested(payload, lifted.payload_depth)?;
-    check_payload_members(members.rest()).ok()?;
+    check_payload_members(members.read_members()).ok()?;
     // An error here (an empty token) is the job's to give, and it gives it again when it reads
     // the payload that the ordinary reading hands it.
     let info = members.job_info().ok()?;
