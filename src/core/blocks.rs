@@ -155,12 +155,7 @@ fn new_blocks(mapping: Mapping) -> Vec<BytesMut> {
         crate::os::ask_for_huge_pages(&mut rest.spare_capacity_mut()[..span], h);
     }
     if mapping == Mapping::Now {
-        let spare = &mut rest.spare_capacity_mut()[..span];
-        if !crate::os::populate_for_writing(spare) {
-            for byte in spare.iter_mut().step_by(PAGE) {
-                byte.write(0);
-            }
-        }
+        map_for_writing(&mut rest.spare_capacity_mut()[..span]);
     }
     let mut blocks = Vec::with_capacity(BLOCKS_PER_ALLOCATION);
     for _ in 0..BLOCKS_PER_ALLOCATION {
@@ -168,6 +163,25 @@ fn new_blocks(mapping: Mapping) -> Vec<BytesMut> {
         blocks.push(std::mem::replace(&mut rest, after));
     }
     blocks
+}
+
+/// Maps every page of `memory` now (one system call where the kernel has it, else a write to
+/// each page), so that later writes to it take no page fault.
+fn map_for_writing(memory: &mut [std::mem::MaybeUninit<u8>]) {
+    if !crate::os::populate_for_writing(memory) {
+        touch_pages(memory);
+    }
+}
+
+/// Writes a byte to every page `memory` reaches into (a page fault each, where not mapped yet),
+/// so that later writes to it take none.
+pub fn touch_pages(memory: &mut [std::mem::MaybeUninit<u8>]) {
+    for byte in memory.iter_mut().step_by(PAGE) {
+        byte.write(0);
+    }
+    if let Some(last) = memory.last_mut() {
+        last.write(0);
+    }
 }
 
 fn run(p: &'static Pool) {

@@ -20,6 +20,8 @@ use bytes::{Bytes, BytesMut};
 const COPY_BELOW: usize = 4096;
 /// The first allocation of a log's tail (most logs are small).
 const FIRST_CAPACITY: usize = 1024;
+/// How far ahead of the writer a log's first MiB is mapped (see `LogText::map_ahead`).
+const MAP_AHEAD: usize = 64 * 1024;
 
 #[derive(Clone, Debug, Default)]
 pub struct LogText {
@@ -28,6 +30,9 @@ pub struct LogText {
     starts: Vec<usize>,
     frozen_len: usize,
     tail: BytesMut,
+    /// Up to where (a position in the log) the tail's memory is known to be mapped: writing
+    /// below it takes no page fault (see `map_ahead`). Never more than the tail's end.
+    mapped_end: usize,
 }
 
 impl LogText {
@@ -72,46 +77,80 @@ impl LogText {
     /// the tail as a `Vec` grows; once it is a full block, it is frozen and a new block goes on.
     #[inline]
     pub fn room(&mut self, want: usize, slack: usize) -> (&mut BytesMut, usize) {
-        if want + slack > self.tail.capacity() - self.tail.len() {
+        if want + slack > self.tail.capacity() - self.tail.len() || self.len() + want + slack > self.mapped_end {
             self.make_room(want, slack);
         }
         let free = self.tail.capacity() - self.tail.len();
         (&mut self.tail, want.min(free - slack))
     }
 
-    /// `room`'s rare part (once per block at most): out of line, so that an append's common
-    /// path stays small.
+    /// `room`'s rare part (once per block, and in the first MiB once per [`MAP_AHEAD`], at
+    /// most): out of line, so that an append's common path stays small.
     #[inline(never)]
     fn make_room(&mut self, want: usize, slack: usize) {
         let free = self.tail.capacity() - self.tail.len();
         // What the log holds in memory, written or not (freezing a piece does not change it).
         let footprint = self.frozen_len + self.tail.capacity();
         if footprint < BLOCK {
-            // Growing towards the first block (a block and the slack, so that it holds a
-            // whole block): at least doubling, as a Vec would.
-            let target = (self.len() + want + slack).max(2 * footprint).max(FIRST_CAPACITY);
-            let target = if target >= BLOCK { BLOCK + slack } else { target };
-            if target >= BLOCK / 2 {
-                // A log this long is likely to go on: its blocks get prepared from now on.
-                blocks::expect();
+            if want + slack > free {
+                // Growing towards the first block (a block and the slack, so that it holds a
+                // whole block): at least doubling, as a Vec would.
+                let target = (self.len() + want + slack).max(2 * footprint).max(FIRST_CAPACITY);
+                let target = if target >= BLOCK { BLOCK + slack } else { target };
+                if target >= BLOCK / 2 {
+                    // A log this long is likely to go on: its blocks get prepared from now on.
+                    blocks::expect();
+                }
+                self.tail.reserve(target.max(self.len() + slack + 1) - self.len());
+                // New memory: only what was copied into it is known to be mapped.
+                self.mapped_end = self.len();
             }
-            self.tail.reserve(target.max(self.len() + slack + 1) - self.len());
         } else if free <= slack {
             // `want` beyond this block: one append fills it and more (see `blocks::Take`).
             let how = if want > BLOCK { Take::OneLongAppend } else { Take::Lines };
             let full = std::mem::replace(&mut self.tail, blocks::take(how));
             self.freeze_piece(full.freeze());
+            // A block from the pool is mapped already (one the writer made itself, when the
+            // pool was empty, is mapped by its first write: a huge page where the kernel
+            // gives them).
+            self.mapped_end = self.frozen_len + self.tail.capacity();
             if self.tail.capacity() <= slack {
                 // A slack as large as a block (a secret of a MiB held back): grow once.
                 self.tail.reserve(slack + 1);
+                self.mapped_end = self.len();
+            } else {
+                return;
             }
         }
+        // The first block, grown as a `Vec`, is mapped as it is written.
+        self.map_ahead(want + slack);
+    }
+
+    /// Maps the tail's memory ahead of the writer, from what is mapped already past the `want`
+    /// bytes about to be written, by [`MAP_AHEAD`] or to the end of the tail's memory. A log's
+    /// first MiB grows as a `Vec` does, into fresh memory (a large allocation is a fresh
+    /// mapping) whose pages the appends would otherwise map one page fault per 4 KiB: one
+    /// append in forty slow. Mapped 64 KiB at a time, the faults come sixteen together once
+    /// per 640 appends of 100 bytes, and cost less together than apart.
+    fn map_ahead(&mut self, want: usize) {
+        let (len, end) = (self.tail.len(), self.tail.capacity());
+        let from = self.mapped_end.saturating_sub(self.frozen_len).clamp(len, end);
+        let to = (len + want + MAP_AHEAD).min(end);
+        if from < to {
+            blocks::touch_pages(&mut self.tail.spare_capacity_mut()[from - len..to - len]);
+        }
+        self.mapped_end = self.frozen_len + to;
     }
 
     /// Appends bytes at the end (growing the tail as needed; used for the rare text that does
     /// not go through `room`: a repaired character, the limit's notice).
     pub fn extend(&mut self, data: &[u8]) {
+        let capacity = self.tail.capacity();
         self.tail.extend_from_slice(data);
+        if self.tail.capacity() != capacity {
+            // Moved to new memory: only what is in it is known to be mapped.
+            self.mapped_end = self.len();
+        }
     }
 
     /// The end of the piece holding byte `at`: a PATCH starting there ends here at the latest,
@@ -169,6 +208,8 @@ impl LogText {
         self.starts.truncate(keep);
         self.frozen_len = len;
         self.tail.clear();
+        // The tail now starts at `len`: what was known of its memory no longer lines up.
+        self.mapped_end = len;
     }
 
     /// CRC-32 (IEEE) of the whole log.
@@ -302,6 +343,26 @@ mod tests {
             want.extend_from_slice(b"notice");
             assert_eq!(t.to_vec(), want, "cut at {cut}");
         }
+    }
+
+    /// A log's first MiB grows into fresh memory: its pages are mapped ahead of the writer, so
+    /// that few appends take a page fault (one per 4 KiB of log was one append in forty).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn appends_in_a_logs_first_mib_seldom_take_a_page_fault() {
+        let line = [b'x'; 100];
+        let mut t = LogText::default();
+        let (mut faulted, mut appends) = (0, 0);
+        while t.len() + line.len() < BLOCK {
+            let before = crate::os::thread_minor_faults();
+            append(&mut t, &line);
+            faulted += usize::from(crate::os::thread_minor_faults() != before);
+            appends += 1;
+        }
+        // Sixteen map-aheads (the growths among them), and a few of the test's own (reading
+        // /proc): about twenty. Mapped by the appends, one in forty.
+        assert!(faulted * 200 <= appends, "{faulted} of {appends} appends took a page fault");
+        assert_eq!(t.to_vec(), line.repeat(appends));
     }
 
     #[test]
