@@ -532,32 +532,90 @@ fn is_ascii_short(bytes: &[u8]) -> bool {
     }
 }
 
-/// The bytes of `block` that end a run of plain text inside a JSON string, as a mask (bit `i`
-/// for `block[i]`): `"`, `\` and the control characters (below 0x20), which is where a reader
-/// of the string must stop and look. On x86_64, 32 bytes at a time with AVX2 (detected at run
-/// time), else 16 with SSE2 (part of x86_64); elsewhere one byte at a time. A reader keeps the
-/// mask of 64 bytes and walks its bits instead of scanning again after each escape.
+/// What a walk over the run ends of a JSON string ([`walk_json_run_ends`]) does after a window.
+pub(crate) enum Walk<T> {
+    /// Looks at the 64 bytes from here next (at most 64 past the window's start, as far as
+    /// the window's run ends were handled).
+    From(usize),
+    /// Stops with this.
+    Done(T),
+}
+
+/// Walks `b` from `from` on, 64 bytes at a time: `f(window, ends)` with the run ends of the 64
+/// bytes from `window` as a mask (bit `i`: `b[window + i]`), in the last bytes of `b` (fewer
+/// than 64) with the end of `b` marked too, so that a walk always stops there; `f` says where
+/// the next window starts, or stops the walk. `from` is at most `b.len()`.
+///
+/// The run ends are the bytes that end a run of plain text inside a JSON string: `"`, `\` and
+/// the control characters (below 0x20), where a reader of the string must stop and look. A
+/// reader walks the bits of the mask instead of scanning again after each escape. On x86_64
+/// they are found 32 bytes at a time with AVX2 (detected at run time), else 16 with SSE2 (part
+/// of x86_64); elsewhere one byte at a time. The way is chosen once per walk, not once per
+/// window, and compiled into the walk with `f`: a string with an escape every line (a log)
+/// costs no call per 64 bytes.
 ///
 /// The quote and the control characters are one test: `b ^ 2` maps `"` (0x22) to 0x20 and the
 /// control characters onto themselves, so they are exactly the bytes with `b ^ 2 <= 0x20`
 /// (unsigned: `max(b ^ 2, 0x20) == 0x20`); the backslash is a second compare.
 #[inline]
-pub(crate) fn json_run_ends(block: &[u8; 64]) -> u64 {
+pub(crate) fn walk_json_run_ends<T>(b: &[u8], from: usize, f: impl FnMut(usize, u64) -> Walk<T>) -> T {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: this CPU has AVX2 (just checked).
-            return unsafe { json_run_ends_avx2(block) };
+            return unsafe { walk_json_run_ends_avx2(b, from, f) };
         }
-        json_run_ends_sse2(block)
+        walk_json_run_ends_with(b, from, f, json_run_ends_sse2)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        json_run_ends_bytewise(block)
+        walk_json_run_ends_with(b, from, f, json_run_ends_bytewise)
     }
 }
 
+/// # Safety
+/// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn walk_json_run_ends_avx2<T>(b: &[u8], from: usize, f: impl FnMut(usize, u64) -> Walk<T>) -> T {
+    // SAFETY: the caller checked AVX2.
+    walk_json_run_ends_with(b, from, f, |block| unsafe { json_run_ends_avx2(block) })
+}
+
+#[inline(always)]
+fn walk_json_run_ends_with<T>(
+    b: &[u8],
+    mut window: usize,
+    mut f: impl FnMut(usize, u64) -> Walk<T>,
+    ends_of: impl Fn(&[u8; 64]) -> u64,
+) -> T {
+    loop {
+        let ends = match b.get(window..window + 64) {
+            Some(block) => ends_of(block.try_into().expect("64 bytes")),
+            None => json_run_ends_of_tail(&b[window..]),
+        };
+        match f(window, ends) {
+            Walk::From(next) => window = next,
+            Walk::Done(result) => return result,
+        }
+    }
+}
+
+/// The run ends of the last bytes of a string (fewer than 64), and its end. Out of line: once
+/// per walk at most, and inlined its vector constants would be kept across every copy of a run.
+#[inline(never)]
+fn json_run_ends_of_tail(tail: &[u8]) -> u64 {
+    let ends = tail.iter().enumerate().filter(|&(_, &c)| ends_json_run(c)).fold(0u64, |m, (i, _)| m | 1 << i);
+    ends | 1 << tail.len()
+}
+
+/// A byte that ends a run of plain text in a JSON string (see [`walk_json_run_ends`]).
+fn ends_json_run(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
 fn json_run_ends_sse2(block: &[u8; 64]) -> u64 {
     use std::arch::x86_64::*;
     let p = block.as_ptr();
@@ -579,6 +637,7 @@ fn json_run_ends_sse2(block: &[u8; 64]) -> u64 {
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[inline]
 unsafe fn json_run_ends_avx2(block: &[u8; 64]) -> u64 {
     use std::arch::x86_64::*;
     let p = block.as_ptr();
@@ -596,11 +655,11 @@ unsafe fn json_run_ends_avx2(block: &[u8; 64]) -> u64 {
     marks
 }
 
-/// [`json_run_ends`] one byte at a time (where there is no SSE2, and the reference the vector
+/// The run ends of `block` one byte at a time (where there is no SSE2, and the reference the vector
 /// form is tested against).
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn json_run_ends_bytewise(block: &[u8; 64]) -> u64 {
-    block.iter().enumerate().fold(0u64, |m, (i, &b)| if b == b'"' || b == b'\\' || b < 0x20 { m | (1 << i) } else { m })
+    block.iter().enumerate().fold(0u64, |m, (i, &b)| if ends_json_run(b) { m | (1 << i) } else { m })
 }
 
 #[cfg(test)]
@@ -838,9 +897,9 @@ mod tests {
         }
     }
 
-    /// Every way `json_run_ends` can run on this CPU, for `block`.
+    /// Every way the run ends of `block` can be found on this CPU.
     fn json_run_ends_each_way(block: &[u8; 64]) -> Vec<u64> {
-        let mut ways = vec![json_run_ends(block)];
+        let mut ways = vec![walk_json_run_ends(block, 0, |_, ends| Walk::Done(ends))];
         #[cfg(target_arch = "x86_64")]
         {
             ways.push(json_run_ends_sse2(block));
@@ -850,6 +909,76 @@ mod tests {
             }
         }
         ways
+    }
+
+    /// Every way a walk can run on this CPU: the windows it was given and their run ends, for
+    /// a walk that goes on at `next(window, ends)`, or stops where that is past `b`.
+    fn walks_each_way(b: &[u8], from: usize, next: impl Fn(usize, u64) -> usize) -> Vec<Vec<(usize, u64)>> {
+        type Step<'a> = &'a mut dyn FnMut(usize, u64) -> Walk<()>;
+        let walk = |way: &dyn Fn(&[u8], usize, Step)| {
+            let mut seen = Vec::new();
+            way(b, from, &mut |window, ends| {
+                seen.push((window, ends));
+                match next(window, ends) {
+                    at if at > b.len() => Walk::Done(()),
+                    at => Walk::From(at),
+                }
+            });
+            seen
+        };
+        let mut ways = vec![
+            walk(&|b, from, f| walk_json_run_ends(b, from, f)),
+            walk(&|b, from, f| walk_json_run_ends_with(b, from, f, json_run_ends_bytewise)),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        {
+            ways.push(walk(&|b, from, f| walk_json_run_ends_with(b, from, f, json_run_ends_sse2)));
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: this CPU has AVX2 (just checked).
+                ways.push(walk(&|b, from, f| unsafe { walk_json_run_ends_avx2(b, from, f) }));
+            }
+        }
+        ways
+    }
+
+    #[test]
+    fn walks_give_each_window_its_run_ends_and_mark_the_end_of_the_text() {
+        let mut rng = Rng(0x0bad_cafe_f00d_d00d);
+        let pieces: [&[u8]; 6] = [b"x", b"\"", b"\\", b"\n", "\u{e9}".as_bytes(), b"plain text "];
+        for case in 0..500 {
+            let len = if case < 200 { case } else { rng.below(600) };
+            let mut b = Vec::new();
+            while b.len() < len {
+                let piece: &[u8] = rng.pick::<&[u8]>(&pieces);
+                b.extend_from_slice(piece);
+            }
+            let from = if b.is_empty() { 0 } else { rng.below(b.len() + 1) };
+            // Steps of 64, and steps to just past the first run end, as a reader takes them.
+            let steps: [&dyn Fn(usize, u64) -> usize; 2] = [&|window, _| window + 64, &|window, ends| {
+                if ends == 0 {
+                    window + 64
+                } else {
+                    window + ends.trailing_zeros() as usize + 1
+                }
+            }];
+            for step in steps {
+                let ways = walks_each_way(&b, from, step);
+                let want: Vec<(usize, u64)> = ways[1].clone();
+                for (window, ends) in &want {
+                    let mut mask = 0u64;
+                    for i in 0..64.min(b.len() - window + 1) {
+                        if window + i == b.len() || ends_json_run(b[window + i]) {
+                            mask |= 1 << i;
+                        }
+                    }
+                    assert_eq!(*ends, mask, "window {window} of {} bytes", b.len());
+                }
+                assert!(want.last().is_some_and(|(window, _)| b.len() - window < 64), "the walk reached the end");
+                for (way, got) in ways.iter().enumerate() {
+                    assert_eq!(got, &want, "way {way}, {} bytes from {from}", b.len());
+                }
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! A [`Cursor`] finds where the large parts of a dump are, so that serde_json parses the rest,
 //! and how deeply a job payload nests without building it.
 
+use crate::scan::{walk_json_run_ends, Walk};
+
 /// The bytes a JSON string cannot hold as they are: `"`, `\` and the control characters.
 /// Everything else (DEL, `/`, any byte of a multi-byte UTF-8 sequence) is copied unchanged.
 fn needs_escape(b: u8) -> bool {
@@ -80,7 +82,7 @@ fn write_escaped(out: &mut Vec<u8>, text: &[u8]) {
 //
 // serde_json reads a string by looking for its end a few bytes at a time, then copies it into a
 // scratch buffer that grows by doubling, then copies it once more into the `String`. Here the
-// search looks at 64 bytes at a time (`scan::json_run_ends`: SSE2 or AVX2), and the
+// search looks at 64 bytes at a time (`scan::walk_json_run_ends`: SSE2 or AVX2), and the
 // runs between escapes go straight into a `String` sized once: a log with one escape per line
 // costs a scan and a copy. Everything is checked as strictly as serde_json checks a string it
 // turns into a `String` (control characters, escapes, `\u` surrogate pairs), so text this reads
@@ -104,38 +106,15 @@ fn str_error<T>(at: usize, what: &'static str) -> Result<T, StrError> {
     Err(StrError { at, what })
 }
 
-/// The bytes that end a run inside a JSON string: its closing `"`, the `\` of an escape, and the
-/// control characters it may not hold.
-fn ends_run(b: u8) -> bool {
-    b == b'"' || b == b'\\' || b < 0x20
-}
-
 const BLOCK: usize = 64;
 
-/// The bytes ending runs in `b[from..from + 64]`, as bits (bit `i`: `b[from + i]`), found 64 at
-/// a time (`scan::json_run_ends`). In the last bytes of `b` (fewer than 64), the end of `b`
-/// counts as a run end too, so that a search always stops there. `from` is at most `b.len()`.
-#[inline]
-fn run_ends_at(b: &[u8], from: usize) -> u64 {
-    match b.get(from..from + BLOCK) {
-        Some(block) => crate::scan::json_run_ends(block.try_into().expect("BLOCK bytes")),
-        None => {
-            let tail = &b[from..];
-            let ends = tail.iter().enumerate().filter(|&(_, &c)| ends_run(c)).fold(0u64, |m, (i, _)| m | 1 << i);
-            ends | 1 << tail.len()
-        }
-    }
-}
-
-/// The position of the first byte ending a run in `b` from `from` on, or `b.len()`.
-fn next_run_end(b: &[u8], mut from: usize) -> usize {
-    loop {
-        let ends = run_ends_at(b, from);
-        if ends != 0 {
-            return from + ends.trailing_zeros() as usize;
-        }
-        from += BLOCK;
-    }
+/// The position of the first byte ending a run in `b` from `from` on (`"`, `\\` or a control
+/// character), or `b.len()`.
+fn next_run_end(b: &[u8], from: usize) -> usize {
+    walk_json_run_ends(b, from, |window, ends| match ends {
+        0 => Walk::From(window + BLOCK),
+        _ => Walk::Done(window + ends.trailing_zeros() as usize),
+    })
 }
 
 /// Where the text of a string goes: a `String`, or nowhere when a string is only checked.
@@ -170,6 +149,7 @@ fn hex4(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// The escape at `b[at]` (a `\`): its character into `out`, and where the string goes on.
+#[inline(always)]
 fn read_escape(b: &[u8], at: usize, out: &mut impl Sink) -> Result<usize, StrError> {
     let simple = match b.get(at + 1) {
         None => return str_error(at, "unterminated string"),
@@ -190,6 +170,7 @@ fn read_escape(b: &[u8], at: usize, out: &mut impl Sink) -> Result<usize, StrErr
 
 /// `\uXXXX` at `b[at]`, or a surrogate pair `\uD8XX\uDCXX`; a surrogate without its other half
 /// is refused, as serde_json refuses it in a `String`.
+#[inline(never)]
 fn read_unicode_escape(b: &[u8], at: usize, out: &mut impl Sink) -> Result<usize, StrError> {
     let Some(unit) = hex4(b, at + 2) else { return str_error(at, "invalid \\u escape (not 4 hex digits)") };
     let (c, end) = match unit {
@@ -213,28 +194,29 @@ pub fn read_str_into(s: &str, at: usize, out: &mut impl Sink) -> Result<usize, S
     let b = s.as_bytes();
     debug_assert_eq!(b.get(at), Some(&b'"'));
     let mut run = at + 1;
-    // The 64 bytes looked at: every run end in them is handled before the next are looked at,
-    // so a string with an escape every line (a log: `\n`) is scanned once, and each of its
-    // lines costs one copy and one escape.
-    let mut window = run;
-    loop {
-        let mut ends = run_ends_at(b, window);
+    // The 64 bytes looked at (the window): every run end in them is handled before the next
+    // are looked at, so a string with an escape every line (a log: `\n`) is scanned once, and
+    // each of its lines costs one copy and one escape.
+    walk_json_run_ends(b, run, |window, mut ends| {
         while ends != 0 {
             let end = window + ends.trailing_zeros() as usize;
             // `end` is an ASCII byte or the end of `s`: a character boundary.
             out.run(&s[run..end]);
             run = match b.get(end) {
-                None => return str_error(at, "unterminated string"),
-                Some(b'"') => return Ok(end + 1),
-                Some(b'\\') => read_escape(b, end, out)?,
-                Some(_) => return str_error(end, "control character in a string"),
+                None => return Walk::Done(str_error(at, "unterminated string")),
+                Some(b'"') => return Walk::Done(Ok(end + 1)),
+                Some(b'\\') => match read_escape(b, end, out) {
+                    Ok(next) => next,
+                    Err(e) => return Walk::Done(Err(e)),
+                },
+                Some(_) => return Walk::Done(str_error(end, "control character in a string")),
             };
             // What the escape took (the `"` of `\"`) ends no run.
             ends &= u64::MAX.checked_shl((run - window) as u32).unwrap_or(0);
         }
         // The rest of the window holds no run end; an escape may reach past it.
-        window = (window + BLOCK).max(run);
-    }
+        Walk::From((window + BLOCK).max(run))
+    })
 }
 
 /// The JSON string whose opening `"` is at `s[at]`, unescaped, and where it ends. Room is made
