@@ -6,6 +6,7 @@
 
 mod core;
 pub mod ffi;
+mod json_scan;
 mod os;
 mod scan;
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! A [`Cursor`] finds where the large parts of a dump are, so that serde_json parses the rest,
 //! and how deeply a job payload nests without building it.
 
-use crate::scan::{walk_json_run_ends, Walk};
+use crate::json_scan::{copy_json_runs, next_json_run_end, AtEnd, RunReader};
 
 /// The bytes a JSON string cannot hold as they are: `"`, `\` and the control characters.
 /// Everything else (DEL, `/`, any byte of a multi-byte UTF-8 sequence) is copied unchanged.
@@ -82,9 +82,9 @@ fn write_escaped(out: &mut Vec<u8>, text: &[u8]) {
 //
 // serde_json reads a string by looking for its end a few bytes at a time, then copies it into a
 // scratch buffer that grows by doubling, then copies it once more into the `String`. Here the
-// search looks at 64 bytes at a time (`scan::walk_json_run_ends`: SSE2 or AVX2), and the
-// runs between escapes go straight into a `String` sized once: a log with one escape per line
-// costs a scan and a copy. Everything is checked as strictly as serde_json checks a string it
+// search looks at 64 bytes at a time and copies them as it goes (`json_scan`: SSE2 or AVX2),
+// and the runs between escapes go straight into a `String` sized once: a log with one escape
+// per line costs one pass over it. Everything is checked as strictly as serde_json checks a string it
 // turns into a `String` (control characters, escapes, `\u` surrogate pairs), so text this reads
 // is text serde_json would have read, and read the same.
 
@@ -106,27 +106,19 @@ fn str_error<T>(at: usize, what: &'static str) -> Result<T, StrError> {
     Err(StrError { at, what })
 }
 
-const BLOCK: usize = 64;
-
-/// The position of the first byte ending a run in `b` from `from` on (`"`, `\\` or a control
-/// character), or `b.len()`.
-fn next_run_end(b: &[u8], from: usize) -> usize {
-    walk_json_run_ends(b, from, |window, ends| match ends {
-        0 => Walk::From(window + BLOCK),
-        _ => Walk::Done(window + ends.trailing_zeros() as usize),
-    })
-}
-
 /// Where the text of a string goes: a `String`, or nowhere when a string is only checked.
-pub trait Sink {
-    fn run(&mut self, run: &str);
+pub trait Sink: Sized {
+    /// The runs of plain text of `s`, the first from `from`, one after another (see
+    /// `json_scan::copy_json_runs`): each taken, then its end given to `reader`, which says
+    /// where the next starts or what the result is.
+    fn runs<R: RunReader<Self>>(&mut self, s: &str, from: usize, reader: R) -> R::Result;
     fn char(&mut self, c: char);
 }
 
 impl Sink for String {
     #[inline]
-    fn run(&mut self, run: &str) {
-        self.push_str(run);
+    fn runs<R: RunReader<Self>>(&mut self, s: &str, from: usize, reader: R) -> R::Result {
+        copy_json_runs(s, from, self, reader)
     }
     #[inline]
     fn char(&mut self, c: char) {
@@ -138,7 +130,14 @@ impl Sink for String {
 pub struct Check;
 
 impl Sink for Check {
-    fn run(&mut self, _: &str) {}
+    fn runs<R: RunReader<Self>>(&mut self, s: &str, mut from: usize, mut reader: R) -> R::Result {
+        loop {
+            match reader.at_end(self, next_json_run_end(s.as_bytes(), from)) {
+                AtEnd::Next(next) => from = next,
+                AtEnd::Done(result) => return result,
+            }
+        }
+    }
     fn char(&mut self, _: char) {}
 }
 
@@ -191,32 +190,33 @@ fn read_unicode_escape(b: &[u8], at: usize, out: &mut impl Sink) -> Result<usize
 /// Reads the JSON string whose opening `"` is at `s[at]` into `out` and returns where it ends
 /// (after the closing `"`).
 pub fn read_str_into(s: &str, at: usize, out: &mut impl Sink) -> Result<usize, StrError> {
-    let b = s.as_bytes();
-    debug_assert_eq!(b.get(at), Some(&b'"'));
-    let mut run = at + 1;
-    // The 64 bytes looked at (the window): every run end in them is handled before the next
-    // are looked at, so a string with an escape every line (a log: `\n`) is scanned once, and
-    // each of its lines costs one copy and one escape.
-    walk_json_run_ends(b, run, |window, mut ends| {
-        while ends != 0 {
-            let end = window + ends.trailing_zeros() as usize;
-            // `end` is an ASCII byte or the end of `s`: a character boundary.
-            out.run(&s[run..end]);
-            run = match b.get(end) {
-                None => return Walk::Done(str_error(at, "unterminated string")),
-                Some(b'"') => return Walk::Done(Ok(end + 1)),
-                Some(b'\\') => match read_escape(b, end, out) {
-                    Ok(next) => next,
-                    Err(e) => return Walk::Done(Err(e)),
-                },
-                Some(_) => return Walk::Done(str_error(end, "control character in a string")),
-            };
-            // What the escape took (the `"` of `\"`) ends no run.
-            ends &= u64::MAX.checked_shl((run - window) as u32).unwrap_or(0);
+    debug_assert_eq!(s.as_bytes().get(at), Some(&b'"'));
+    // Each run starts after an ASCII byte (the `"`, an escape): a character boundary.
+    out.runs(s, at + 1, StrReader { b: s.as_bytes(), at })
+}
+
+/// The reader of the string whose `"` is at `b[at]`, at the end of each of its runs: the
+/// string's end, an escape (read into the output), or an error.
+struct StrReader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<S: Sink> RunReader<S> for StrReader<'_> {
+    type Result = Result<usize, StrError>;
+
+    #[inline(always)]
+    fn at_end(&mut self, out: &mut S, end: usize) -> AtEnd<Self::Result> {
+        match self.b.get(end) {
+            None => AtEnd::Done(str_error(self.at, "unterminated string")),
+            Some(b'"') => AtEnd::Done(Ok(end + 1)),
+            Some(b'\\') => match read_escape(self.b, end, out) {
+                Ok(next) => AtEnd::Next(next),
+                Err(e) => AtEnd::Done(Err(e)),
+            },
+            Some(_) => AtEnd::Done(str_error(end, "control character in a string")),
         }
-        // The rest of the window holds no run end; an escape may reach past it.
-        Walk::From((window + BLOCK).max(run))
-    })
+    }
 }
 
 /// The JSON string whose opening `"` is at `s[at]`, unescaped, and where it ends. Room is made
@@ -284,7 +284,7 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let start = self.at + 1;
-        let end = next_run_end(self.s.as_bytes(), start);
+        let end = next_json_run_end(self.s.as_bytes(), start);
         if self.s.as_bytes().get(end) != Some(&b'"') {
             return None;
         }
@@ -427,6 +427,9 @@ mod tests {
 
     use crate::test_rng::Rng;
 
+    /// The bytes looked at, at a time, when a string is read (`json_scan`).
+    const BLOCK: usize = 64;
+
     #[test]
     fn escapes_across_the_edge_of_the_bytes_looked_at_read_as_serde_json_reads_them() {
         // Each escape (up to 12 bytes) at every position around the first and second 64 bytes
@@ -439,28 +442,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn run_ends_are_found_at_every_position_of_a_block() {
-        for len in 0..3 * BLOCK + 5 {
-            let plain = vec![b'a'; len];
-            assert_eq!(next_run_end(&plain, 0), len);
-            for at in 0..len {
-                for end in [b'"', b'\\', 0, b'\n', 0x1f] {
-                    let mut s = plain.clone();
-                    s[at] = end;
-                    // From every start up to it, and past it.
-                    for from in (0..=at).step_by(7).chain([at]) {
-                        assert_eq!(next_run_end(&s, from), at, "len {len} at {at} from {from}");
-                    }
-                    assert_eq!(next_run_end(&s, at + 1), len);
-                }
-            }
-        }
-        // Bytes that end no run, non-ASCII included.
-        let s = "é€😀 ~\u{7f}/'".repeat(40);
-        assert_eq!(next_run_end(s.as_bytes(), 0), s.len());
     }
 
     #[test]
