@@ -101,7 +101,7 @@ impl Background for JobShared {
         // failures.
         let gap = if m.failures > 0 {
             Duration::from_secs(1u64 << m.failures.min(6)).min(MAX_RETRY_BACKOFF)
-        } else if full_chunk_waiting(&m) {
+        } else if full_chunk_waiting(&m) && !m.caller_sending {
             return Some(m.not_before.map_or(now, |nb| now.max(nb)));
         } else {
             MIN_TURN_GAP
@@ -113,9 +113,14 @@ impl Background for JobShared {
     fn turn(&self) {
         let Some(_net) = self.try_lock_net() else {
             // A caller is flushing or finishing: it does the work; look again later.
-            lock(&self.inner).last_attempt = Some(Instant::now());
+            #[cfg(test)]
+            tests::TURNS_WHILE_A_CALLER_SENDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut m = lock(&self.inner);
+            m.last_attempt = Some(Instant::now());
+            m.caller_sending = true;
             return;
         };
+        lock(&self.inner).caller_sending = false;
         let (active, committed, has_data, patches, keepalive_due) = {
             let m = lock(&self.inner);
             let now = Instant::now();
@@ -170,4 +175,12 @@ impl Background for JobShared {
             Err(e) => Some(Error::new(e.kind, format!("job {}: {left} bytes not acknowledged ({e})", self.id()))),
         }
     }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    /// Background turns that found a caller sending, in all jobs of the process.
+    pub(in crate::core::job) static TURNS_WHILE_A_CALLER_SENDS: AtomicUsize = AtomicUsize::new(0);
 }

@@ -86,6 +86,7 @@ impl Job {
             last_contact: Instant::now(),
             failures: 0,
             not_before: None,
+            caller_sending: false,
         };
         let runner_info = runner_info.unwrap_or_else(|| Arc::from(info_raw(&runner)));
         let keep_details = role == Role::Owner;
@@ -459,6 +460,31 @@ mod tests {
     fn pretend_silent(job: &Job) {
         let mut m = lock(&job.shared.inner);
         m.last_contact = Instant::now() - m.keepalive - Duration::from_secs(1);
+    }
+
+    #[test]
+    fn the_uploader_waits_while_a_caller_sends_whole_patches() {
+        use std::sync::atomic::Ordering;
+        let server = TestServer::start();
+        let (job, _) = running_job(&server);
+        job.append_log(b"first line\n").unwrap();
+        job.flush_log().unwrap();
+        // A caller sending (as a flush or the finish does, for as long as GitLab takes), while
+        // whole PATCHes wait: the uploader finds them due at once, and the sending taken.
+        let sending = job.shared.try_lock_net().expect("no one sends");
+        let mut line = vec![b'x'; 1023];
+        line.push(b'\n');
+        for _ in 0..3 * 1024 {
+            job.append_log(&line).unwrap();
+        }
+        let before = background::tests::TURNS_WHILE_A_CALLER_SENDS.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(500));
+        let turns = background::tests::TURNS_WHILE_A_CALLER_SENDS.load(Ordering::SeqCst) - before;
+        drop(sending);
+        // One a second at most (other tests' jobs may add a few): it was one after another.
+        assert!(turns <= 20, "the uploader took {turns} turns while a caller was sending");
+        job.flush_log().unwrap();
+        assert_eq!(server.job(job.id()).unwrap().trace.len(), job.log_text().unwrap().len());
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub(super) struct JobMut {
     pub(super) failures: u32,
     /// No background attempt before this: GitLab asked to wait (`Retry-After`).
     pub(super) not_before: Option<Instant>,
+    /// The last background turn found a caller sending (a flush, the finish): whole PATCHes
+    /// waiting then wait for the usual gap too, instead of being looked at again at once, which
+    /// kept the uploader's thread busy until the caller was done.
+    pub(super) caller_sending: bool,
 }
 
 pub(crate) struct JobShared {
