@@ -142,3 +142,34 @@ pub fn thread_cpu_secs() -> f64 {
 pub fn process_cpu_secs() -> f64 {
     rusage_cpu(0)
 }
+
+/// CPU time so far of each thread of this process, by thread id: its name (`comm`, at most 15
+/// bytes: `glr-log-uploade`) and nanoseconds on a CPU (`schedstat`'s first field, exact where
+/// getrusage of another thread is not to be had). Threads that ended are not in it.
+pub fn threads_cpu_ns() -> std::collections::BTreeMap<u64, (String, u64)> {
+    let mut all = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return all };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u64>().ok()) else { continue };
+        let read = |f: &str| std::fs::read_to_string(task.path().join(f)).unwrap_or_default();
+        let ns = read("schedstat").split_whitespace().next().and_then(|n| n.parse().ok());
+        if let Some(ns) = ns {
+            all.insert(tid, (read("comm").trim().to_string(), ns));
+        }
+    }
+    all
+}
+
+/// CPU seconds each thread name took between two [`threads_cpu_ns`] readings (threads started in
+/// between count from zero), summed over the threads of a name.
+pub fn threads_cpu_between(
+    before: &std::collections::BTreeMap<u64, (String, u64)>,
+    after: &std::collections::BTreeMap<u64, (String, u64)>,
+) -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    for (tid, (name, ns)) in after {
+        let earlier = before.get(tid).map_or(0, |(_, ns)| *ns);
+        *by_name.entry(name.clone()).or_insert(0.0) += ns.saturating_sub(earlier) as f64 / 1e9;
+    }
+    by_name
+}
