@@ -515,8 +515,8 @@ impl Harness {
                  thread's CPU per MiB in this run), which the raw client does not do: it sends a buffer it already \
                  has. The raw client's whole cost is {} per MiB, so even with an upload path that cost nothing \
                  more than the raw one, ours / raw could not be below {} (raw + appending, over raw; the median \
-                 of the runs'). Of the rest, the library's HTTP thread took {} per MiB (about what the raw \
-                 client takes for the same PATCHes) and the block pool's thread {}: mapping the log's fresh memory \
+                 of the runs'). Of the rest, the library's HTTP thread took {} per MiB (to set against the \
+                 raw client's whole cost) and the block pool's thread {}: mapping the log's fresh memory \
                  (the kernel clears each page it gives), which a log kept in memory needs and the raw client's \
                  buffer, written before its timing starts, does not. Both figures also count the server's side of \
                  loopback TCP, which the kernel runs on the sending thread, so they move from run to run with the \
