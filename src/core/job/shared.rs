@@ -369,18 +369,26 @@ impl JobShared {
         self.stopped(e.message.clone());
     }
 
-    /// Ok while the job may still log and finish (`state` is the state the caller read).
+    /// Ok while the job may still log and finish (`state` is the state the caller read). Inlined:
+    /// every append asks; the error is built out of line.
+    #[inline]
     pub(super) fn check_active(&self, state: JobState) -> Result<()> {
-        let id = self.id();
         match state {
             JobState::Running | JobState::Canceling => Ok(()),
+            s => Err(self.inactive(s)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn inactive(&self, state: JobState) -> Error {
+        let id = self.id();
+        match state {
             JobState::Canceled => {
                 let why = lock(&self.stop_reason).clone().unwrap_or_else(|| format!("job {id} was canceled by GitLab"));
-                Err(Error::new(ErrorKind::JobCanceled, why))
+                Error::new(ErrorKind::JobCanceled, why)
             }
-            s => {
-                Err(Error::new(ErrorKind::AlreadyFinished, format!("job {id} has already finished as {}", s.as_str())))
-            }
+            s => Error::new(ErrorKind::AlreadyFinished, format!("job {id} has already finished as {}", s.as_str())),
         }
     }
 
