@@ -127,6 +127,7 @@ impl StartSet {
     /// holds (the masker's exact check of the next byte). `accept` is called only at start
     /// bytes, and (but for the last byte, which has no next one yet) mostly only where the
     /// start byte is followed by its one next byte, so it must reject any other place itself.
+    #[inline]
     pub(crate) fn find_where(&self, hay: &[u8], from: usize, accept: impl Fn(usize) -> bool) -> Option<usize> {
         #[cfg(target_arch = "x86_64")]
         match self.path {

@@ -215,6 +215,7 @@ impl Masker {
     }
 
     /// Masks `input`, appending what is decided to `out`.
+    #[inline]
     pub fn push(&mut self, input: &[u8], out: &mut impl BufMut) {
         if self.held.is_empty() {
             // The common case, without `run`'s state machine: nothing held, no secret open, so
