@@ -57,10 +57,10 @@ impl<O, T, F: FnMut(&mut O, usize) -> AtEnd<T>> RunReader<O> for F {
 }
 
 /// Reads runs of the JSON string text `s` into `out`, the first from `from` (a character
-/// boundary): appends the text up to the run's end (the first run end at or after its start, or
-/// the end of `s`), then asks `reader.at_end(out, end)` what next: the start of the next run (after the
-/// escape it read), or the reading's result. `out` may be given room for the rest of `s` at
-/// once (the text it gets is never longer), which makes this reserve nothing.
+/// boundary): appends the text up to the run's end (the first run end at or after its start,
+/// or the end of `s`), then asks `reader.at_end(out, end)` what next: the start of the next run
+/// (after the escape it read), or the reading's result. `out` may be given room for the rest of
+/// `s` at once (the text it gets is never longer), which makes this reserve nothing.
 ///
 /// Panics if a run would start inside a character, or past the end of `s`.
 pub(crate) fn copy_json_runs<R: RunReader<String>>(s: &str, from: usize, out: &mut String, reader: R) -> R::Result {
