@@ -71,11 +71,15 @@ pub(crate) fn copy_json_runs<R: RunReader<String>>(s: &str, from: usize, out: &m
             return unsafe { copy_runs_avx2(s, from, out, reader) };
         }
     }
-    copy_runs_with(s, from, out, reader, |s, from, out| {
-        let end = next_json_run_end(s.as_bytes(), from);
-        out.push_str(&s[from..end]);
-        end
-    })
+    read_runs(s, from, out, reader, copy_run)
+}
+
+/// Appends the text of `s` from `from` up to its first run end (or the end of `s`) to `out`,
+/// and returns where that is: found, then copied (where there is no AVX2).
+fn copy_run(s: &str, from: usize, out: &mut String) -> usize {
+    let end = next_json_run_end(s.as_bytes(), from);
+    out.push_str(&s[from..end]);
+    end
 }
 
 /// # Safety
@@ -83,26 +87,32 @@ pub(crate) fn copy_json_runs<R: RunReader<String>>(s: &str, from: usize, out: &m
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn copy_runs_avx2<R: RunReader<String>>(s: &str, from: usize, out: &mut String, reader: R) -> R::Result {
-    // SAFETY: the caller checked AVX2; `copy_runs_with` calls this with a character boundary
-    // `from` and room in `out` for the rest of `s`.
-    copy_runs_with(s, from, out, reader, |s, from, out| unsafe { copy_run_avx2(s, from, out) })
+    read_runs(s, from, out, reader, |s, from, out| {
+        // A no-op check once `out` has room for the rest of `s`.
+        out.reserve(s.len() - from);
+        // SAFETY: the caller checked AVX2; `read_runs` gives a character boundary `from`, and
+        // the room is there (just made sure of).
+        unsafe { copy_run_avx2(s, from, out) }
+    })
 }
 
-/// The loop of [`copy_json_runs`], `copy_run` copying each run: compiled into each caller (and
-/// so, with AVX2, into one function with the reader's `at_end`: no call per run).
+/// The runs of `s` one after another, the first from `from`: `take_run(s, from, out)` takes a
+/// run (copies it, or only finds its end) and says where it ends, `reader` what next. Compiled
+/// into each caller (and so, with AVX2, into one function with the reader's `at_end`: no call
+/// per run).
+///
+/// Panics if a run would start inside a character, or past the end of `s`.
 #[inline(always)]
-fn copy_runs_with<R: RunReader<String>>(
+pub(crate) fn read_runs<O, R: RunReader<O>>(
     s: &str,
     mut from: usize,
-    out: &mut String,
+    out: &mut O,
     mut reader: R,
-    copy_run: impl Fn(&str, usize, &mut String) -> usize,
+    take_run: impl Fn(&str, usize, &mut O) -> usize,
 ) -> R::Result {
     loop {
         assert!(s.is_char_boundary(from), "a run starts at a character boundary");
-        // A no-op check once `out` has room for the rest of `s`.
-        out.reserve(s.len() - from);
-        let end = copy_run(s, from, out);
+        let end = take_run(s, from, out);
         match reader.at_end(out, end) {
             AtEnd::Next(next) => from = next,
             AtEnd::Done(result) => return result,
@@ -147,7 +157,7 @@ unsafe fn copy_run_avx2(s: &str, from: usize, out: &mut String) -> usize {
             }
             at += WINDOW;
         }
-        let end = at + b[at..].iter().position(|&c| ends_run(c)).unwrap_or(b.len() - at);
+        let end = tail_run_end(b, at);
         std::ptr::copy_nonoverlapping(b.as_ptr().add(at), dst.add(at - from), end - at);
         out.set_len(start + end - from);
         end
@@ -172,12 +182,22 @@ fn next_run_end_with(b: &[u8], mut at: usize, ends_of: impl Fn(&[u8; WINDOW]) ->
         }
         at += WINDOW;
     }
+    tail_run_end(b, at)
+}
+
+/// The first run end in `b` from `at` on, or `b.len()`, a byte at a time (the last bytes, fewer
+/// than a window).
+fn tail_run_end(b: &[u8], at: usize) -> usize {
     at + b[at..].iter().position(|&c| ends_run(c)).unwrap_or(b.len() - at)
 }
 
-/// A byte that ends a run of plain text in a JSON string.
-fn ends_run(b: u8) -> bool {
-    b == b'"' || b == b'\\' || b < 0x20
+/// A byte that ends a run of plain text in a JSON string: also the bytes a JSON string cannot
+/// hold as they are, which a writer escapes. Inlined and in this order (the range test first):
+/// so the writer's escape search (`json::has_escape`) becomes vector compares; the other order
+/// made dumps five times the instructions.
+#[inline]
+pub(crate) fn ends_run(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
 }
 
 /// The run ends of `window` as a mask (bit `i`: `window[i]`), 16 bytes at a time.
@@ -289,16 +309,15 @@ mod tests {
         let b = s.as_bytes();
         #[allow(unused_mut)]
         let mut ends = vec![next_json_run_end(b, from), next_run_end_with(b, from, run_ends_bytewise)];
-        let copy_portable = {
+        let without_avx2 = {
             let mut out = before.to_string();
-            let end = next_run_end_with(b, from, run_ends_bytewise);
-            out.push_str(&s[from..end]);
+            let end = copy_run(s, from, &mut out);
             (out, end)
         };
         let mut out = before.to_string();
         let end = copy_json_runs(s, from, &mut out, |_: &mut String, end| AtEnd::Done(end));
         #[allow(unused_mut)]
-        let mut copies = vec![copy_portable, (out, end)];
+        let mut copies = vec![without_avx2, (out, end)];
         #[cfg(target_arch = "x86_64")]
         {
             ends.push(next_run_end_with(b, from, run_ends_sse2));
@@ -396,11 +415,7 @@ mod tests {
             };
             let len = match way {
                 0 => copy_json_runs(s, 0, &mut out, read),
-                _ => copy_runs_with(s, 0, &mut out, read, |s, from, out| {
-                    let end = next_run_end_with(s.as_bytes(), from, run_ends_bytewise);
-                    out.push_str(&s[from..end]);
-                    end
-                }),
+                _ => read_runs(s, 0, &mut out, read, copy_run),
             };
             assert_eq!(out, ">ab|cd||ef|€é||gh", "way {way}");
             assert_eq!((len, ends), (out.len(), vec![2, 5, 6, 9, 15, 16, 19]), "way {way}");

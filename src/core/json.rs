@@ -6,13 +6,11 @@
 //! A [`Cursor`] finds where the large parts of a dump are, so that serde_json parses the rest,
 //! and how deeply a job payload nests without building it.
 
-use crate::json_scan::{copy_json_runs, next_json_run_end, AtEnd, RunReader};
+use crate::json_scan::{copy_json_runs, ends_run as needs_escape, next_json_run_end, read_runs, AtEnd, RunReader};
 
-/// The bytes a JSON string cannot hold as they are: `"`, `\` and the control characters.
-/// Everything else (DEL, `/`, any byte of a multi-byte UTF-8 sequence) is copied unchanged.
-fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
-}
+// The bytes a JSON string cannot hold as they are, and so needs an escape for, are those a
+// reader stops at (`json_scan::ends_run`): `"`, `\` and the control characters. Everything else
+// (DEL, `/`, any byte of a multi-byte UTF-8 sequence) is copied unchanged.
 
 const CHUNK: usize = 16;
 
@@ -84,9 +82,9 @@ fn write_escaped(out: &mut Vec<u8>, text: &[u8]) {
 // scratch buffer that grows by doubling, then copies it once more into the `String`. Here the
 // search looks at 64 bytes at a time and copies them as it goes (`json_scan`: SSE2 or AVX2),
 // and the runs between escapes go straight into a `String` sized once: a log with one escape
-// per line costs one pass over it. Everything is checked as strictly as serde_json checks a string it
-// turns into a `String` (control characters, escapes, `\u` surrogate pairs), so text this reads
-// is text serde_json would have read, and read the same.
+// per line costs one pass over it. Everything is checked as strictly as serde_json checks a
+// string it turns into a `String` (control characters, escapes, `\u` surrogate pairs), so text
+// this reads is text serde_json would have read, and read the same.
 
 /// Why a JSON string could not be read: what was wrong, and at which byte of the input. Never
 /// the text itself (dumps hold tokens).
@@ -130,13 +128,8 @@ impl Sink for String {
 pub struct Check;
 
 impl Sink for Check {
-    fn runs<R: RunReader<Self>>(&mut self, s: &str, mut from: usize, mut reader: R) -> R::Result {
-        loop {
-            match reader.at_end(self, next_json_run_end(s.as_bytes(), from)) {
-                AtEnd::Next(next) => from = next,
-                AtEnd::Done(result) => return result,
-            }
-        }
+    fn runs<R: RunReader<Self>>(&mut self, s: &str, from: usize, reader: R) -> R::Result {
+        read_runs(s, from, self, reader, |s, from, _| next_json_run_end(s.as_bytes(), from))
     }
     fn char(&mut self, _: char) {}
 }

@@ -77,9 +77,11 @@ impl LogText {
     /// the tail as a `Vec` grows; once it is a full block, it is frozen and a new block goes on.
     #[inline]
     pub fn room(&mut self, want: usize, slack: usize) -> (&mut BytesMut, usize) {
-        if want + slack > self.tail.capacity() - self.tail.len() || self.len() + want + slack > self.mapped_end {
+        // `mapped_end` is never past the tail's end: room below it is room in the tail too.
+        if self.len() + want + slack > self.mapped_end {
             self.make_room(want, slack);
         }
+        debug_assert!(self.mapped_end <= self.frozen_len + self.tail.capacity(), "mapped past the tail");
         let free = self.tail.capacity() - self.tail.len();
         (&mut self.tail, want.min(free - slack))
     }

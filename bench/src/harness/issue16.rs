@@ -154,7 +154,8 @@ impl Harness {
         let all = v["runs"].as_array().cloned().unwrap_or_default();
         let stored = all.iter().filter(|r| r["ours_stored"] == true && r["raw_stored"] == true).count();
         self.check(stored == all.len(), format!("issue 16 client CPU: {stored}/{} logs stored whole", all.len()));
-        let per_mib = |r: &Value, k: &str| f(r, k) / (f(r, "bytes") / (1024.0 * 1024.0));
+        let mib = |r: &Value| f(r, "bytes") / (1024.0 * 1024.0);
+        let per_mib = |r: &Value, k: &str| f(r, k) / mib(r);
         let ours = Runs(all.iter().map(|r| per_mib(r, "ours_cpu_secs")).collect());
         let raw = Runs(all.iter().map(|r| per_mib(r, "raw_cpu_secs")).collect());
         let ratio = Runs(all.iter().map(|r| f(r, "ours_cpu_secs") / f(r, "raw_cpu_secs")).collect());
@@ -164,13 +165,7 @@ impl Harness {
         let appending = Runs(all.iter().map(|r| per_mib(r, "ours_append_cpu_secs")).collect());
         self.keep("cpu_append_per_mib", appending.median());
         // The library's threads (by name; see `proc::threads_cpu_ns`).
-        let thread = |name: &str| {
-            Runs(
-                all.iter()
-                    .map(|r| f(&r["ours_threads_cpu_secs"], name) / (f(r, "bytes") / (1024.0 * 1024.0)))
-                    .collect(),
-            )
-        };
+        let thread = |name: &str| Runs(all.iter().map(|r| f(&r["ours_threads_cpu_secs"], name) / mib(r)).collect());
         let (pool, http) = (thread("glr-log-blocks"), thread("glr-http"));
         self.keep("cpu_pool_per_mib", pool.median());
         self.keep("cpu_http_per_mib", http.median());

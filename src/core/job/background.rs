@@ -120,9 +120,9 @@ impl Background for JobShared {
             m.caller_sending = true;
             return;
         };
-        lock(&self.inner).caller_sending = false;
         let (active, committed, has_data, patches, keepalive_due) = {
-            let m = lock(&self.inner);
+            let mut m = lock(&self.inner);
+            m.caller_sending = false;
             let now = Instant::now();
             (
                 m.state.is_active(),

@@ -656,9 +656,9 @@ fn job_from_v1(items: Vec<Value>) -> Result<JobData> {
 // lifted out first: the log text read straight into its `String` (`json::read_str`), the payload
 // read once for both its checks and the job (`payload_text`) and kept as the text it was dumped
 // as. serde_json parses what is left, with stand-ins where they were, and `job_from_v2` reads
-// that as always. Whenever the input is not plainly what our writer gives
-// (duplicate members, escaped keys, anything this reading cannot vouch for), the ordinary reading
-// runs instead and gives exactly the result and error it always gave.
+// that as always. Whenever the input is not plainly what our writer gives (duplicate members,
+// escaped keys, anything this reading cannot vouch for), the ordinary reading runs instead and
+// gives exactly the result and error it always gave.
 
 /// The large parts of a v2 job dump, and where they were in it.
 struct Lifted {
