@@ -279,7 +279,8 @@ async fn clear_faults(State(s): Ctl) -> Response {
 }
 
 async fn requests(State(s): Ctl) -> Response {
-    json_response(200, &json!(s.lock().requests))
+    let log = s.lock().requests.clone();
+    json_response(200, &json!(crate::reqlog::read_all(&log, &s.secrets())))
 }
 
 async fn clear_requests(State(s): Ctl) -> Response {

@@ -59,7 +59,7 @@ pub(crate) async fn gateway(State(s): State<Arc<Shared>>, req: Request, next: Ne
         Some(FaultKind::TruncatedBody) => truncate(next.run(rebuild(bytes)).await).await,
         Some(FaultKind::DropAfterHandling) => {
             let handled = next.run(rebuild(bytes)).await;
-            record.response_headers = reqlog::redact_headers(handled.headers(), &s.secrets());
+            record.record.response_headers = reqlog::redact_headers(handled.headers(), &s.secrets());
             finish(&s, &cfg, record, None);
             return drop_connection(kill).await;
         }
@@ -69,7 +69,8 @@ pub(crate) async fn gateway(State(s): State<Arc<Shared>>, req: Request, next: Ne
     resp
 }
 
-fn finish(s: &Shared, cfg: &crate::Config, mut record: crate::model::RequestRecord, resp: Option<&Response>) {
+fn finish(s: &Shared, cfg: &crate::Config, mut logged: reqlog::Logged, resp: Option<&Response>) {
+    let record = &mut logged.record;
     if let Some(r) = resp {
         record.status = r.status().as_u16();
         // The secrets as they are now: tokens created by this very request (registration, reset)
@@ -80,7 +81,7 @@ fn finish(s: &Shared, cfg: &crate::Config, mut record: crate::model::RequestReco
         let status = if record.status == 0 { "dropped".to_string() } else { record.status.to_string() };
         eprintln!("glr-testserver: {} {} -> {status}", record.method, record.path);
     }
-    s.lock().requests.push(record);
+    s.lock().requests.push(logged);
 }
 
 /// Close the connection without an answer: the connection task watches `kill` and drops the

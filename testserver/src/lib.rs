@@ -191,7 +191,8 @@ impl TestServer {
 
     /// The request log (runner API only, tokens redacted).
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.shared.lock().requests.clone()
+        let log = self.shared.lock().requests.clone();
+        reqlog::read_all(&log, &self.shared.secrets())
     }
 
     pub fn clear_requests(&self) {

@@ -3,9 +3,7 @@
 //! `.await` ever happens while it is held.
 
 use crate::config::Config;
-use crate::model::{
-    ArtifactRecord, Endpoint, Fault, JobRecord, ManagerRecord, RequestRecord, RunnerOptions, RunnerRecord,
-};
+use crate::model::{ArtifactRecord, Endpoint, Fault, JobRecord, ManagerRecord, RunnerOptions, RunnerRecord};
 use crate::payload_template::{self, TemplateContext};
 use crate::queue::{Queue, Taker};
 use crate::redact::Secrets;
@@ -230,7 +228,7 @@ pub(crate) struct Inner {
     /// The runner queue value sent as `X-GitLab-Last-Update`; changes when a job is queued.
     pub queue_value: String,
     pub faults: Vec<Fault>,
-    pub requests: Vec<RequestRecord>,
+    pub requests: Vec<crate::reqlog::Logged>,
     /// Direct-download links: key -> (job id, artifact index).
     pub storage_links: BTreeMap<String, (i64, usize)>,
     pub fixture_job: Option<i64>,
@@ -344,7 +342,9 @@ impl Inner {
         };
         let m = &mut r.managers[idx];
         m.contacted = Instant::now();
-        if let Some(info) = info.filter(|i| i.is_object()) {
+        // A runner sends the same info with every request: compared (no allocation) rather
+        // than copied each time.
+        if let Some(info) = info.filter(|i| i.is_object() && **i != m.info) {
             m.info = info.clone();
             if let Some(f) = info.get("features") {
                 m.features = f.clone();
