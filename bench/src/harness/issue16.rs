@@ -512,8 +512,9 @@ impl Harness {
                  more than the raw one, ours / raw could not be below {} (raw + appending, over raw; the median \
                  of the runs'). Of the rest, the library's HTTP thread took {} per MiB (to set against the \
                  raw client's whole cost) and the block pool's thread {}: mapping the log's fresh memory \
-                 (the kernel clears each page it gives), which a log kept in memory needs and the raw client's \
-                 buffer, written before its timing starts, does not. Both figures also count the server's side of \
+                 (the kernel clears each page it gives) for a process's first long log, which a log kept in \
+                 memory needs and the raw client's buffer, written before its timing starts, does not (later \
+                 logs reuse the blocks of the ones that ended). Both figures also count the server's side of \
                  loopback TCP, which the kernel runs on the sending thread, so they move from run to run with the \
                  server's timing. In wall time, both \
                  clients wait for the same server; ours overlaps its appends with the upload (whole 1 MiB PATCHes \
