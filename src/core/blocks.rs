@@ -241,7 +241,7 @@ pub fn give_back(piece: Bytes) {
 pub fn give_back_memory(memory: BytesMut) {
     let Some(blocks) = reclaim(memory) else { return };
     #[cfg(test)]
-    tests::RECLAIMED_HERE.with(|n| n.set(n.get() + 1));
+    tests::RECLAIMED_HERE.with(|r| r.borrow_mut().extend(blocks.iter().map(|b| b.as_ptr() as usize)));
     let Some(p) = pool() else { return };
     let mut ready = lock(&p.ready);
     // Only into a running pool, which frees them within `LINGER` if no log takes them.
@@ -314,11 +314,12 @@ fn run(p: &'static Pool) {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use std::cell::Cell;
+    use std::cell::RefCell;
 
     thread_local! {
-        /// Allocations given back to the pool by this thread (per thread: tests run in parallel).
-        pub(in crate::core) static RECLAIMED_HERE: Cell<usize> = const { Cell::new(0) };
+        /// Where the blocks start that this thread gave back to the pool (per thread: tests run
+        /// in parallel).
+        pub(in crate::core) static RECLAIMED_HERE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     }
 
     #[test]
