@@ -259,7 +259,12 @@ impl Harness {
         let (noop_max, noop_clean_max) = (noop("max_ns"), noop("clean_max_ns"));
         self.keep("live_noop_max_ns", noop_max.median());
         self.keep("live_noop_clean_max_ns", noop_clean_max.median());
+        let matched = |k: &str| Runs(results.iter().map(|r| r["matched"][k].as_f64().unwrap_or(f64::NAN)).collect());
+        self.keep("live_matched_max_ns", matched("max_ns").median());
+        self.keep("live_matched_cap_ns", matched("cap_ns").median());
+        self.keep("live_matched_clean_max_ns", matched("clean_max_ns").median());
         let total = |k: &dyn Fn(&Value) -> f64| results.iter().map(k).sum::<f64>();
+        self.keep("live_matched_over", Some(total(&|r| r["matched"]["over_100us"].as_f64().unwrap_or(f64::NAN))));
         self.keep("live_appends_over", Some(total(&|r| f(r, "over_100us"))));
         self.keep("live_noop_over", Some(total(&|r| r["noop"]["over_100us"].as_f64().unwrap_or(f64::NAN))));
         self.keep("live_samples", Some(total(&|r| f(r, "appends"))));
@@ -293,7 +298,8 @@ impl Harness {
                 "max {} (p99 {}, p99.9 {}; {} appends over {} per run). By what the appending thread went \
                  through during the append: none {} appends, max {}; {by_event}. The machine's floor, timed the \
                  same way right after each append: a {} busy loop (no call, no memory) took up to {}, and up to {} \
-                 when its thread was not preempted, did not wait and took no fault. Waking a sleeping thread, \
+                 when its thread was not preempted, did not wait and took no fault; the same loop as long as \
+                 the append before it (up to {}) took up to {}. Waking a sleeping thread, \
                  once in each pause: up to {}; a write of one byte to a page of the job's own after each append \
                  (last written a round before): up to {}",
                 max.show(ns),
@@ -306,6 +312,8 @@ impl Harness {
                 ns(results.first().map_or(f64::NAN, |r| r["noop"]["loop_ns"].as_f64().unwrap_or(f64::NAN))),
                 noop_max.show(ns),
                 noop_clean_max.show(ns),
+                ns(results.first().map_or(f64::NAN, |r| r["matched"]["cap_ns"].as_f64().unwrap_or(f64::NAN))),
+                matched("max_ns").show(ns),
                 wake("max_ns").show(ns),
                 touch("max_ns").show(ns),
             ),
@@ -461,8 +469,10 @@ impl Harness {
             &format!("append max with {:.0} live jobs", g("live_jobs").unwrap_or(0.0)),
             show(live, &|v| {
                 let clean = g("live_max_clean_ns").map_or("—".into(), ns);
+                let matched = g("live_matched_max_ns").map_or("—".into(), ns);
                 format!(
-                    "{} ({clean} over the appends whose thread was not preempted, did not wait and took no page fault)",
+                    "{} ({clean} over the appends whose thread was not preempted, did not wait and took no page \
+                     fault; a busy loop as long as each append, right after it: {matched})",
                     ns(v)
                 )
             }),
@@ -546,7 +556,11 @@ impl Harness {
                  run, took up to {} ({} in the loops during which its thread was not preempted, did not wait and \
                  took no fault: the virtual CPU was taken away, which the guest does not see as a context \
                  switch). The appends that were not preempted, did not wait and took no fault took up to {}. \
-                 Over all runs, {} of {} appends took longer than 100 µs, and {} of as many loops; {} of \
+                 A busy loop as long as each append (up to {}), timed right after it, so exposed to the \
+                 machine for as long as the append was but doing none of its work, took up to {} ({} when its \
+                 thread was not preempted, did not wait and took no fault), and {} of as many took longer \
+                 than 100 µs. \
+                 Over all runs, {} of {} appends took longer than 100 µs, and {} of as many 1 µs loops; {} of \
                  those appends were among the first {ROUND_START} of their round ({} of the appends): the \
                  first after a pause, which give the jobs' logs new text while the library's upload thread \
                  sleeps, and the first of them wakes it (so that a job's first text goes up at once, not at \
@@ -564,6 +578,10 @@ impl Harness {
                 fmt_s(g("live_noop_max_ns").map(|v| v / 1e9)),
                 fmt_s(g("live_noop_clean_max_ns").map(|v| v / 1e9)),
                 fmt_s(g("live_max_clean_ns").map(|v| v / 1e9)),
+                fmt_s(g("live_matched_cap_ns").map(|v| v / 1e9)),
+                fmt_s(g("live_matched_max_ns").map(|v| v / 1e9)),
+                fmt_s(g("live_matched_clean_max_ns").map(|v| v / 1e9)),
+                g("live_matched_over").map_or("—".into(), |v| format!("{v:.0}")),
                 g("live_appends_over").map_or("—".into(), |v| format!("{v:.0}")),
                 g("live_samples").map_or("—".into(), |v| format!("{v:.0}")),
                 g("live_noop_over").map_or("—".into(), |v| format!("{v:.0}")),

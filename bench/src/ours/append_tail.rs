@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 /// The busy loop timed between the appends of `append_max_jobs` (about an append's median there).
 const NOOP: Duration = Duration::from_micros(1);
+/// The longest busy loop of `append_max_jobs`'s second probe, which lasts as long as the append
+/// before it: above this an append was stalled, not working, and the loop need not copy that.
+const MATCHED_CAP: Duration = Duration::from_micros(20);
 /// The page size whose pages `append_max_jobs` touches one byte of (4 KiB: the smallest).
 const PAGE: usize = 4096;
 /// The target for the worst append (issue 16): how many appends and loops took longer.
@@ -122,6 +125,7 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
     let (mut clean, mut faulted, mut waited, mut preempted) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut major_faulted = Vec::new();
     let (mut noop, mut noop_clean) = (Vec::new(), Vec::new());
+    let (mut matched, mut matched_clean) = (Vec::new(), Vec::new());
     let (mut touch, mut touch_clean) = (Vec::new(), Vec::new());
     let mut pages = vec![1u8; n * PAGE];
     let (sleeper, mut wakes) = (Sleeper::new(), Vec::new());
@@ -160,6 +164,18 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
             if after == before {
                 noop_clean.push(ns);
             }
+            // The same loop, as long as the append just timed (up to MATCHED_CAP): exposed to the
+            // machine's stalls for as long as that append was, doing none of its work.
+            let want = Duration::from_nanos(*samples.last().expect("one sample per append")).min(MATCHED_CAP);
+            let before = thread_events();
+            let t = Instant::now();
+            while t.elapsed() < want {}
+            let ns = t.elapsed().as_nanos() as u64;
+            let after = thread_events();
+            matched.push(ns);
+            if after == before {
+                matched_clean.push(ns);
+            }
             // And memory as an append touches it: one byte of a page of this job's own (mapped
             // before the run), last touched a round ago, as the job's memory was.
             let before = thread_events();
@@ -195,6 +211,10 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
         "loop_ns": NOOP.as_nanos() as u64, "n": noop.len(), "max_ns": max(&noop),
         "clean_n": noop_clean.len(), "clean_max_ns": max(&noop_clean), "over_100us": over(&noop),
     });
+    let matched = json!({
+        "cap_ns": MATCHED_CAP.as_nanos() as u64, "n": matched.len(), "max_ns": max(&matched),
+        "clean_n": matched_clean.len(), "clean_max_ns": max(&matched_clean), "over_100us": over(&matched),
+    });
     let touch = json!({
         "n": touch.len(), "max_ns": max(&touch), "clean_n": touch_clean.len(), "clean_max_ns": max(&touch_clean),
         "over_100us": over(&touch),
@@ -210,6 +230,6 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
     let p = percentiles_ns(&mut samples, &[50.0, 99.0, 99.9, 100.0]);
     Ok(json!({
         "jobs": ids, "appends": samples.len(), "window_secs": window,
-        "p50_ns": p[0], "p99_ns": p[1], "p999_ns": p[2], "max_ns": p[3], "by_event": classes, "noop": noop, "over_100us": appends_over, "over_at": over_at, "wake": wake, "touch": touch,
+        "p50_ns": p[0], "p99_ns": p[1], "p999_ns": p[2], "max_ns": p[3], "by_event": classes, "noop": noop, "matched": matched, "over_100us": appends_over, "over_at": over_at, "wake": wake, "touch": touch,
     }))
 }
