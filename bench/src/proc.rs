@@ -97,6 +97,37 @@ struct Rusage {
 
 extern "C" {
     fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+    fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, offset: i64) -> *mut u8;
+    fn munmap(addr: *mut u8, len: usize) -> i32;
+}
+
+/// One page of memory just mapped and never written: the first write to it is a page fault
+/// (the kernel clears a page for it; on a virtual machine the host may have to back it first),
+/// as an append takes that grows a short log into new memory.
+pub struct FreshPage(*mut u8);
+
+impl FreshPage {
+    const SIZE: usize = 4096;
+
+    pub fn map() -> Option<FreshPage> {
+        // PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS (Linux's values).
+        // SAFETY: a new anonymous mapping, touching no memory of ours.
+        let p = unsafe { mmap(std::ptr::null_mut(), Self::SIZE, 0x1 | 0x2, 0x02 | 0x20, -1, 0) };
+        (p as isize != -1 && !p.is_null()).then_some(FreshPage(p))
+    }
+
+    /// Writes its first byte (the page fault).
+    pub fn write(&mut self) {
+        // SAFETY: the page is mapped writable and ours until drop.
+        unsafe { self.0.write_volatile(1) }
+    }
+}
+
+impl Drop for FreshPage {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the page `map` mapped; nothing refers to it after this.
+        unsafe { munmap(self.0, Self::SIZE) };
+    }
 }
 
 fn rusage_cpu(who: i32) -> f64 {

@@ -264,6 +264,13 @@ impl Harness {
         self.keep("live_matched_cap_ns", matched("cap_ns").median());
         self.keep("live_matched_clean_max_ns", matched("clean_max_ns").median());
         let total = |k: &dyn Fn(&Value) -> f64| results.iter().map(k).sum::<f64>();
+        let fault = |k: &str| Runs(results.iter().map(|r| r["fault"][k].as_f64().unwrap_or(f64::NAN)).collect());
+        self.keep("live_fault_max_ns", fault("max_ns").median());
+        self.keep("live_fault_clean_max_ns", fault("clean_max_ns").median());
+        self.keep("live_fault_over", Some(total(&|r| r["fault"]["over_100us"].as_f64().unwrap_or(f64::NAN))));
+        let (faulted_n, faulted_max) = class("faulted");
+        self.keep("live_faulted_max_ns", faulted_max.median());
+        self.keep("live_faulted_n", faulted_n.median());
         self.keep("live_matched_over", Some(total(&|r| r["matched"]["over_100us"].as_f64().unwrap_or(f64::NAN))));
         self.keep("live_appends_over", Some(total(&|r| f(r, "over_100us"))));
         self.keep("live_noop_over", Some(total(&|r| r["noop"]["over_100us"].as_f64().unwrap_or(f64::NAN))));
@@ -301,7 +308,8 @@ impl Harness {
                  when its thread was not preempted, did not wait and took no fault; the same loop as long as \
                  the append before it (up to {}) took up to {}. Waking a sleeping thread, \
                  once in each pause: up to {}; a write of one byte to a page of the job's own after each append \
-                 (last written a round before): up to {}",
+                 (last written a round before): up to {}; a first write to a page just mapped (a page \
+                 fault): up to {}",
                 max.show(ns),
                 get("p99_ns").show(ns),
                 get("p999_ns").show(ns),
@@ -316,6 +324,7 @@ impl Harness {
                 matched("max_ns").show(ns),
                 wake("max_ns").show(ns),
                 touch("max_ns").show(ns),
+                fault("max_ns").show(ns),
             ),
             "`append-max-jobs`".into(),
         ])
@@ -572,6 +581,11 @@ impl Harness {
                  when the thread was not preempted, did not wait and took no fault, so the stall is the \
                  host's, which the guest does not see), and {} of as many writes took longer than 100 µs. \
                  An append touches several such places (the job, its log, its masker). \
+                 The appends that took a page fault ({} a run: a short log growing into fresh memory, whose \
+                 pages the append that needs them maps) took up to {}; in the same moments a first write to \
+                 a page just mapped, timed right after each append, took up to {} ({} when its thread was not \
+                 preempted and did not wait: the kernel clearing a page, and the host backing it, which the \
+                 guest does not see), and {} of as many took longer than 100 µs. \
                  The worst appends besides are ones during which the scheduler gave the thread's core to another \
                  thread: on 2 cores the caller shares them with the library's HTTP thread sending the jobs' \
                  PATCHes and with the server, and a time slice is longer than the target.",
@@ -594,6 +608,11 @@ impl Harness {
                 fmt_s(g("live_touch_max_ns").map(|v| v / 1e9)),
                 fmt_s(g("live_touch_clean_max_ns").map(|v| v / 1e9)),
                 g("live_touch_over").map_or("—".into(), |v| format!("{v:.0}")),
+                g("live_faulted_n").map_or("—".into(), |v| format!("{v:.0}")),
+                fmt_s(g("live_faulted_max_ns").map(|v| v / 1e9)),
+                fmt_s(g("live_fault_max_ns").map(|v| v / 1e9)),
+                fmt_s(g("live_fault_clean_max_ns").map(|v| v / 1e9)),
+                g("live_fault_over").map_or("—".into(), |v| format!("{v:.0}")),
             ));
         }
         if missed(g("loads_vs_python"), &|r| r >= 15.0) {

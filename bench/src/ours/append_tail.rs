@@ -4,7 +4,7 @@
 use super::{arg_str, arg_u, Result};
 use crate::capi::{Job, Runner};
 use crate::content;
-use crate::proc::thread_events;
+use crate::proc::{thread_events, FreshPage};
 use crate::stats::percentiles_ns;
 use serde_json::{json, Value};
 use std::sync::{Arc, Condvar, Mutex};
@@ -127,6 +127,7 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
     let (mut noop, mut noop_clean) = (Vec::new(), Vec::new());
     let (mut matched, mut matched_clean) = (Vec::new(), Vec::new());
     let (mut touch, mut touch_clean) = (Vec::new(), Vec::new());
+    let (mut fault, mut fault_clean) = (Vec::new(), Vec::new());
     let mut pages = vec![1u8; n * PAGE];
     let (sleeper, mut wakes) = (Sleeper::new(), Vec::new());
     // Where in its round each append over the target came (0: the round's first, after the pause).
@@ -188,6 +189,19 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
             if after == before {
                 touch_clean.push(ns);
             }
+            // And a page fault, as an append takes that grows a short log into fresh memory: the
+            // first write to a page just mapped (mapped and unmapped outside the timed part).
+            let mut page = FreshPage::map().ok_or("mmap of one page failed")?;
+            let before = thread_events();
+            let t = Instant::now();
+            page.write();
+            let ns = t.elapsed().as_nanos() as u64;
+            let after = thread_events();
+            drop(page);
+            fault.push(ns);
+            if after.preempted == before.preempted && after.waited == before.waited {
+                fault_clean.push(ns);
+            }
         }
         // Halfway through the pause (the sleeper, the uploader and the caller all asleep), one
         // wake-up of a sleeping thread: the machine's cost of what a round's first append does.
@@ -211,6 +225,10 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
         "loop_ns": NOOP.as_nanos() as u64, "n": noop.len(), "max_ns": max(&noop),
         "clean_n": noop_clean.len(), "clean_max_ns": max(&noop_clean), "over_100us": over(&noop),
     });
+    let fault = json!({
+        "n": fault.len(), "max_ns": max(&fault), "clean_n": fault_clean.len(), "clean_max_ns": max(&fault_clean),
+        "over_100us": over(&fault),
+    });
     let matched = json!({
         "cap_ns": MATCHED_CAP.as_nanos() as u64, "n": matched.len(), "max_ns": max(&matched),
         "clean_n": matched_clean.len(), "clean_max_ns": max(&matched_clean), "over_100us": over(&matched),
@@ -230,6 +248,6 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
     let p = percentiles_ns(&mut samples, &[50.0, 99.0, 99.9, 100.0]);
     Ok(json!({
         "jobs": ids, "appends": samples.len(), "window_secs": window,
-        "p50_ns": p[0], "p99_ns": p[1], "p999_ns": p[2], "max_ns": p[3], "by_event": classes, "noop": noop, "matched": matched, "over_100us": appends_over, "over_at": over_at, "wake": wake, "touch": touch,
+        "p50_ns": p[0], "p99_ns": p[1], "p999_ns": p[2], "max_ns": p[3], "by_event": classes, "noop": noop, "matched": matched, "over_100us": appends_over, "over_at": over_at, "wake": wake, "touch": touch, "fault": fault,
     }))
 }
