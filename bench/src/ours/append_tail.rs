@@ -20,6 +20,45 @@ const PAGE: usize = 4096;
 /// The target for the worst append (issue 16): how many appends and loops took longer.
 const OVER_NS: u64 = 100_000;
 
+/// One of `append_max_jobs`'s probes of the machine: the times of one thing done after each
+/// append, all of them and those during which the thread went through nothing (a page fault
+/// allowed where the thing is one).
+#[derive(Default)]
+struct Probe {
+    all: Vec<u64>,
+    clean: Vec<u64>,
+}
+
+impl Probe {
+    fn time(&mut self, faults: bool, f: impl FnOnce()) {
+        let before = thread_events();
+        let t = Instant::now();
+        f();
+        let ns = t.elapsed().as_nanos() as u64;
+        let after = thread_events();
+        self.all.push(ns);
+        let scheduled = after.preempted == before.preempted && after.waited == before.waited;
+        if (faults && scheduled) || after == before {
+            self.clean.push(ns);
+        }
+    }
+
+    /// `extra` with how many there were, the worst, the same of the clean ones, and how many
+    /// took longer than the target.
+    fn report(&self, mut extra: Value) -> Value {
+        let max = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
+        let over = self.all.iter().filter(|&&ns| ns > OVER_NS).count();
+        let figures = json!({
+            "n": self.all.len(), "max_ns": max(&self.all), "clean_n": self.clean.len(),
+            "clean_max_ns": max(&self.clean), "over_100us": over,
+        });
+        if let (Some(e), Value::Object(f)) = (extra.as_object_mut(), figures) {
+            e.extend(f);
+        }
+        extra
+    }
+}
+
 fn timed_append(job: &Job, line: &[u8], samples: &mut Vec<u64>) -> Result<()> {
     let t = Instant::now();
     let st = job.append_raw(line);
@@ -124,10 +163,8 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
     // and the server share them with the caller), which no code of the append can avoid.
     let (mut clean, mut faulted, mut waited, mut preempted) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut major_faulted = Vec::new();
-    let (mut noop, mut noop_clean) = (Vec::new(), Vec::new());
-    let (mut matched, mut matched_clean) = (Vec::new(), Vec::new());
-    let (mut touch, mut touch_clean) = (Vec::new(), Vec::new());
-    let (mut fault, mut fault_clean) = (Vec::new(), Vec::new());
+    let (mut noop, mut matched, mut touch, mut fault) =
+        (Probe::default(), Probe::default(), Probe::default(), Probe::default());
     let mut pages = vec![1u8; n * PAGE];
     let (sleeper, mut wakes) = (Sleeper::new(), Vec::new());
     // Where in its round each append over the target came (0: the round's first, after the pause).
@@ -156,52 +193,26 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
             class.push(ns);
             // The machine's own floor, measured the same way in the same moments: a busy loop
             // of about an append's time, which calls nothing and touches no memory.
-            let before = thread_events();
-            let t = Instant::now();
-            while t.elapsed() < NOOP {}
-            let ns = t.elapsed().as_nanos() as u64;
-            let after = thread_events();
-            noop.push(ns);
-            if after == before {
-                noop_clean.push(ns);
-            }
+            noop.time(false, || {
+                let t = Instant::now();
+                while t.elapsed() < NOOP {}
+            });
             // The same loop, as long as the append just timed (up to MATCHED_CAP): exposed to the
             // machine's stalls for as long as that append was, doing none of its work.
-            let want = Duration::from_nanos(*samples.last().expect("one sample per append")).min(MATCHED_CAP);
-            let before = thread_events();
-            let t = Instant::now();
-            while t.elapsed() < want {}
-            let ns = t.elapsed().as_nanos() as u64;
-            let after = thread_events();
-            matched.push(ns);
-            if after == before {
-                matched_clean.push(ns);
-            }
+            let want = Duration::from_nanos(ns).min(MATCHED_CAP);
+            matched.time(false, || {
+                let t = Instant::now();
+                while t.elapsed() < want {}
+            });
             // And memory as an append touches it: one byte of a page of this job's own (mapped
             // before the run), last touched a round ago, as the job's memory was.
-            let before = thread_events();
-            let t = Instant::now();
             let byte = &mut pages[at * PAGE];
-            *byte = std::hint::black_box(byte.wrapping_add(1));
-            let ns = t.elapsed().as_nanos() as u64;
-            let after = thread_events();
-            touch.push(ns);
-            if after == before {
-                touch_clean.push(ns);
-            }
+            touch.time(false, || *byte = std::hint::black_box(byte.wrapping_add(1)));
             // And a page fault, as an append takes that grows a short log into fresh memory: the
             // first write to a page just mapped (mapped and unmapped outside the timed part).
             let mut page = FreshPage::map().ok_or("mmap of one page failed")?;
-            let before = thread_events();
-            let t = Instant::now();
-            page.write();
-            let ns = t.elapsed().as_nanos() as u64;
-            let after = thread_events();
+            fault.time(true, || page.write());
             drop(page);
-            fault.push(ns);
-            if after.preempted == before.preempted && after.waited == before.waited {
-                fault_clean.push(ns);
-            }
         }
         // Halfway through the pause (the sleeper, the uploader and the caller all asleep), one
         // wake-up of a sleeping thread: the machine's cost of what a round's first append does.
@@ -221,22 +232,9 @@ pub fn append_max_jobs(a: &Value) -> Result<Value> {
     });
     // How often each took longer than the target: rare stalls of the machine hit either.
     let over = |v: &[u64]| v.iter().filter(|&&ns| ns > OVER_NS).count();
-    let noop = json!({
-        "loop_ns": NOOP.as_nanos() as u64, "n": noop.len(), "max_ns": max(&noop),
-        "clean_n": noop_clean.len(), "clean_max_ns": max(&noop_clean), "over_100us": over(&noop),
-    });
-    let fault = json!({
-        "n": fault.len(), "max_ns": max(&fault), "clean_n": fault_clean.len(), "clean_max_ns": max(&fault_clean),
-        "over_100us": over(&fault),
-    });
-    let matched = json!({
-        "cap_ns": MATCHED_CAP.as_nanos() as u64, "n": matched.len(), "max_ns": max(&matched),
-        "clean_n": matched_clean.len(), "clean_max_ns": max(&matched_clean), "over_100us": over(&matched),
-    });
-    let touch = json!({
-        "n": touch.len(), "max_ns": max(&touch), "clean_n": touch_clean.len(), "clean_max_ns": max(&touch_clean),
-        "over_100us": over(&touch),
-    });
+    let noop = noop.report(json!({"loop_ns": NOOP.as_nanos() as u64}));
+    let matched = matched.report(json!({"cap_ns": MATCHED_CAP.as_nanos() as u64}));
+    let (touch, fault) = (touch.report(json!({})), fault.report(json!({})));
     std::hint::black_box(&pages);
     let wake = json!({"n": wakes.len(), "max_ns": max(&wakes), "over_100us": over(&wakes)});
     drop(sleeper);
