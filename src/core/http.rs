@@ -235,9 +235,10 @@ fn bounded<T: Send + 'static>(
 ) -> Result<T> {
     call.check(what)?;
     let transport = transport()?;
-    let (call, label) = (call.clone(), what.to_string());
+    let call_in_task = call.clone();
     let (done, result) = std::sync::mpsc::sync_channel(1);
     transport.runtime.spawn(async move {
+        let call = &call_in_task;
         let interrupted = async {
             match &call.interrupt {
                 Some((i, since, _)) => i.interrupted_since(*since).await,
@@ -250,16 +251,30 @@ fn bounded<T: Send + 'static>(
                 None => std::future::pending().await,
             }
         };
+        // How the call ended; the caller words an interruption or a timeout (it has the
+        // request's name, which the task then need not copy).
         let outcome = tokio::select! {
-            result = work => result,
-            _ = interrupted => Err(call.interrupted_error(&label, call.interrupt.as_ref().map_or("", |(_, _, why)| why))),
-            _ = deadline => Err(call.timeout_error(&label)),
+            result = work => Ended::Done(result),
+            _ = interrupted => Ended::Interrupted,
+            _ = deadline => Ended::TimedOut,
         };
         let _ = done.send(outcome);
     });
-    result.recv().unwrap_or_else(|_| {
-        Err(Error::new(ErrorKind::Network, format!("{what}: the request's task ended without an answer")))
-    })
+    match result.recv() {
+        Ok(Ended::Done(result)) => result,
+        Ok(Ended::Interrupted) => {
+            Err(call.interrupted_error(what, call.interrupt.as_ref().map_or("", |(_, _, why)| why)))
+        }
+        Ok(Ended::TimedOut) => Err(call.timeout_error(what)),
+        Err(_) => Err(Error::new(ErrorKind::Network, format!("{what}: the request's task ended without an answer"))),
+    }
+}
+
+/// How a bounded call's task ended.
+enum Ended<T> {
+    Done(Result<T>),
+    Interrupted,
+    TimedOut,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -496,17 +511,18 @@ fn mix(mut z: u64) -> u64 {
 /// response whatever its status (after the retries a retriable status is returned to the
 /// caller); errors only when no response could be had, or when `call` ran out (`Timeout`) or
 /// was interrupted (`Interrupted`).
-pub fn send(req: &Request, call: &Call) -> Result<Response> {
+pub fn send(mut req: Request, call: &Call) -> Result<Response> {
     let client = transport()?.api.clone();
-    let (req, call_in_task) = (req.clone(), call.clone());
-    bounded(call, &req.what.clone(), async move {
-        let (req, call) = (&req, &call_in_task);
+    let call_in_task = call.clone();
+    let what = req.what.clone();
+    bounded(call, &what, async move {
+        let call = &call_in_task;
         let client = &client;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let last_attempt = attempt >= MAX_ATTEMPTS || call.retrying_stopped();
-            match send_once(client, req).await {
+            match send_once(client, &req).await {
                 Ok((status, headers, body)) => {
                     // The wait is worked out only for a status to retry (its jitter draws
                     // random bytes: not for every answer).
@@ -533,8 +549,8 @@ pub fn send(req: &Request, call: &Call) -> Result<Response> {
                         headers,
                         body,
                         attempts: attempt,
-                        what: req.what.clone(),
-                        secrets: req.secrets.clone(),
+                        what: std::mem::take(&mut req.what),
+                        secrets: std::mem::take(&mut req.secrets),
                     });
                 }
                 Err(SendError::TooLarge) => {
@@ -594,7 +610,7 @@ async fn send_once(client: &Client, req: &Request) -> std::result::Result<(u16, 
     };
     let mut resp = builder.send().await?;
     let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
+    let headers = std::mem::take(resp.headers_mut());
     if resp.content_length().is_some_and(|n| n > MAX_RESPONSE_BODY) {
         return Err(SendError::TooLarge);
     }

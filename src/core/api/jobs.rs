@@ -113,7 +113,7 @@ pub fn update(to: JobEndpoint<'_>, update: &Update<'_>, call: &Call) -> Result<U
         .header(JOB_TOKEN, to.token)
         .json(&body)
         .idempotent();
-    let resp = http::send(&req, call)?;
+    let resp = http::send(req, call)?;
     let outcome = match resp.status {
         200 => UpdateOutcome::Applied,
         202 => UpdateOutcome::Accepted,
@@ -153,7 +153,7 @@ pub fn patch_trace(to: JobEndpoint<'_>, start: usize, body: bytes::Bytes, call: 
         .header("content-range", content_range(start, body.len()))
         .text(body)
         .idempotent();
-    let resp = http::send(&req, call)?;
+    let resp = http::send(req, call)?;
     let size = resp.header("range").and_then(parse_range);
     let outcome = match (resp.status, size) {
         (202, size) => TraceOutcome::Stored { size },

@@ -66,7 +66,7 @@ pub fn register(
         .header(ACCEPT, JSON)
         .header(RUNNER_TOKEN, registration_token)
         .json(&Value::Object(body));
-    let resp = http::send(&req, call)?;
+    let resp = http::send(req, call)?;
     let answer = Answer::of(&resp);
     match resp.status {
         201 => credentials(&json_of(&resp)?, &resp.what, true),
@@ -105,7 +105,7 @@ pub fn verify(
         .header(RUNNER_TOKEN, token)
         .json(&body)
         .idempotent();
-    let resp = http::send(&req, call)?;
+    let resp = http::send(req, call)?;
     match resp.status {
         200 => {}
         403 => return Err(auth_rejected(&Answer::of(&resp))),
@@ -127,7 +127,7 @@ pub fn unregister(api_url: &str, token: &str, system_id: &str, call: &Call) -> R
         ("/api/v4/runners", json!({"token": token}))
     };
     let req = Request::new(Method::DELETE, api_url, path).header(RUNNER_TOKEN, token).json(&body);
-    let resp = http::send(&req, call)?;
+    let resp = http::send(req, call)?;
     let answer = Answer::of(&resp);
     match resp.status {
         204 | 200 => Ok(()),
@@ -144,7 +144,7 @@ pub fn reset_token(api_url: &str, token: &str, call: &Call) -> Result<Credential
         .header(ACCEPT, JSON)
         .json(&json!({ "token": token }))
         .secret(token);
-    let resp = http::send(&req, call)?;
+    let resp = http::send(req, call)?;
     let answer = Answer::of(&resp);
     match resp.status {
         201 | 200 => {
@@ -185,7 +185,7 @@ pub fn request_job(
         .header(ACCEPT, JSON)
         .header(RUNNER_TOKEN, token)
         .json(&body);
-    let resp = http::send(&req, call)?;
+    let resp = http::send(req, call)?;
     let last_update = resp.header(LAST_UPDATE).map(str::to_string);
     match resp.status {
         201 => {}
