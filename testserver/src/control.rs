@@ -280,7 +280,7 @@ async fn clear_faults(State(s): Ctl) -> Response {
 
 async fn requests(State(s): Ctl) -> Response {
     let log = s.lock().requests.clone();
-    json_response(200, &json!(crate::reqlog::read_all(&log, &s.secrets())))
+    json_response(200, &json!(crate::reqlog::read_all(log, &s.secrets())))
 }
 
 async fn clear_requests(State(s): Ctl) -> Response {

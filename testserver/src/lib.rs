@@ -192,7 +192,7 @@ impl TestServer {
     /// The request log (runner API only, tokens redacted).
     pub fn requests(&self) -> Vec<RequestRecord> {
         let log = self.shared.lock().requests.clone();
-        reqlog::read_all(&log, &self.shared.secrets())
+        reqlog::read_all(log, &self.shared.secrets())
     }
 
     pub fn clear_requests(&self) {

@@ -83,9 +83,9 @@ pub(crate) struct Logged {
 impl Logged {
     /// The record with its JSON body read, redacted with the secrets known now (every secret
     /// known when the request came, and any issued since: never less redacted).
-    pub(crate) fn read(&self, secrets: &Secrets) -> RequestRecord {
-        let mut record = self.record.clone();
-        record.body_json = self.json.as_ref().and_then(|b| serde_json::from_slice::<Value>(b).ok()).map(|mut v| {
+    pub(crate) fn read(self, secrets: &Secrets) -> RequestRecord {
+        let mut record = self.record;
+        record.body_json = self.json.and_then(|b| serde_json::from_slice::<Value>(&b).ok()).map(|mut v| {
             redact_json(&mut v, secrets);
             v
         });
@@ -93,9 +93,10 @@ impl Logged {
     }
 }
 
-/// The records of `log`, bodies read and redacted (see `Logged::read`).
-pub(crate) fn read_all(log: &[Logged], secrets: &Secrets) -> Vec<RequestRecord> {
-    log.iter().map(|l| l.read(secrets)).collect()
+/// The records of `log` (a copy taken under the state lock), bodies read and redacted (see
+/// `Logged::read`).
+pub(crate) fn read_all(log: Vec<Logged>, secrets: &Secrets) -> Vec<RequestRecord> {
+    log.into_iter().map(|l| l.read(secrets)).collect()
 }
 
 /// The request half of a record; the gateway fills in the answer.
